@@ -1,0 +1,185 @@
+"""Settings: the environment variables and YAML file of the contract, validated once at start-up.
+
+Precedence: explicit keyword arguments > environment > YAML file (``--config`` or
+``PIXELGATE_CONFIG``) > defaults. Nothing else in pixelgate reads the environment: everything gets a
+:class:`Settings` (or the :class:`ProviderSettings` of its provider) from :func:`app.main.create_app`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from normalization.catalog import ModelEntry
+
+MiB = 1024 * 1024
+
+DEFAULT_FAL_BASE_URL = "https://queue.fal.run"
+DEFAULT_FAL_STORAGE_URL = "https://rest.fal.ai"
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+class ProviderSettings(BaseModel):
+    """How to reach one upstream: the connection half of an adapter (the catalog is the other half).
+
+    ``kind`` names the adapter in the registry; a YAML provider named ``fal`` or ``openai`` has that
+    kind by default, any other name must say its kind (several OpenAI-compatible upstreams can
+    coexist under different names).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    storage_url: str | None = Field(default=None, description="fal only: REST base for storage uploads")
+    upload_threshold_bytes: int = Field(
+        default=4 * MiB, ge=0, description="fal only: inputs above this go through fal storage, not a data URI"
+    )
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    read_timeout_seconds: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    fetch_hosts: tuple[str, ...] = Field(
+        default=(), description="hosts results may be downloaded from besides base_url's host"
+    )
+
+
+class _YamlProvider(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str | None = None
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    storage_url: str | None = None
+    upload_threshold_bytes: int | None = None
+    connect_timeout_seconds: float | None = None
+    read_timeout_seconds: float | None = None
+    max_retries: int | None = None
+    fetch_hosts: tuple[str, ...] = ()
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the gateway. Field docs name the environment variable of the contract."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("PIXELGATE_API_KEYS", "api_keys")
+    )
+    allow_open: bool = Field(default=False, validation_alias=AliasChoices("PIXELGATE_ALLOW_OPEN", "allow_open"))
+    data_dir: Path = Field(default=Path("./data"), validation_alias=AliasChoices("PIXELGATE_DATA_DIR", "data_dir"))
+    public_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("PIXELGATE_PUBLIC_URL", "public_url")
+    )
+    image_ttl_seconds: int = Field(
+        default=3600, gt=0, validation_alias=AliasChoices("PIXELGATE_IMAGE_TTL_SECONDS", "image_ttl_seconds")
+    )
+    signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("PIXELGATE_SIGNING_SECRET", "signing_secret")
+    )
+    max_upload_bytes: int = Field(
+        default=50 * MiB, gt=0, validation_alias=AliasChoices("PIXELGATE_MAX_UPLOAD_BYTES", "max_upload_bytes")
+    )
+    max_images: int = Field(default=16, ge=1, le=64)
+    max_prompt_chars: int = Field(default=32_000, ge=1)
+    max_pixels: int = Field(
+        default=64_000_000, gt=0, description="decoded-pixel cap for inputs and upstream results"
+    )
+    request_timeout_seconds: float = Field(
+        default=300.0, gt=0, validation_alias=AliasChoices("PIXELGATE_REQUEST_TIMEOUT_SECONDS", "request_timeout_seconds")
+    )
+    max_fanout_per_request: int = Field(default=4, ge=1, description="parallel upstream calls for one request")
+    max_fanout_global: int = Field(default=64, ge=1, description="parallel upstream calls across all requests")
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("PIXELGATE_FETCH_ALLOW_HOSTS", "fetch_allow_hosts")
+    )
+    fal_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("FAL_KEY"))
+    fal_base_url: str | None = Field(default=None, validation_alias=AliasChoices("PIXELGATE_FAL_BASE_URL"))
+    fal_storage_url: str | None = Field(default=None, validation_alias=AliasChoices("PIXELGATE_FAL_STORAGE_URL"))
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("PIXELGATE_OPENAI_BASE_URL"))
+    providers_yaml: dict[str, _YamlProvider] = Field(default_factory=dict, validation_alias=AliasChoices("providers"))
+    models: list[ModelEntry] = Field(default_factory=list, description="user catalog entries, added or overriding")
+
+    @field_validator("api_keys", "fetch_allow_hosts", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    def provider_settings(self) -> dict[str, ProviderSettings]:
+        """Every configured upstream by name: the built-in ``fal`` and ``openai`` plus YAML ones.
+
+        Environment variables win over the YAML ``providers`` block for the built-in two.
+        """
+        merged: dict[str, ProviderSettings] = {}
+        env_overrides: dict[str, dict[str, Any]] = {
+            "fal": {
+                "api_key": self.fal_key,
+                "base_url": self.fal_base_url,
+                "storage_url": self.fal_storage_url,
+            },
+            "openai": {"api_key": self.openai_api_key, "base_url": self.openai_base_url},
+        }
+        defaults: dict[str, dict[str, Any]] = {
+            "fal": {"base_url": DEFAULT_FAL_BASE_URL, "storage_url": DEFAULT_FAL_STORAGE_URL},
+            "openai": {"base_url": DEFAULT_OPENAI_BASE_URL},
+        }
+        names = {"fal", "openai", "sandbox", *self.providers_yaml}
+        for name in sorted(names):
+            yaml_entry = self.providers_yaml.get(name, _YamlProvider())
+            values: dict[str, Any] = dict(defaults.get(name, {}))
+            values.update(yaml_entry.model_dump(exclude_none=True, exclude={"kind"}))
+            values.update({k: v for k, v in env_overrides.get(name, {}).items() if v is not None})
+            kind = yaml_entry.kind or name
+            merged[name] = ProviderSettings(kind=kind, **values)
+        return merged
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by ``PIXELGATE_CONFIG`` (``pixelgate serve --config`` sets it)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("PIXELGATE_CONFIG")
+        if not path:
+            return {}
+        return load_yaml_config(Path(path))
+
+
+def load_yaml_config(path: Path) -> dict[str, Any]:
+    """Parse the contract's YAML file into settings keys; raises ``ValueError`` on a malformed file."""
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read config file {path}: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"config file {path} must hold a mapping at the top level")
+    return loaded
+
+

@@ -1,0 +1,58 @@
+"""Provider kinds by name: a dict from kind to adapter factory, filled by explicit registration.
+
+``build_adapters`` makes one adapter per configured provider (``fal``, ``openai``, ``sandbox`` and
+every YAML-named one) around the app's single HTTP client. Adding a provider kind is one module
+and one :func:`register` line below; nothing dispatches on provider names anywhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from app.errors import ProviderNotConfiguredError
+from app.settings import ProviderSettings
+from providers.base import AdapterFactory, ImageAdapter
+from providers.sandbox import SandboxAdapter
+
+_FACTORIES: dict[str, AdapterFactory] = {}
+
+
+class UnknownProviderKindError(ValueError):
+    """A configured provider names a kind no adapter is registered for (a start-up error)."""
+
+
+def register(kind: str, factory: AdapterFactory) -> None:
+    """Make ``kind`` available to provider settings; replaces an earlier registration."""
+    _FACTORIES[kind] = factory
+
+
+def registered_kinds() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def build_adapters(
+    providers: Mapping[str, ProviderSettings], client: httpx.AsyncClient
+) -> dict[str, ImageAdapter]:
+    """One adapter per provider name. Raises :class:`UnknownProviderKindError` for unknown kinds."""
+    adapters: dict[str, ImageAdapter] = {}
+    for name, conf in providers.items():
+        factory = _FACTORIES.get(conf.kind)
+        if factory is None:
+            raise UnknownProviderKindError(
+                f"provider {name!r} has kind {conf.kind!r}; known kinds: {', '.join(registered_kinds())}"
+            )
+        adapters[name] = factory(conf, client)
+    return adapters
+
+
+def adapter_for(adapters: Mapping[str, ImageAdapter], provider: str) -> ImageAdapter:
+    """The adapter serving ``provider``; 503 ``provider_not_configured`` when there is none."""
+    adapter = adapters.get(provider)
+    if adapter is None:
+        raise ProviderNotConfiguredError(f"provider {provider!r} is not configured on this gateway")
+    return adapter
+
+
+register("sandbox", SandboxAdapter.from_settings)
