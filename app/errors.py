@@ -54,7 +54,14 @@ class GatewayError(Exception):
 
     def to_body(self) -> dict[str, dict[str, str | None]]:
         """The OpenAI error object: ``{"error": {"message", "type", "param", "code"}}``."""
-        return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
 
 class InvalidRequestError(GatewayError):

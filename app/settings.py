@@ -39,7 +39,9 @@ class ProviderSettings(BaseModel):
     base_url: str | None = None
     storage_url: str | None = Field(default=None, description="fal only: REST base for storage uploads")
     upload_threshold_bytes: int = Field(
-        default=4 * MiB, ge=0, description="fal only: inputs above this go through fal storage, not a data URI"
+        default=4 * MiB,
+        ge=0,
+        description="fal only: inputs above this go through fal storage, not a data URI",
     )
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
     read_timeout_seconds: float = Field(default=120.0, gt=0)
@@ -79,9 +81,7 @@ class Settings(BaseSettings):
     )
     allow_open: bool = Field(default=False, validation_alias=AliasChoices("PIXELGATE_ALLOW_OPEN", "allow_open"))
     data_dir: Path = Field(default=Path("./data"), validation_alias=AliasChoices("PIXELGATE_DATA_DIR", "data_dir"))
-    public_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("PIXELGATE_PUBLIC_URL", "public_url")
-    )
+    public_url: str | None = Field(default=None, validation_alias=AliasChoices("PIXELGATE_PUBLIC_URL", "public_url"))
     image_ttl_seconds: int = Field(
         default=3600, gt=0, validation_alias=AliasChoices("PIXELGATE_IMAGE_TTL_SECONDS", "image_ttl_seconds")
     )
@@ -89,20 +89,23 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("PIXELGATE_SIGNING_SECRET", "signing_secret")
     )
     max_upload_bytes: int = Field(
-        default=50 * MiB, gt=0, validation_alias=AliasChoices("PIXELGATE_MAX_UPLOAD_BYTES", "max_upload_bytes")
+        default=50 * MiB,
+        gt=0,
+        validation_alias=AliasChoices("PIXELGATE_MAX_UPLOAD_BYTES", "max_upload_bytes"),
     )
     max_images: int = Field(default=16, ge=1, le=64)
     max_prompt_chars: int = Field(default=32_000, ge=1)
-    max_pixels: int = Field(
-        default=64_000_000, gt=0, description="decoded-pixel cap for inputs and upstream results"
-    )
+    max_pixels: int = Field(default=64_000_000, gt=0, description="decoded-pixel cap for inputs and upstream results")
     request_timeout_seconds: float = Field(
-        default=300.0, gt=0, validation_alias=AliasChoices("PIXELGATE_REQUEST_TIMEOUT_SECONDS", "request_timeout_seconds")
+        default=300.0,
+        gt=0,
+        validation_alias=AliasChoices("PIXELGATE_REQUEST_TIMEOUT_SECONDS", "request_timeout_seconds"),
     )
     max_fanout_per_request: int = Field(default=4, ge=1, description="parallel upstream calls for one request")
     max_fanout_global: int = Field(default=64, ge=1, description="parallel upstream calls across all requests")
     fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias=AliasChoices("PIXELGATE_FETCH_ALLOW_HOSTS", "fetch_allow_hosts")
+        default_factory=list,
+        validation_alias=AliasChoices("PIXELGATE_FETCH_ALLOW_HOSTS", "fetch_allow_hosts"),
     )
     fal_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("FAL_KEY"))
     fal_base_url: str | None = Field(default=None, validation_alias=AliasChoices("PIXELGATE_FAL_BASE_URL"))
@@ -181,5 +184,3 @@ def load_yaml_config(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ValueError(f"config file {path} must hold a mapping at the top level")
     return loaded
-
-

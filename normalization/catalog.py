@@ -177,9 +177,6 @@ class Catalog:
     def get(self, model_id: str) -> ModelEntry | None:
         return self._entries.get(model_id)
 
-    def __iter__(self) -> Iterable[ModelEntry]:  # type: ignore[override]
-        return iter(self._entries.values())
-
     def entries(self) -> list[ModelEntry]:
         return list(self._entries.values())
 

@@ -101,7 +101,7 @@ class ImageAdapter(ABC):
         ``UpstreamTimeoutError``. Retries retryable failures itself before raising.
         """
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook; most adapters own nothing
         """Release resources the adapter owns (not the shared HTTP client). Default: nothing."""
 
 

@@ -32,9 +32,7 @@ def registered_kinds() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def build_adapters(
-    providers: Mapping[str, ProviderSettings], client: httpx.AsyncClient
-) -> dict[str, ImageAdapter]:
+def build_adapters(providers: Mapping[str, ProviderSettings], client: httpx.AsyncClient) -> dict[str, ImageAdapter]:
     """One adapter per provider name. Raises :class:`UnknownProviderKindError` for unknown kinds."""
     adapters: dict[str, ImageAdapter] = {}
     for name, conf in providers.items():

@@ -17,14 +17,11 @@ import io
 import random
 
 import httpx
-
 from PIL import Image, ImageChops, ImageDraw, ImageOps
 
 from app.errors import InvalidRequestError
 from app.settings import ProviderSettings
 from providers.base import GeneratedImage, ImageAdapter, InputImage, ProviderResult, UpstreamCall
-
-
 
 
 def _int_field(call: UpstreamCall, name: str, default: int) -> int:
@@ -62,9 +59,7 @@ class SandboxAdapter(ImageAdapter):
         images = await asyncio.to_thread(self._render_all, call, prompt, start_seed, count)
         return ProviderResult(images=images, upstream_request_id=f"sandbox-{start_seed}-{call.index}")
 
-    def _render_all(
-        self, call: UpstreamCall, prompt: str, start_seed: int, count: int
-    ) -> tuple[GeneratedImage, ...]:
+    def _render_all(self, call: UpstreamCall, prompt: str, start_seed: int, count: int) -> tuple[GeneratedImage, ...]:
         results = []
         for i in range(count):
             seed = start_seed + i

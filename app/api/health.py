@@ -1,0 +1,40 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (storage writable, configuration usable)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from app.deps import AppStateDep
+from app.handlers import json_response
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(state: AppStateDep) -> Response:
+    checks: dict[str, Any] = {"catalog": len(state.catalog.entries()) > 0}
+    checks["storage"] = await asyncio.to_thread(_storage_writable, state.settings.data_dir)
+    ready = all(checks.values())
+    return json_response({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+
+
+def _storage_writable(data_dir: os.PathLike[str]) -> bool:
+    probe = os.path.join(data_dir, f".ready-{secrets.token_hex(4)}")
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"ok")
+        os.remove(probe)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,146 @@
+"""``POST /v1/images/edits`` and ``POST /v1/images/generations``.
+
+Thin: read the body within limits, build the typed request, let the :class:`Gateway` plan and
+execute, render. ``?dry_run=true`` returns the upstream request(s) and the emulation plan without
+calling the provider. A client that disconnects cancels its upstream work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import JsonValue
+
+from app.deps import AppState, AppStateDep
+from app.errors import InvalidRequestError, PayloadTooLargeError
+from app.forms import FormLimits, read_limited, read_multipart
+from app.handlers import json_response
+from app.inputs import build_request, form_inputs, json_inputs
+from normalization.catalog import Mode
+from normalization.dryrun import describe_plan
+from normalization.engine import Plan
+from normalization.request import EditInputs, ImageRequest
+from normalization.response import ImagesResponse
+
+router = APIRouter()
+T = TypeVar("T")
+
+MAX_JSON_BYTES_FACTOR = 2
+"""A JSON edit carries base64 images: allow about 4/3 of the per-file cap per image, and headroom."""
+
+
+def _strict(request: Request) -> bool:
+    return request.headers.get("x-pixelgate-strict", "").strip().lower() in ("1", "true", "yes")
+
+
+def _dry_run(request: Request) -> bool:
+    return request.query_params.get("dry_run", "").strip().lower() in ("1", "true", "yes")
+
+
+@router.post("/v1/images/edits", response_model=None)
+async def create_edit(request: Request, state: AppStateDep) -> Response:
+    """An edit: multipart exactly as the OpenAI SDKs send it, or JSON with ``images: [{image_url}]``."""
+    settings = state.settings
+    content_type = request.headers.get("content-type", "")
+    max_request = settings.max_upload_bytes * (settings.max_images + 1) + 1024 * 1024
+    _refuse_declared_length(request, max_request * MAX_JSON_BYTES_FACTOR)
+    if content_type.startswith("multipart/form-data"):
+        limits = FormLimits(settings.max_upload_bytes, max_request, settings.max_images)
+        form = await read_multipart(content_type, request.stream(), limits)
+        image_request = build_request(form.fields)
+        inputs = form_inputs(form, max_pixels=settings.max_pixels)
+    elif content_type.startswith("application/x-www-form-urlencoded"):
+        # What a form without files becomes (curl -d, httpx data=): scalars only, so no image.
+        raw = await read_limited(request.stream(), 4 * 1024 * 1024)
+        fields: dict[str, JsonValue] = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        image_request = build_request(fields)
+        inputs = EditInputs(images=())
+    elif content_type.startswith("application/json"):
+        body = _json_object(await read_limited(request.stream(), max_request * MAX_JSON_BYTES_FACTOR))
+        inputs = await json_inputs(
+            body,
+            fetch=state.fetch_input,
+            max_bytes=settings.max_upload_bytes,
+            max_images=settings.max_images,
+            max_pixels=settings.max_pixels,
+        )
+        image_request = build_request(body)
+    else:
+        raise InvalidRequestError(
+            "edits take multipart/form-data (as the OpenAI SDKs send) or application/json",
+            code="unsupported_content_type",
+        )
+    return await _serve(request, state, image_request, "edit", inputs)
+
+
+@router.post("/v1/images/generations", response_model=None)
+async def create_generation(request: Request, state: AppStateDep) -> Response:
+    """A generation: JSON; every optional field accepts ``null``."""
+    body = _json_object(await read_limited(request.stream(), 4 * 1024 * 1024))
+    return await _serve(request, state, build_request(body), "generate", None)
+
+
+async def _serve(
+    request: Request, state: AppState, image_request: ImageRequest, mode: Mode, inputs: EditInputs | None
+) -> Response:
+    gateway = state.gateway
+    plan: Plan = gateway.plan(image_request, mode, inputs, strict=_strict(request))
+    if _dry_run(request):
+        return json_response(describe_plan(plan), headers=_warning_headers(plan.warnings))
+    base_url = state.settings.public_url or str(request.base_url)
+    result: ImagesResponse = await _until_disconnect(request, gateway.execute(plan, base_url=base_url))
+    return json_response(result.wire(), headers=_warning_headers(plan.warnings))
+
+
+def _refuse_declared_length(request: Request, max_bytes: int) -> None:
+    """413 before reading anything when Content-Length already says the body is too large."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLargeError(f"request body is larger than {max_bytes} bytes")
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"the body is not valid JSON: {exc.msg}", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the body must be a JSON object", code="invalid_json")
+    return body
+
+
+def _warning_headers(warnings: tuple[str, ...]) -> dict[str, str]:
+    if not warnings:
+        return {}
+    text = " | ".join(warnings).encode("ascii", "replace").decode("ascii")
+    return {"x-pixelgate-warnings": text}
+
+
+async def _until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; if the client disconnects first, cancel it (and with it the upstream jobs)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise asyncio.CancelledError("client disconnected")
+        return task.result()
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
+async def _wait_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return

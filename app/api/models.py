@@ -1,0 +1,44 @@
+"""``GET /v1/models`` (the OpenAI list shape) and ``GET /v1/models/{id}`` (with the parameter table)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.deps import AppStateDep
+from app.errors import ModelNotFoundError
+from normalization.catalog import ModelEntry
+from normalization.introspect import parameter_table
+
+router = APIRouter()
+
+
+def _model_object(entry: ModelEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": entry.provider,
+        "provider": entry.provider,
+        "upstream": entry.upstream,
+        "modes": list(entry.modes),
+        "description": entry.description,
+    }
+
+
+@router.get("/v1/models")
+async def list_models(state: AppStateDep) -> dict[str, Any]:
+    return {"object": "list", "data": [_model_object(entry) for entry in state.catalog.entries()]}
+
+
+@router.get("/v1/models/{model_id:path}")
+async def get_model(model_id: str, state: AppStateDep) -> dict[str, Any]:
+    entry = state.catalog.get(model_id)
+    if entry is None:
+        raise ModelNotFoundError(f"The model '{model_id}' does not exist on this gateway.", param="model")
+    table = parameter_table(entry)
+    return {
+        **_model_object(entry),
+        "parameters": {name: row.model_dump(mode="json", exclude_none=True) for name, row in table.items()},
+    }

@@ -1,0 +1,29 @@
+"""What routes get injected: the app's state, built once by the lifespan (see :mod:`app.main`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.inputs import UrlFetcher
+from app.settings import Settings
+from normalization.catalog import Catalog
+from normalization.pipeline import Gateway
+
+
+@dataclass(frozen=True)
+class AppState:
+    settings: Settings
+    catalog: Catalog
+    gateway: Gateway
+    fetch_input: UrlFetcher
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.pixelgate
+    return state
+
+
+AppStateDep = Annotated[AppState, Depends(get_state)]

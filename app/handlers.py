@@ -1,0 +1,108 @@
+"""The one place errors become responses, and the ``x-request-id`` every response carries.
+
+``GatewayError`` subclasses render themselves (status, OpenAI type, code, param); FastAPI's request
+validation errors and Starlette's HTTP errors (404 route, 405 method) are rendered in the same
+``{"error": {...}}`` shape; anything else is a logged 500 that reveals nothing internal.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import GatewayError, InvalidRequestError
+
+log = logging.getLogger("pixelgate")
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def json_response(body: object, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response serialized with orjson (image payloads make this the hot path)."""
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json", headers=headers)
+
+
+def error_response(exc: GatewayError) -> Response:
+    return json_response(exc.to_body(), exc.status_code, exc.headers)
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    param = loc[0] if loc else None
+    message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}" if param else "invalid request"
+    return error_response(InvalidRequestError(message, param=param, code="invalid_value"))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    error_type = "invalid_request_error" if status < 500 else "server_error"
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status)
+    body = {"error": {"message": str(exc.detail), "type": error_type, "param": None, "code": code}}
+    return json_response(body, status, dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    body = {
+        "error": {
+            "message": "internal error in the gateway",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    return json_response(body, 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+class RequestIdMiddleware:
+    """Gives every response an ``x-request-id`` (the client's, if it sent a sane one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_id(scope) or "req_" + secrets.token_hex(12)
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if 0 < len(text) <= 128 and all(ch.isalnum() or ch in "-_.:" for ch in text):
+                return text
+    return None

@@ -1,0 +1,108 @@
+"""The app factory: ``create_app(settings)`` wires settings, catalog, adapters and routes.
+
+Everything with a lifetime (the one ``httpx.AsyncClient``, the adapters built around it, the
+Pillow worker pool, the image store's sweeper) is created in the lifespan and closed after it, so
+a test can build as many independent apps as it likes. Nothing is a module-level singleton.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import Depends, FastAPI
+
+from app.api import health, images, models
+from app.auth import KeyCheck
+from app.deps import AppState
+from app.handlers import RequestIdMiddleware, install_error_handlers
+from app.hosting import build_host, close_host
+from app.inputs import UrlFetcher
+from app.settings import ProviderSettings, Settings
+from normalization.catalog import Catalog, load_builtin_catalog
+from normalization.imaging import ImageWorkers
+from normalization.pipeline import Gateway, GatewayConfig
+from providers.registry import build_adapters, registered_kinds
+
+
+def build_catalog(settings: Settings) -> Catalog:
+    """Built-in models plus the user's YAML ``models`` (added, or overriding by id)."""
+    return load_builtin_catalog().with_overrides(settings.models)
+
+
+def provider_settings(settings: Settings) -> dict[str, ProviderSettings]:
+    """Each provider's settings, with ``PIXELGATE_FETCH_ALLOW_HOSTS`` added to its download hosts."""
+    extra = tuple(settings.fetch_allow_hosts)
+    return {
+        name: conf.model_copy(update={"fetch_hosts": (*conf.fetch_hosts, *extra)})
+        for name, conf in settings.provider_settings().items()
+    }
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A ready-to-serve pixelgate app. Raises ``ValueError`` for an unusable configuration."""
+    settings = settings or Settings()
+    catalog = build_catalog(settings)
+    providers = provider_settings(settings)
+    keys = KeyCheck([key.get_secret_value() for key in settings.api_keys])
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(120.0, connect=10.0),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            follow_redirects=False,
+        )
+        workers = ImageWorkers()
+        host = await build_host(settings)
+        adapters = build_adapters({n: p for n, p in providers.items() if p.kind in registered_kinds()}, client)
+        gateway = Gateway(
+            catalog=catalog,
+            adapters=adapters,
+            workers=workers,
+            host=host,
+            config=GatewayConfig(
+                request_timeout_seconds=settings.request_timeout_seconds,
+                max_fanout_per_request=settings.max_fanout_per_request,
+                max_pixels=settings.max_pixels,
+                max_prompt_chars=settings.max_prompt_chars,
+            ),
+            global_slots=asyncio.Semaphore(settings.max_fanout_global),
+        )
+        app.state.pixelgate = AppState(
+            settings=settings, catalog=catalog, gateway=gateway, fetch_input=_input_fetcher(client, settings)
+        )
+        try:
+            yield
+        finally:
+            for adapter in adapters.values():
+                await adapter.aclose()
+            await close_host(host)
+            workers.close()
+            await client.aclose()
+
+    app = FastAPI(title="pixelgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health.router)
+    app.include_router(images.router, dependencies=[Depends(keys)])
+    app.include_router(models.router, dependencies=[Depends(keys)])
+    return app
+
+
+def _input_fetcher(client: httpx.AsyncClient, settings: Settings) -> UrlFetcher:
+    async def fetch(url: str) -> bytes:
+        from app.errors import InvalidRequestError
+
+        raise InvalidRequestError("image_url inputs by URL are not enabled yet; send a data: URL", param="images")
+
+    return fetch
+
+
+def build_hosted_router_placeholder() -> FastAPI | object:  # replaced when hosting lands
+    from fastapi import APIRouter
+
+    return APIRouter()

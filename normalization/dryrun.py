@@ -1,0 +1,52 @@
+"""``?dry_run=true``: the exact upstream request(s) a plan would send, images elided to digests."""
+
+from __future__ import annotations
+
+from pydantic import JsonValue
+
+from normalization.engine import Plan
+from providers.base import InputImage, UpstreamCall
+
+
+def _image_ref(image: InputImage) -> str:
+    return f"<{image.media_type} {image.width}x{image.height} {len(image.data)} bytes {image.digest}>"
+
+
+def _call_body(call: UpstreamCall) -> dict[str, JsonValue]:
+    body: dict[str, JsonValue] = dict(call.payload)
+    if call.image_field and call.images:
+        refs = [_image_ref(image) for image in call.images]
+        body[call.image_field] = refs[0] if call.image_kind == "single" else list(refs)
+    if call.mask_field and call.mask is not None:
+        body[call.mask_field] = _image_ref(call.mask)
+    return body
+
+
+def describe_plan(plan: Plan) -> dict[str, JsonValue]:
+    """The dry-run body: model, provider, upstream requests, emulation plan, parameter handling."""
+    emulation = plan.emulation
+    return {
+        "dry_run": True,
+        "model": plan.entry.id,
+        "provider": plan.entry.provider,
+        "upstream_model": plan.entry.upstream,
+        "upstream_requests": [
+            {
+                "index": call.index,
+                "upstream": call.upstream,
+                "expected_images": call.expected_images,
+                "body": _call_body(call),
+            }
+            for call in plan.calls
+        ],
+        "emulation": {
+            "n": emulation.n,
+            "response_format": emulation.response_format,
+            "output_format": emulation.output_format,
+            "output_compression": emulation.output_compression,
+            "exact_size": f"{emulation.target[0]}x{emulation.target[1]}" if emulation.target else None,
+            "native_format": emulation.native_format,
+        },
+        "parameters": {name: handling.model_dump(mode="json") for name, handling in plan.parameters.items()},
+        "warnings": list(plan.warnings),
+    }

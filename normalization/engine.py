@@ -1,0 +1,370 @@
+"""The rule engine: (request, catalog entry) -> upstream calls and an emulation plan.
+
+Every parameter the client sent ends up in exactly one of the four behaviors (or ``unsupported``),
+and the :class:`Plan` records which, for the response metadata and ``GET /v1/models/{id}``:
+
+- structural standard parameters (``image``, ``mask``, ``n``, ``size``, ``aspect_ratio``,
+  ``resolution``, ``output_format``, ``output_compression``, ``response_format``, ``prompt``) are
+  derived from the entry's structural specs;
+- parameters with a row in the entry's table are typed and range-checked, then sent under their
+  name (passthrough) or the upstream's (renamed); a row may also mark them unsupported;
+- standard OpenAI parameters the model has no row for (``quality``, ``background``, ...) are
+  dropped with a warning, or refused under strict mode;
+- anything else passes straight through, untyped.
+
+Pure: no I/O, no clock. Raises :class:`app.errors.InvalidRequestError` for bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from app.errors import InvalidRequestError, UnsupportedParameterError
+from normalization.catalog import Behavior, Mode, ModelEntry, ParamSpec
+from normalization.coerce import coerce_value
+from normalization.request import STANDARD_FIELDS, EditInputs, ImageRequest, OutputFormat
+from normalization.sizes import parse_size_request, resolve_size
+from providers.base import InputImage, JsonObject, UpstreamCall
+
+SIZE_FIELDS = ("size", "aspect_ratio", "resolution")
+OPENAI_ONLY_FIELDS = frozenset(
+    {"quality", "background", "input_fidelity", "moderation", "style", "user", "partial_images"}
+)
+"""Standard OpenAI parameters that only some models can honor: a warning when a model has no row."""
+CONTRACT_TABLE_FIELDS = frozenset({"negative_prompt", "seed", "cfg_scale"})
+"""Contract parameters that a model honors only through a row of its table."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ParamHandling(_Frozen):
+    """How one sent parameter was handled: shown in the response ``metadata.parameters``."""
+
+    behavior: Behavior
+    upstream: str | None = None
+    note: str | None = None
+
+
+class EmulationPlan(_Frozen):
+    """What pixelgate does itself after the upstream answers."""
+
+    n: int
+    response_format: str
+    output_format: OutputFormat
+    output_compression: int | None
+    target: tuple[int, int] | None
+    native_format: bool
+
+
+class Plan(_Frozen):
+    """Everything needed to serve one request, decided before any upstream call."""
+
+    entry: ModelEntry
+    mode: Mode
+    calls: tuple[UpstreamCall, ...]
+    emulation: EmulationPlan
+    parameters: Mapping[str, ParamHandling]
+    warnings: tuple[str, ...]
+
+    def client_param(self, upstream_field: str | None) -> str | None:
+        """The client's name for an upstream field (to word upstream validation errors)."""
+        if upstream_field is None:
+            return None
+        return _upstream_to_client(self.entry).get(upstream_field, upstream_field)
+
+
+def plan_request(
+    request: ImageRequest,
+    entry: ModelEntry,
+    mode: Mode,
+    inputs: EditInputs | None,
+    *,
+    strict: bool = False,
+    max_prompt_chars: int = 32_000,
+) -> Plan:
+    """Translate ``request`` for ``entry``. Raises InvalidRequestError (strict: UnsupportedParameterError)."""
+    if mode not in entry.modes:
+        verb = "edits" if mode == "edit" else "generations"
+        raise InvalidRequestError(
+            f"model '{entry.id}' does not support {verb}; it supports: {', '.join(entry.modes)}",
+            param="model",
+            code="unsupported_mode",
+        )
+    state = _Planner(entry, strict)
+    sent = request.sent_fields()
+    prompt = _prompt(request, max_prompt_chars)
+    images = inputs.images if inputs else ()
+    mask = inputs.mask if inputs else None
+    state.place_images(images, mask)
+    state.place_size(request, images)
+    output_format, native_format = state.place_output_format(request)
+    compression = state.place_compression(request, native_format)
+    state.handled["response_format"] = ParamHandling(behavior=Behavior.EMULATED, note="done by pixelgate")
+    for name, value in sent.items():
+        if name in (
+            "model",
+            "prompt",
+            "n",
+            "response_format",
+            "output_format",
+            "output_compression",
+            *SIZE_FIELDS,
+        ):
+            continue
+        state.place_param(name, value)
+    state.place_prompt(prompt, sent)
+    chunks = _split(request.n or 1, entry.count.max if entry.count.field else 1)
+    calls = state.calls(mode, chunks, request.seed, n_sent=request.n is not None)
+    emulation = EmulationPlan(
+        n=request.n or 1,
+        response_format=request.response_format or "url",
+        output_format=output_format,
+        output_compression=compression,
+        target=state.target,
+        native_format=native_format,
+    )
+    return Plan(
+        entry=entry,
+        mode=mode,
+        calls=calls,
+        emulation=emulation,
+        parameters=dict(state.handled),
+        warnings=tuple(state.warnings),
+    )
+
+
+def _prompt(request: ImageRequest, max_chars: int) -> str:
+    if request.prompt is None or not request.prompt.strip():
+        raise InvalidRequestError("'prompt' is required", param="prompt", code="missing_required_parameter")
+    if len(request.prompt) > max_chars:
+        raise InvalidRequestError(
+            f"'prompt' is longer than {max_chars} characters", param="prompt", code="string_above_max_length"
+        )
+    return request.prompt
+
+
+def _split(n: int, native_max: int) -> list[int]:
+    """Balanced chunks of at most ``native_max`` summing to ``n`` (6 over max 4 gives [3, 3])."""
+    calls = -(-n // native_max)
+    base, extra = divmod(n, calls)
+    return [base + (1 if i < extra else 0) for i in range(calls)]
+
+
+class _Planner:
+    """Accumulates the payload, the handled-parameter report and warnings for one plan."""
+
+    def __init__(self, entry: ModelEntry, strict: bool) -> None:
+        self.entry = entry
+        self.strict = strict
+        self.payload: JsonObject = {}
+        self.handled: dict[str, ParamHandling] = {}
+        self.warnings: list[str] = []
+        self.edit: EditInputs | None = None
+        self.target: tuple[int, int] | None = None
+        self._by_upstream = {spec.upstream: name for name, spec in entry.params.items() if spec.upstream}
+
+    def unsupported(self, name: str, why: str) -> None:
+        message = f"'{name}' is not supported by model '{self.entry.id}' and was ignored: {why}"
+        if self.strict:
+            raise UnsupportedParameterError(message, param=name)
+        self.warnings.append(message)
+        self.handled[name] = ParamHandling(behavior=Behavior.UNSUPPORTED, note=why)
+
+    def place_images(self, images: tuple[InputImage, ...], mask: InputImage | None) -> None:
+        spec = self.entry.images
+        if spec is None or not images:
+            return
+        if len(images) > spec.max_images:
+            raise InvalidRequestError(
+                f"model '{self.entry.id}' accepts at most {spec.max_images} input image(s); got {len(images)}",
+                param="image",
+                code="too_many_images",
+            )
+        behavior = Behavior.RENAMED if spec.kind == "single" else Behavior.CONVERTED
+        note = "sent as one URL" if spec.kind == "single" else "sent as a list of URLs"
+        self.handled["image"] = ParamHandling(behavior=behavior, upstream=spec.field, note=note)
+        self.edit = EditInputs(images=images, mask=None)
+        if mask is not None:
+            if spec.mask_field is None:
+                self.unsupported("mask", "the model takes no mask")
+            else:
+                self.edit = EditInputs(images=images, mask=mask)
+                self.handled["mask"] = ParamHandling(behavior=Behavior.RENAMED, upstream=spec.mask_field)
+
+    def place_size(self, request: ImageRequest, images: tuple[InputImage, ...]) -> None:
+        size_request = parse_size_request(request.size, request.aspect_ratio, request.resolution)
+        input_size = (images[0].width, images[0].height) if images else None
+        decision = resolve_size(size_request, self.entry.size, input_size)
+        self.payload.update(decision.fields)
+        self.target = decision.target
+        upstream = self.entry.size.field if self.entry.size.kind in ("aspect_ratio", "pixel_enum") else None
+        for name, behavior in decision.behaviors.items():
+            note = "; ".join(decision.notes) or None
+            self.handled[name] = ParamHandling(behavior=behavior, upstream=upstream, note=note)
+        for note in decision.notes:
+            if "ignored" in note:
+                self.warnings.append(note)
+
+    def place_output_format(self, request: ImageRequest) -> tuple[OutputFormat, bool]:
+        spec = self.entry.output_format
+        wanted: OutputFormat = request.output_format or "png"
+        if spec.field and wanted in spec.values:
+            self.payload[spec.field] = wanted
+            if request.output_format is not None:
+                behavior = Behavior.PASSTHROUGH if spec.field == "output_format" else Behavior.RENAMED
+                self.handled["output_format"] = ParamHandling(behavior=behavior, upstream=spec.field)
+            return wanted, True
+        if not spec.field and spec.default == wanted:
+            return wanted, True
+        if spec.field and "png" in spec.values:
+            # Ask for a lossless source so our conversion loses nothing twice.
+            self.payload[spec.field] = "png"
+        if request.output_format is not None:
+            self.handled["output_format"] = ParamHandling(
+                behavior=Behavior.EMULATED,
+                note=f"converted by pixelgate; the model makes {', '.join(spec.values)}",
+            )
+        return wanted, False
+
+    def place_compression(self, request: ImageRequest, native_format: bool) -> int | None:
+        if request.output_compression is None:
+            return None
+        row = self.entry.params.get("output_compression")
+        if row is not None and native_format and row.behavior is not Behavior.UNSUPPORTED:
+            upstream = row.upstream or "output_compression"
+            self.payload[upstream] = coerce_value(request.output_compression, row, "output_compression")
+            self.handled["output_compression"] = ParamHandling(behavior=row.behavior, upstream=upstream)
+            return None
+        self.handled["output_compression"] = ParamHandling(behavior=Behavior.EMULATED, note="applied by our encoder")
+        return request.output_compression
+
+    def place_param(self, name: str, value: JsonValue) -> None:
+        spec = self.entry.params.get(name)
+        client_name = name
+        if spec is None and name in self._by_upstream:
+            # The client used the upstream's own field name (guidance_scale for cfg_scale).
+            client_name = self._by_upstream[name]
+            spec = self.entry.params[client_name]
+        if spec is not None:
+            self._place_row(name, client_name, value, spec)
+        elif name in OPENAI_ONLY_FIELDS or name in CONTRACT_TABLE_FIELDS or name == "stream":
+            self.unsupported(name, "the model has no such setting")
+        elif name in STANDARD_FIELDS:  # pragma: no cover - every standard field is placed above
+            self.unsupported(name, "not applicable")
+        else:
+            self.payload[name] = value
+            self.handled[name] = ParamHandling(
+                behavior=Behavior.PASSTHROUGH,
+                upstream=name,
+                note="not in the model's table: sent as received",
+            )
+
+    def _place_row(self, sent_name: str, client_name: str, value: JsonValue, spec: ParamSpec) -> None:
+        if spec.behavior is Behavior.UNSUPPORTED:
+            self.unsupported(sent_name, spec.description or "the model has no such setting")
+            return
+        if spec.behavior is Behavior.EMULATED:
+            self.handled[sent_name] = ParamHandling(behavior=Behavior.EMULATED, note=spec.description or None)
+            return
+        upstream = spec.upstream or client_name
+        self.payload[upstream] = coerce_value(value, spec, sent_name)
+        behavior = Behavior.PASSTHROUGH if upstream == sent_name else Behavior.RENAMED
+        self.handled[sent_name] = ParamHandling(behavior=behavior, upstream=upstream)
+
+    def place_prompt(self, prompt: str, sent: Mapping[str, JsonValue]) -> None:
+        field = self.entry.prompt_field
+        if field is None:
+            return
+        text = prompt
+        if self.entry.prompt_template:
+            values = {key: "" if value is None else str(value) for key, value in sent.items()}
+            values["prompt"] = prompt
+            text = self.entry.prompt_template.format_map(_Blank(values))
+        self.payload[field] = text
+        behavior = Behavior.PASSTHROUGH if field == "prompt" and not self.entry.prompt_template else Behavior.RENAMED
+        self.handled["prompt"] = ParamHandling(behavior=behavior, upstream=field)
+
+    def calls(self, mode: Mode, chunks: list[int], seed: int | None, *, n_sent: bool) -> tuple[UpstreamCall, ...]:
+        count = self.entry.count
+        if n_sent or len(chunks) > 1:
+            if count.field and len(chunks) == 1:
+                self.handled["n"] = ParamHandling(behavior=Behavior.CONVERTED, upstream=count.field)
+            elif count.field:
+                self.handled["n"] = ParamHandling(
+                    behavior=Behavior.EMULATED,
+                    upstream=count.field,
+                    note=f"{len(chunks)} parallel calls of at most {count.max} ({'+'.join(map(str, chunks))})",
+                )
+            else:
+                self.handled["n"] = ParamHandling(behavior=Behavior.EMULATED, note=f"{len(chunks)} parallel calls")
+        seed_field = self._seed_field()
+        result: list[UpstreamCall] = []
+        offset = 0
+        for index, chunk in enumerate(chunks):
+            payload: JsonObject = {**self.payload, **self.entry.fixed}
+            if count.field and (n_sent or chunk > 1):
+                payload[count.field] = chunk
+            if seed is not None and seed_field is not None:
+                # Deterministic per-call seeds: call k starts where the images before it ended.
+                payload[seed_field] = seed + offset
+            spec = self.entry.images
+            result.append(
+                UpstreamCall(
+                    model_id=self.entry.id,
+                    provider=self.entry.provider,
+                    upstream=self.entry.upstream,
+                    mode=mode,
+                    payload=payload,
+                    images=self.edit.images if self.edit else (),
+                    image_field=spec.field if spec and self.edit else None,
+                    image_kind=spec.kind if spec else "single",
+                    mask=self.edit.mask if self.edit else None,
+                    mask_field=spec.mask_field if spec and self.edit and self.edit.mask else None,
+                    result_field=self.entry.result_field,
+                    expected_images=chunk,
+                    index=index,
+                )
+            )
+            offset += chunk
+        return tuple(result)
+
+    def _seed_field(self) -> str | None:
+        spec = self.entry.params.get("seed")
+        if spec is None or spec.behavior in (Behavior.UNSUPPORTED, Behavior.EMULATED):
+            return None
+        return spec.upstream or "seed"
+
+
+class _Blank(dict[str, str]):
+    """Template values where a missing placeholder renders empty instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _upstream_to_client(entry: ModelEntry) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for client, spec in entry.params.items():
+        names[spec.upstream or client] = client
+    if entry.images:
+        names[entry.images.field] = "image"
+        if entry.images.mask_field:
+            names[entry.images.mask_field] = "mask"
+    if entry.size.field:
+        names[entry.size.field] = "size"
+    if entry.size.kind == "dimensions" and entry.size.encoding == "fields":
+        names[entry.size.width_field] = "size"
+        names[entry.size.height_field] = "size"
+    if entry.size.tier_field:
+        names[entry.size.tier_field] = "resolution"
+    if entry.count.field:
+        names[entry.count.field] = "n"
+    if entry.output_format.field:
+        names[entry.output_format.field] = "output_format"
+    if entry.prompt_field:
+        names[entry.prompt_field] = "prompt"
+    return names

@@ -1,0 +1,52 @@
+"""Shared fixtures: a live gateway with default settings, an OpenAI client pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from app.settings import Settings
+from tests.live import LiveGateway
+
+TEST_KEY = "sk-test-pixelgate"
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings isolated from the developer's environment and config file."""
+    values: dict[str, object] = {
+        "api_keys": [TEST_KEY],
+        "data_dir": data_dir,
+        "signing_secret": "test-signing-secret",
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "PIXELGATE_CONFIG",
+        "PIXELGATE_API_KEYS",
+        "FAL_KEY",
+        "OPENAI_API_KEY",
+        "PIXELGATE_DATA_DIR",
+        "PIXELGATE_PUBLIC_URL",
+        "PIXELGATE_FAL_BASE_URL",
+        "PIXELGATE_OPENAI_BASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    settings = make_settings(tmp_path_factory.mktemp("data"))
+    with LiveGateway(settings) as live:
+        yield live
+
+
+@pytest.fixture
+def client(gateway: LiveGateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.api_url, api_key=TEST_KEY, max_retries=0, timeout=60)

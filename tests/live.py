@@ -1,0 +1,61 @@
+"""A real pixelgate server on a free loopback port, for tests that drive it like a user would.
+
+``LiveGateway(settings)`` runs ``create_app(settings)`` under uvicorn in a background thread (its
+own event loop), exposes ``base_url`` (``http://127.0.0.1:<port>``) and stops cleanly. Tests talk
+to it only over HTTP: the OpenAI SDKs, curl, httpx.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from app.main import create_app
+from app.settings import Settings
+
+
+class LiveGateway:
+    def __init__(self, settings: Settings, *, startup_timeout: float = 15.0) -> None:
+        self.settings = settings
+        self._startup_timeout = startup_timeout
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def start(self) -> LiveGateway:
+        self._thread.start()
+        deadline = time.monotonic() + self._startup_timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("pixelgate test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        self._sock.close()
+
+    def __enter__(self) -> LiveGateway:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
