@@ -18,7 +18,7 @@ from app.api import health, images, models
 from app.auth import KeyCheck
 from app.deps import AppState
 from app.handlers import RequestIdMiddleware, install_error_handlers
-from app.hosting import build_host, close_host
+from app.hosting import build_host, hosted_images_router
 from app.inputs import UrlFetcher
 from app.settings import ProviderSettings, Settings
 from normalization.catalog import Catalog, load_builtin_catalog
@@ -57,7 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             follow_redirects=False,
         )
         workers = ImageWorkers()
-        host = await build_host(settings)
+        host = build_host(settings)
+        host.start_sweeping()
+        app.state.host = host
         adapters = build_adapters({n: p for n, p in providers.items() if p.kind in registered_kinds()}, client)
         gateway = Gateway(
             catalog=catalog,
@@ -80,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for adapter in adapters.values():
                 await adapter.aclose()
-            await close_host(host)
+            await host.aclose()
             workers.close()
             await client.aclose()
 
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(images.router, dependencies=[Depends(keys)])
     app.include_router(models.router, dependencies=[Depends(keys)])
+    app.include_router(hosted_images_router())
     return app
 
 

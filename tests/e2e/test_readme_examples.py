@@ -50,7 +50,12 @@ def _check_output(workdir: Path, stdout: str) -> None:
 def test_curl_example(gateway: LiveGateway, workdir: Path) -> None:
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", readme_example("curl")],
-        cwd=workdir, env=_env(gateway), capture_output=True, text=True, timeout=60, check=False,
+        cwd=workdir,
+        env=_env(gateway),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     _check_output(workdir, result.stdout)
@@ -60,8 +65,13 @@ def test_python_example(gateway: LiveGateway, workdir: Path) -> None:
     script = workdir / "example.py"
     script.write_text(readme_example("python"), encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=workdir, env=_env(gateway), capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, str(script)],
+        cwd=workdir,
+        env=_env(gateway),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     _check_output(workdir, result.stdout)
@@ -71,8 +81,11 @@ def _node_modules() -> Path:
     modules = NODE_DIR / "node_modules"
     if not (modules / "openai").exists():
         subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True,
-            timeout=300, capture_output=True,
+            ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODE_DIR,
+            check=True,
+            timeout=300,
+            capture_output=True,
         )
     return modules
 
@@ -82,7 +95,12 @@ def test_node_example_streams_a_chunked_upload(gateway: LiveGateway, workdir: Pa
     script = workdir / "example.mjs"
     script.write_text(readme_example("node"), encoding="utf-8")
     result = subprocess.run(
-        ["node", str(script)], cwd=workdir, env=_env(gateway), capture_output=True, text=True, timeout=120,
+        ["node", str(script)],
+        cwd=workdir,
+        env=_env(gateway),
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
