@@ -14,6 +14,7 @@ import httpx
 from app.errors import ProviderNotConfiguredError
 from app.settings import ProviderSettings
 from providers.base import AdapterFactory, ImageAdapter
+from providers.fal import FalAdapter
 from providers.sandbox import SandboxAdapter
 
 _FACTORIES: dict[str, AdapterFactory] = {}
@@ -54,3 +55,4 @@ def adapter_for(adapters: Mapping[str, ImageAdapter], provider: str) -> ImageAda
 
 
 register("sandbox", SandboxAdapter.from_settings)
+register("fal", FalAdapter.from_settings)

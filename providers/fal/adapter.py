@@ -1,0 +1,144 @@
+"""The fal.ai adapter: one :class:`UpstreamCall` through fal's queue to image bytes.
+
+Steps: place the input images in the payload (data URIs up to ``upload_threshold_bytes``,
+fal storage above), submit, poll, read the result, download the images. On
+``asyncio.CancelledError`` (client gone, the pipeline's deadline, a sibling call failing) or a
+failure while the job is still running, the job is cancelled upstream (shielded, bounded by
+``cancel_timeout_seconds``) before the exception propagates. A cancellation that arrives while
+the submit itself is in flight cannot cancel that job: fal has not told us its id yet.
+
+Failure modes are those of :mod:`providers.fal.errors`; without an API key the call fails with
+``ProviderNotConfiguredError`` before any request. Retries (:mod:`providers.fal.retry`) use
+``backoff_base_seconds``/``backoff_cap_seconds``, plain attributes so tests can shrink them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import httpx
+from pydantic import JsonValue
+
+from app.errors import GatewayError, ProviderNotConfiguredError
+from app.settings import DEFAULT_FAL_BASE_URL, DEFAULT_FAL_STORAGE_URL, ProviderSettings
+from providers.base import ImageAdapter, InputImage, ProviderResult, UpstreamCall
+from providers.fal.queue import FalQueue, QueueHandle
+from providers.fal.results import collect_images
+from providers.fal.retry import RetryPolicy
+from providers.fal.storage import upload_image
+from providers.fal.transport import FalHttp
+from providers.fetch import FetchPolicy
+
+MiB = 1024 * 1024
+
+
+def _host_entry(url: str) -> str:
+    """``host:port`` of ``url`` as a fetch allow-list entry (port explicit, IPv6 bracketed)."""
+    parsed = httpx.URL(url)
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return f"{host}:{port}"
+
+
+class FalAdapter(ImageAdapter):
+    """fal's queue protocol behind :class:`ImageAdapter`. Build it with :meth:`from_settings`."""
+
+    backoff_base_seconds: float = 0.2
+    backoff_cap_seconds: float = 5.0
+    poll_initial_seconds: float = 0.02
+    poll_max_seconds: float = 1.0
+    cancel_timeout_seconds: float = 2.0
+    max_result_bytes: int = 50 * MiB
+    max_result_pixels: int = 64_000_000
+
+    def __init__(self, settings: ProviderSettings, client: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._client = client
+        self.base_url = (settings.base_url or DEFAULT_FAL_BASE_URL).rstrip("/")
+        self.storage_url = (settings.storage_url or DEFAULT_FAL_STORAGE_URL).rstrip("/")
+        self.timeout = httpx.Timeout(
+            settings.read_timeout_seconds,
+            connect=settings.connect_timeout_seconds,
+        )
+        self.fetch_hosts = frozenset({_host_entry(self.base_url), _host_entry(self.storage_url), *settings.fetch_hosts})
+
+    @classmethod
+    def from_settings(cls, settings: ProviderSettings, client: httpx.AsyncClient) -> FalAdapter:
+        return cls(settings, client)
+
+    def _http(self, api_key: str) -> FalHttp:
+        retry = RetryPolicy(
+            max_attempts=self._settings.max_retries + 1,
+            base_seconds=self.backoff_base_seconds,
+            cap_seconds=self.backoff_cap_seconds,
+        )
+        return FalHttp(client=self._client, api_key=api_key, timeout=self.timeout, retry=retry)
+
+    def _fetch_policy(self) -> FetchPolicy:
+        return FetchPolicy(
+            allowed_hosts=self.fetch_hosts,
+            max_bytes=self.max_result_bytes,
+            timeout_seconds=self._settings.read_timeout_seconds,
+        )
+
+    async def run(self, call: UpstreamCall) -> ProviderResult:
+        """Run ``call`` on fal; see the module docstring for the steps and failure modes."""
+        if self._settings.api_key is None or not self._settings.api_key.get_secret_value():
+            raise ProviderNotConfiguredError("the fal provider has no API key (set FAL_KEY)")
+        http = self._http(self._settings.api_key.get_secret_value())
+        queue = FalQueue(
+            http=http,
+            base_url=self.base_url,
+            poll_initial_seconds=self.poll_initial_seconds,
+            poll_max_seconds=self.poll_max_seconds,
+        )
+        payload = await self._payload(http, call)
+        handle = await queue.submit(call.upstream, payload)
+        try:
+            completed = await queue.wait(handle, call.upstream)
+        except (asyncio.CancelledError, GatewayError):
+            await self._cancel(queue, handle)
+            raise
+        body = await queue.result(handle, call.upstream, completed)
+        images = await collect_images(
+            self._client,
+            body,
+            result_field=call.result_field,
+            policy=self._fetch_policy(),
+            max_pixels=self.max_result_pixels,
+        )
+        return ProviderResult(images=images, upstream_request_id=handle.request_id)
+
+    async def _cancel(self, queue: FalQueue, handle: QueueHandle) -> None:
+        async def bounded() -> None:
+            try:
+                async with asyncio.timeout(self.cancel_timeout_seconds):
+                    await queue.cancel(handle)
+            except TimeoutError:
+                return
+
+        # Shielded: the cancel must go out although this task is being cancelled.
+        task = asyncio.create_task(bounded())
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait([task], timeout=self.cancel_timeout_seconds)
+            raise
+
+    async def _payload(self, http: FalHttp, call: UpstreamCall) -> dict[str, JsonValue]:
+        """``call.payload`` plus the images as URLs under ``image_field`` and ``mask_field``."""
+        payload: dict[str, JsonValue] = dict(call.payload)
+        if call.images:
+            if call.image_field is None:
+                raise GatewayError(f"model '{call.model_id}' sends images but its catalog entry names no image field")
+            urls = [await self._image_url(http, image, f"image-{i}") for i, image in enumerate(call.images)]
+            payload[call.image_field] = urls[0] if call.image_kind == "single" else list(urls)
+        if call.mask is not None and call.mask_field is not None:
+            payload[call.mask_field] = await self._image_url(http, call.mask, "mask")
+        return payload
+
+    async def _image_url(self, http: FalHttp, image: InputImage, name: str) -> str:
+        if len(image.data) <= self._settings.upload_threshold_bytes:
+            return f"data:{image.media_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+        return await upload_image(http, self.storage_url, image, f"{name}.{image.extension}")

@@ -1,0 +1,117 @@
+"""Turn a fal output object into :class:`GeneratedImage` bytes.
+
+The images sit under the call's ``result_field``: a list of file objects (``images``, most
+models) or one object (``image``, e.g. SeedEdit). Each ``url`` is a ``data:`` URI (``sync_mode``)
+or an http(s) URL downloaded through the guarded fetch. Each image's type is sniffed from its
+bytes and the image fully decoded once, so a truncated or non-image download is an
+``UpstreamError`` here rather than a broken file handed to the client.
+
+Seeds: fal returns one ``seed`` per job, the seed of the whole batch. fal does not document that
+image ``i`` of a batch equals a run with ``seed + i``, so only the first image gets the returned
+seed (rerunning with it and ``num_images=1`` reproduces that image); the others get ``None``. A
+per-image ``seed`` on a file object, or a ``seeds`` list, wins when a model returns one.
+``prompt`` becomes every image's ``revised_prompt``, ``has_nsfw_concepts[i]`` image ``i``'s ``nsfw``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import warnings
+
+import httpx
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+
+from app.errors import UpstreamError
+from normalization.imagetype import sniff_media_type
+from providers.base import GeneratedImage
+from providers.fal.errors import bad_response
+from providers.fetch import FetchPolicy, decode_data_uri, fetch_image_bytes
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: str
+    seed: int | None = None
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    seed: int | None = None
+    seeds: list[int] | None = None
+    prompt: str | None = None
+    has_nsfw_concepts: list[bool] | None = None
+
+
+def _files(body: dict[str, JsonValue], result_field: str) -> list[_File]:
+    raw = body.get(result_field)
+    items = raw if isinstance(raw, list) else [raw]
+    try:
+        files = [_File.model_validate(item) for item in items]
+    except ValidationError as exc:
+        raise bad_response(f"result (no image URLs under '{result_field}')") from exc
+    if not files:
+        raise bad_response(f"result (no images under '{result_field}')")
+    return files
+
+
+def _check_image(data: bytes, max_pixels: int) -> None:
+    if sniff_media_type(data) is None:
+        raise UpstreamError("fal returned a result that is not an image", code="upstream_bad_response")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > max_pixels:
+                    raise UpstreamError("fal returned an image over the pixel limit", code="upstream_bad_response")
+                image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UpstreamError("fal returned a truncated or corrupt image", code="upstream_bad_response") from exc
+
+
+async def _download(client: httpx.AsyncClient, url: str, policy: FetchPolicy, max_pixels: int) -> bytes:
+    if url[:5].lower() == "data:":
+        data = decode_data_uri(url, policy.max_bytes)
+    else:
+        data = await fetch_image_bytes(client, url, policy)
+    await asyncio.to_thread(_check_image, data, max_pixels)
+    return data
+
+
+async def collect_images(
+    client: httpx.AsyncClient,
+    body: dict[str, JsonValue],
+    *,
+    result_field: str,
+    policy: FetchPolicy,
+    max_pixels: int,
+) -> tuple[GeneratedImage, ...]:
+    """Every image of ``body`` as bytes with its metadata, in fal's order (downloads in parallel).
+
+    Raises :class:`UpstreamError` when the body lacks images, a download is refused or fails, or
+    a result is not a whole image.
+    """
+    files = _files(body, result_field)
+    try:
+        meta = _Output.model_validate(body)
+    except ValidationError:
+        meta = _Output()
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_download(client, f.url, policy, max_pixels)) for f in files]
+    except ExceptionGroup as failed:
+        # The first failure speaks for the call; TaskGroup has cancelled the other downloads.
+        raise failed.exceptions[0] from None
+    images = []
+    for i, (file, task) in enumerate(zip(files, tasks, strict=True)):
+        seed = file.seed
+        if seed is None and meta.seeds is not None and i < len(meta.seeds):
+            seed = meta.seeds[i]
+        if seed is None and i == 0:
+            seed = meta.seed
+        nsfw = meta.has_nsfw_concepts[i] if meta.has_nsfw_concepts and i < len(meta.has_nsfw_concepts) else None
+        images.append(GeneratedImage(data=task.result(), seed=seed, revised_prompt=meta.prompt, nsfw=nsfw))
+    return tuple(images)
