@@ -196,8 +196,8 @@ class FakeFal:
                 return match.group(1), match.group(2), True
         with self._lock:
             if self.next_scenarios:
-                name = self.next_scenarios.pop(0)
-                return name, None, False
+                scenario, _, arg = self.next_scenarios.pop(0).partition(":")
+                return scenario, arg or None, False
         name = self.endpoint_scenarios.get(endpoint_id, self.scenario)
         scenario, _, arg = name.partition(":")
         return scenario, arg or None, True
