@@ -1,0 +1,505 @@
+"""A fake fal.ai: a real HTTP server on loopback speaking fal's queue and storage protocols.
+
+Run it standalone for offline development::
+
+    python -m tests.fakes.fake_fal --port 8090            # add --key K to require "Key K"
+    PIXELGATE_FAL_BASE_URL=http://127.0.0.1:8090 PIXELGATE_FAL_STORAGE_URL=http://127.0.0.1:8090 \\
+        FAL_KEY=anything pixelgate serve
+
+In tests, ``with FakeFal() as fake:`` (or the ``fake_fal`` fixture of ``tests/providers/conftest.py``)
+gives ``fake.base_url`` and ``fake.storage_url`` (the same server), and records ``fake.submissions``
+(accepted jobs: endpoint id and JSON payload), ``fake.attempts`` (every submit request, failed ones
+too), ``fake.cancelled`` (request ids), ``fake.status_polls`` and ``fake.uploads``.
+
+What it serves (the fal reference, section 2): ``POST /{endpoint_id}`` submits and answers
+``status_url``/``response_url``/``cancel_url`` with the endpoint's sub-path dropped, as fal does;
+``GET .../requests/{id}/status`` answers 202 (IN_QUEUE, then IN_PROGRESS) and 200 once COMPLETED
+after ``fake.latency`` seconds; ``GET .../requests/{id}`` the output; ``PUT .../cancel``;
+``POST /storage/upload/initiate`` + ``PUT`` the bytes + ``GET /files/...`` serving them. Outputs are
+real Pillow images: an edit keeps its input's size, a generation has its ``image_size`` (preset or
+``{width, height}``); JPEG unless ``output_format`` is ``png``; CDN URLs on this server, or
+``data:`` URIs with ``sync_mode``. ``seed``, ``prompt``, ``has_nsfw_concepts`` and ``timings``
+are filled in like fal's HiDream outputs.
+
+Scenarios script failures. Each submit picks one, first match wins: a marker ``[fake:NAME]`` or
+``[fake:NAME:ARG]`` in any string of the payload (so end-to-end tests pick one per request through
+the prompt); else ``fake.next_scenarios.pop(0)`` (one entry per submit *request*, retries included);
+else ``fake.endpoint_scenarios[endpoint_id]``; else ``fake.scenario`` (default ``ok``).
+
+Failures at submit: ``429`` (``Retry-After`` ARG, default 1), ``502``, ``503``, ``504``, ``reset``
+(connection dropped mid-answer): from a marker or a standing scenario these fail only the first
+attempt of an identical payload, so a retry succeeds; add ``_always`` (``503_always``) to fail every
+attempt. ``504_user`` (user start timeout), ``503_no_retry`` (``X-Fal-Retryable: false``), ``401``,
+``404``, ``422`` (detail list for field ARG, default ``guidance_scale``), ``422_string``,
+``content_policy``, ``html`` (a 200 HTML page), ``echo_auth`` (a 422 quoting the Authorization header).
+Failures later: ``never`` (the job never finishes), ``slow`` (ARG seconds), ``completed_error``,
+``content_policy_late``, ``malformed`` (result not JSON), ``missing_fields`` (result without images),
+``result_html``, ``truncated`` / ``not_image`` (the CDN serves a cut image / HTML), ``private_url``
+(a result URL on the cloud metadata address).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import uvicorn
+from PIL import Image, ImageDraw
+from pydantic import JsonValue
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+JsonObject = dict[str, JsonValue]
+
+_MARKER = re.compile(r"\[fake:([a-z0-9_]+)(?::([^\]]*))?\]")
+_SIZE_PRESETS = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+_RETRYABLE_ONCE = {"429", "502", "503", "504", "reset"}
+_HTML = "<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
+
+
+@dataclass
+class Submission:
+    """One submit request as received: its endpoint id, payload and what the fake answered."""
+
+    endpoint_id: str
+    payload: JsonObject
+    scenario: str
+    status_code: int
+    request_id: str | None = None
+
+
+@dataclass
+class _Job:
+    request_id: str
+    endpoint_id: str
+    payload: JsonObject
+    scenario: str
+    arg: str | None
+    latency: float
+    created: float = field(default_factory=time.monotonic)
+    cancelled: bool = False
+    output: JsonObject | None = None
+
+
+class _ResetResponse(Response):
+    """Starts a JSON answer, then drops the connection: the client sees a broken-off response."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"400")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"request_id": "', "more_body": True})
+        raise ConnectionResetError("fake fal: connection reset on purpose")
+
+
+def _error(status: int, detail: JsonValue, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+class FakeFal:
+    """The fake server and its knobs; see the module docstring. Start with ``with`` or :meth:`start`."""
+
+    def __init__(self, *, api_key: str | None = None, latency: float = 0.05, host: str = "127.0.0.1", port: int = 0):
+        self.api_key = api_key
+        self.latency = latency
+        self.scenario = "ok"
+        self.next_scenarios: list[str] = []
+        self.endpoint_scenarios: dict[str, str] = {}
+        self.submissions: list[Submission] = []
+        self.attempts: list[Submission] = []
+        self.cancelled: list[str] = []
+        self.status_polls = 0
+        self.uploads: dict[str, bytes] = {}
+        self._jobs: dict[str, _Job] = {}
+        self._cdn: dict[str, tuple[bytes, str]] = {}
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host = host
+        self.port: int = self._sock.getsockname()[1]
+        self.app = Starlette(
+            routes=[
+                Route("/storage/upload/initiate", self._initiate, methods=["POST"]),
+                Route("/storage/upload/put/{token}", self._put_upload, methods=["PUT"]),
+                Route("/files/{token}/{name}", self._get_file, methods=["GET"]),
+                Route("/cdn/{request_id}/{index:int}/{name}", self._get_cdn, methods=["GET"]),
+                Route("/{owner}/{app}/requests/{request_id}/status", self._status, methods=["GET"]),
+                Route("/{owner}/{app}/requests/{request_id}/cancel", self._cancel, methods=["PUT"]),
+                Route("/{owner}/{app}/requests/{request_id}", self._result, methods=["GET"]),
+                Route("/{endpoint_id:path}", self._submit, methods=["POST"]),
+            ]
+        )
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def storage_url(self) -> str:
+        return self.base_url
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, log_level: str = "critical") -> FakeFal:
+        config = uvicorn.Config(self.app, log_level=log_level, lifespan="off", timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("fake fal did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> FakeFal:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- scenario choice -----------------------------------------------------------------------
+
+    def _choose(self, endpoint_id: str, payload: JsonObject) -> tuple[str, str | None, bool]:
+        """(scenario, arg, standing): standing scenarios fail a retryable kind only once per payload."""
+        for value in payload.values():
+            if isinstance(value, str) and (match := _MARKER.search(value)):
+                return match.group(1), match.group(2), True
+        with self._lock:
+            if self.next_scenarios:
+                scenario, _, arg = self.next_scenarios.pop(0).partition(":")
+                return scenario, arg or None, False
+        name = self.endpoint_scenarios.get(endpoint_id, self.scenario)
+        scenario, _, arg = name.partition(":")
+        return scenario, arg or None, True
+
+    def _fails_now(self, scenario: str, standing: bool, fingerprint: str) -> bool:
+        base = scenario.removesuffix("_always")
+        if base not in _RETRYABLE_ONCE:
+            return True
+        if not standing or scenario.endswith("_always"):
+            return True
+        with self._lock:
+            seen = self._seen.get(f"{scenario}/{fingerprint}", 0)
+            self._seen[f"{scenario}/{fingerprint}"] = seen + 1
+        return seen == 0
+
+    def _authorized(self, request: Request) -> bool:
+        return self.api_key is None or request.headers.get("authorization") == f"Key {self.api_key}"
+
+    # -- queue ---------------------------------------------------------------------------------
+
+    async def _submit(self, request: Request) -> Response:
+        endpoint_id = request.path_params["endpoint_id"]
+        raw = await request.body()
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            return _error(422, "body is not JSON")
+        if not isinstance(payload, dict):
+            return _error(422, "body must be a JSON object")
+        scenario, arg, standing = self._choose(endpoint_id, payload)
+        fingerprint = endpoint_id + "\n" + raw.decode("utf-8", "replace")
+        failure = self._submit_failure(request, scenario, arg, standing, fingerprint)
+        record = Submission(endpoint_id, payload, scenario, failure.status_code if failure else 200)
+        self.attempts.append(record)
+        if failure is not None:
+            return failure
+        request_id = uuid.uuid4().hex
+        record.request_id = request_id
+        latency = float(arg) if scenario == "slow" and arg else self.latency
+        self._jobs[request_id] = _Job(request_id, endpoint_id, payload, scenario, arg, latency)
+        self.submissions.append(record)
+        owner_app = "/".join(endpoint_id.split("/")[:2])
+        job_url = f"{self.base_url}/{owner_app}/requests/{request_id}"
+        return JSONResponse(
+            {
+                "status": "IN_QUEUE",
+                "request_id": request_id,
+                "response_url": job_url,
+                "status_url": f"{job_url}/status",
+                "cancel_url": f"{job_url}/cancel",
+                "queue_position": 0,
+                "logs": None,
+                "metrics": {},
+            },
+            headers={"x-fal-request-id": request_id},
+        )
+
+    def _submit_failure(
+        self, request: Request, scenario: str, arg: str | None, standing: bool, fingerprint: str
+    ) -> Response | None:
+        if not self._authorized(request):
+            return _error(401, "No user found for Key ID and Secret")
+        base = scenario.removesuffix("_always")
+        if base == "ok" or not self._fails_now(scenario, standing, fingerprint):
+            return None
+        simple: dict[str, Response] = {
+            "502": _error(502, "runner_incomplete_response", {"x-fal-error-type": "runner_incomplete_response"}),
+            "503": _error(503, "runner_scheduling_failure", {"x-fal-error-type": "runner_scheduling_failure"}),
+            "504": _error(504, "request_timeout", {"x-fal-error-type": "request_timeout"}),
+            "504_user": _error(504, "startup_timeout", {"x-fal-request-timeout-type": "user"}),
+            "503_no_retry": _error(503, "runner_scheduling_failure", {"x-fal-retryable": "false"}),
+            "401": _error(401, "No user found for Key ID and Secret"),
+            "404": _error(404, f"Application '{request.path_params['endpoint_id']}' not found"),
+            "422_string": _error(422, "Unprocessable input"),
+            "html": HTMLResponse(_HTML),
+            "reset": _ResetResponse(),
+        }
+        if base in simple:
+            return simple[base]
+        if base == "429":
+            return _error(429, "Too many requests", {"retry-after": arg or "1"})
+        if base == "422":
+            field_name = arg or "guidance_scale"
+            detail: JsonValue = [
+                {
+                    "loc": ["body", field_name],
+                    "msg": "Input should be less than or equal to 20",
+                    "type": "less_than_equal",
+                    "ctx": {"le": 20},
+                }
+            ]
+            return _error(422, detail)
+        if base == "content_policy":
+            return _error(422, [_policy_detail()], {"x-fal-retryable": "false"})
+        if base == "echo_auth":
+            auth = request.headers.get("authorization", "")
+            return _error(422, [{"loc": ["body", "prompt"], "msg": f"bad header {auth}", "type": "value_error"}])
+        return None
+
+    def _job(self, request: Request) -> _Job | None:
+        return self._jobs.get(request.path_params["request_id"])
+
+    def _state(self, job: _Job) -> str:
+        if job.scenario == "never" and not job.cancelled:
+            return "IN_PROGRESS"
+        elapsed = time.monotonic() - job.created
+        if job.cancelled or elapsed >= job.latency:
+            return "COMPLETED"
+        return "IN_QUEUE" if elapsed < job.latency / 2 else "IN_PROGRESS"
+
+    async def _status(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return _error(401, "No user found for Key ID and Secret")
+        job = self._job(request)
+        if job is None:
+            return _error(404, "Request not found")
+        self.status_polls += 1
+        state = self._state(job)
+        body: JsonObject = {"status": state, "request_id": job.request_id, "logs": None}
+        if state == "IN_QUEUE":
+            body["queue_position"] = 0
+        if state != "COMPLETED":
+            return JSONResponse(body, status_code=202)
+        body["metrics"] = {"inference_time": job.latency}
+        if job.cancelled:
+            body.update(error="Request was cancelled", error_type="client_cancelled")
+        elif job.scenario == "completed_error":
+            body.update(error="CUDA out of memory on runner 7", error_type="runner_server_error")
+        elif job.scenario == "content_policy_late":
+            body.update(error="The content was flagged", error_type="content_policy_violation")
+        return JSONResponse(body, status_code=200)
+
+    async def _result(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return _error(401, "No user found for Key ID and Secret")
+        job = self._job(request)
+        if job is None:
+            return _error(404, "Request not found")
+        if self._state(job) != "COMPLETED":
+            return _error(400, "Request is still in progress")
+        if job.cancelled:
+            return JSONResponse({"detail": "Request was cancelled", "error_type": "client_cancelled"}, 499)
+        if job.scenario == "completed_error":
+            return JSONResponse(
+                {"detail": "Internal server error", "error_type": "runner_server_error"},
+                status_code=500,
+                headers={"x-fal-error-type": "runner_server_error"},
+            )
+        if job.scenario == "content_policy_late":
+            return _error(422, [_policy_detail()])
+        if job.scenario == "malformed":
+            return Response(b'{"images": [{"url": "', media_type="application/json")
+        if job.scenario == "result_html":
+            return HTMLResponse(_HTML)
+        if job.scenario == "missing_fields":
+            return JSONResponse({"timings": {}, "seed": 1})
+        if job.output is None:
+            job.output = self._make_output(job)
+        return JSONResponse(job.output, headers={"x-fal-request-id": job.request_id})
+
+    async def _cancel(self, request: Request) -> Response:
+        job = self._job(request)
+        if job is None:
+            return JSONResponse({"status": "NOT_FOUND"}, status_code=404)
+        self.cancelled.append(job.request_id)
+        if self._state(job) == "COMPLETED" and not job.cancelled:
+            return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)
+        job.cancelled = True
+        return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def _make_output(self, job: _Job) -> JsonObject:
+        payload = job.payload
+        raw_seed = payload.get("seed")
+        seed = raw_seed if isinstance(raw_seed, int) else random.randrange(2**31)
+        raw_count = payload.get("num_images", 1)
+        count = max(1, min(8, raw_count if isinstance(raw_count, int) else 1))
+        png = payload.get("output_format") == "png"
+        width, height = self._output_size(payload)
+        images: list[JsonValue] = []
+        for i in range(count):
+            data = _render(width, height, seed + i, png)
+            media_type = "image/png" if png else "image/jpeg"
+            name = f"{i}.{'png' if png else 'jpg'}"
+            if job.scenario == "private_url":
+                url = f"http://169.254.169.254/latest/meta-data/{name}"
+            elif payload.get("sync_mode") is True:
+                url = f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+            else:
+                url = f"{self.base_url}/cdn/{job.request_id}/{i}/{name}?token=signed-secret"
+                self._cdn[f"{job.request_id}/{i}"] = (data, media_type)
+            images.append(
+                {"url": url, "width": width, "height": height, "content_type": media_type, "file_name": name}
+            )
+        prompt = payload.get("prompt", payload.get("edit_instruction", ""))
+        return {
+            "images": images,
+            "seed": seed,
+            "has_nsfw_concepts": [False] * count,
+            "prompt": prompt if isinstance(prompt, str) else "",
+            "timings": {"inference": job.latency},
+        }
+
+    def _output_size(self, payload: JsonObject) -> tuple[int, int]:
+        size = payload.get("image_size")
+        if isinstance(size, str) and size in _SIZE_PRESETS:
+            return _SIZE_PRESETS[size]
+        if isinstance(size, dict):
+            w, h = size.get("width"), size.get("height")
+            if isinstance(w, int) and isinstance(h, int):
+                return w, h
+        for key in ("image_url", "image_urls", "reference_image_urls"):
+            value = payload.get(key)
+            first = value[0] if isinstance(value, list) and value else value
+            if isinstance(first, str) and (data := self._input_bytes(first)) is not None:
+                with Image.open(io.BytesIO(data)) as image:
+                    return image.size
+        return _SIZE_PRESETS["square_hd"]
+
+    def _input_bytes(self, url: str) -> bytes | None:
+        if url.startswith("data:") and "," in url:
+            return base64.b64decode(url.split(",", 1)[1])
+        prefix = f"{self.base_url}/files/"
+        if url.startswith(prefix):
+            return self.uploads.get(url[len(prefix) :].split("/", 1)[0])
+        return None
+
+    async def _get_cdn(self, request: Request) -> Response:
+        job = self._job(request)
+        stored = self._cdn.get(f"{request.path_params['request_id']}/{request.path_params['index']}")
+        if job is None or stored is None:
+            return _error(404, "Not found")
+        data, media_type = stored
+        if job.scenario == "truncated":
+            return Response(data[: len(data) // 2], media_type=media_type)
+        if job.scenario == "not_image":
+            return Response(_HTML.encode(), media_type=media_type)
+        return Response(data, media_type=media_type)
+
+    # -- storage -------------------------------------------------------------------------------
+
+    async def _initiate(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return _error(401, "No user found for Key ID and Secret")
+        if request.query_params.get("storage_type") != "fal-cdn-v3":
+            return _error(422, "unsupported storage_type")
+        body = await request.json()
+        name = str(body.get("file_name") or "upload.bin").replace("/", "_")
+        token = uuid.uuid4().hex
+        return JSONResponse(
+            {
+                "upload_url": f"{self.base_url}/storage/upload/put/{token}",
+                "file_url": f"{self.base_url}/files/{token}/{name}",
+            }
+        )
+
+    async def _put_upload(self, request: Request) -> Response:
+        self.uploads[request.path_params["token"]] = await request.body()
+        return Response(status_code=200)
+
+    async def _get_file(self, request: Request) -> Response:
+        data = self.uploads.get(request.path_params["token"])
+        if data is None:
+            return _error(404, "Not found")
+        return Response(data, media_type="application/octet-stream")
+
+
+def _policy_detail() -> JsonObject:
+    return {
+        "loc": ["body", "prompt"],
+        "msg": "The content could not be processed because it contained material flagged by a content checker.",
+        "type": "content_policy_violation",
+        "url": "https://docs.fal.ai/errors#content_policy_violation",
+    }
+
+
+def _render(width: int, height: int, seed: int, png: bool) -> bytes:
+    rng = random.Random(seed)
+    image = Image.new("RGB", (width, height), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(4):
+        x, y = rng.randrange(width), rng.randrange(height)
+        r = max(2, min(width, height) // 6)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    out = io.BytesIO()
+    image.save(out, format="PNG" if png else "JPEG", quality=85)
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the fake fal.ai server (queue + storage + CDN) on loopback.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--latency", type=float, default=0.5, help="seconds until a job completes")
+    parser.add_argument("--key", default=None, help="require 'Authorization: Key <KEY>'")
+    args = parser.parse_args()
+    fake = FakeFal(api_key=args.key, latency=args.latency, host=args.host, port=args.port)
+    print(f"fake fal on {fake.base_url} (Ctrl-C to stop)")
+    config = uvicorn.Config(fake.app, log_level="info", lifespan="off")
+    uvicorn.Server(config).run(sockets=[fake._sock])
+
+
+if __name__ == "__main__":
+    main()
