@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from app.errors import InvalidRequestError
-from normalization.catalog import Behavior, SizeSpec
+from normalization.catalog import Behavior, ModelEntry, SizeSpec, load_builtin_catalog
 from normalization.size_parsing import MAX_SIDE, format_ratio, format_size, parse_tier
 from normalization.sizes import SizeDecision, SizeRequest, parse_size_request, resolve_size
 
@@ -420,3 +420,41 @@ def test_no_size_control_resizes_from_the_input() -> None:
     tier_only = resolve_size(parse_size_request(None, None, "0.5K"), none, (1000, 500))
     assert tier_only.target == (724, 362)  # 512² px at the input's 2:1
     assert resolve_size(parse_size_request(None, None, None), none, (1000, 800)) == SizeDecision()
+
+
+BUILTIN = sorted(load_builtin_catalog().entries(), key=lambda e: e.id)
+
+
+@pytest.mark.parametrize("entry", BUILTIN, ids=lambda e: e.id)
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(req=requests(), input_size=input_sizes)
+def test_builtin_models_get_supported_sizes(
+    entry: ModelEntry, req: SizeRequest, input_size: tuple[int, int] | None
+) -> None:
+    spec = entry.size
+    decision = resolve_size(req, spec, input_size if "edit" in entry.modes else None)
+    if spec.kind in ("aspect_ratio", "pixel_enum") and spec.field in decision.fields:
+        assert decision.fields[spec.field] in spec.values
+    if spec.kind == "dimensions" and decision.fields:
+        width, height = _sent_dimensions(spec, decision)
+        assert spec.min_side <= min(width, height) <= max(width, height) <= spec.max_side
+        assert spec.max_pixels is None or width * height <= spec.max_pixels
+    if req.exact is not None:
+        assert decision.target == req.exact
+
+
+def test_catalog_examples() -> None:
+    catalog = load_builtin_catalog()
+    kontext, i1, e1 = (
+        catalog.get("flux-pro-kontext"),
+        catalog.get("hidream-i1-full"),
+        catalog.get("hidream-e1-1"),
+    )
+    assert kontext is not None and i1 is not None and e1 is not None
+    assert resolve_size(parse_size_request(None, "7:1", None), kontext.size, (800, 600)).fields == {
+        "aspect_ratio": "21:9"
+    }
+    assert resolve_size(parse_size_request("16:9", None, "2K"), i1.size, None).fields == {
+        "image_size": {"width": 2731, "height": 1536}
+    }
+    assert resolve_size(parse_size_request("512x512", None, None), e1.size, (1024, 768)).target == (512, 512)
