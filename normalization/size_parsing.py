@@ -111,9 +111,7 @@ def parse_tier(text: str, param: str = "resolution") -> int:
     """
     match = _TIER_RE.match(text.strip())
     if match is None:
-        raise _invalid(
-            param, f"{param} {text!r} is not a tier such as '1K', '2K' or a megapixel count like '1'."
-        )
+        raise _invalid(param, f"{param} {text!r} is not a tier such as '1K', '2K' or a megapixel count like '1'.")
     amount, unit = Fraction(match.group(1)), (match.group(2) or "").lower()
     pixels = round((amount * _K_SIDE) ** 2) if unit == "k" else round(amount * _MEGAPIXEL)
     if pixels <= 0:

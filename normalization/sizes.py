@@ -126,9 +126,7 @@ def nearest_tier(pixels: float, candidates: Sequence[tuple[str, int]]) -> str:
     return candidates[_nearest_index([(_ratio_distance(pixels, c),) for _, c in candidates])][0]
 
 
-def nearest_pixel_value(
-    ratio: float, pixels: float, candidates: Sequence[tuple[str, tuple[int, int]]]
-) -> str:
+def nearest_pixel_value(ratio: float, pixels: float, candidates: Sequence[tuple[str, tuple[int, int]]]) -> str:
     """The ``WxH`` candidate nearest by ratio first, then by pixel count."""
     distances = [(_ratio_distance(ratio, w / h), _ratio_distance(pixels, w * h)) for _, (w, h) in candidates]
     return candidates[_nearest_index(distances)][0]
@@ -252,9 +250,7 @@ def _resolve_dimensions(req: SizeRequest, spec: SizeSpec, input_size: tuple[int,
     if req.exact is not None:
         width, height = req.exact
         if _is_native(spec, width, height):
-            return _Outcome(
-                _encode(spec, width, height), req.exact, Behavior.CONVERTED, Behavior.CONVERTED, ()
-            )
+            return _Outcome(_encode(spec, width, height), req.exact, Behavior.CONVERTED, Behavior.CONVERTED, ())
         sent = fit_dimensions(spec, width / height, width * height)
         note = (
             f"size {format_size(req.exact)} is not supported natively; {format_size(sent)} is requested "
@@ -314,9 +310,7 @@ def _resolve_aspect(req: SizeRequest, spec: SizeSpec, input_size: tuple[int, int
         fields[spec.field] = chosen
         chosen_ratio = dict(ratios)[chosen]
         if abs(chosen_ratio - float(req.ratio)) > _TIE:
-            notes.append(
-                f"{_ratio_source(req)} {format_ratio(req.ratio)} mapped to nearest supported {chosen}"
-            )
+            notes.append(f"{_ratio_source(req)} {format_ratio(req.ratio)} mapped to nearest supported {chosen}")
     scale = Behavior.CONVERTED
     target: tuple[int, int] | None = None
     if req.tier_pixels is not None:
@@ -327,11 +321,7 @@ def _resolve_aspect(req: SizeRequest, spec: SizeSpec, input_size: tuple[int, int
                 notes.append(f"resolution {format_tier(req.tier_pixels)} mapped to nearest supported {tier}")
         else:
             # The model sets the shape only: keep its (mapped) ratio and resize to the asked scale.
-            ratio = (
-                chosen_ratio
-                if chosen_ratio is not None
-                else _defaults(req, spec, input_size, input_first=True)[0]
-            )
+            ratio = chosen_ratio if chosen_ratio is not None else _defaults(req, spec, input_size, input_first=True)[0]
             target = _free_size(ratio, req.tier_pixels)
             scale = Behavior.EMULATED
             notes.append(

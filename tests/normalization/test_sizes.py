@@ -133,9 +133,7 @@ def _sent_dimensions(spec: SizeSpec, decision: SizeDecision) -> tuple[int, int]:
 
 @DETERMINISTIC
 @given(req=requests(), spec=specs, input_size=input_sizes)
-def test_result_is_supported_by_the_spec(
-    req: SizeRequest, spec: SizeSpec, input_size: tuple[int, int] | None
-) -> None:
+def test_result_is_supported_by_the_spec(req: SizeRequest, spec: SizeSpec, input_size: tuple[int, int] | None) -> None:
     decision = resolve_size(req, spec, input_size)
     assert set(decision.behaviors) == set(req.sources)
     if not req.asked:
@@ -346,9 +344,7 @@ KONTEXT_LIKE = SizeSpec(kind="aspect_ratio", field="aspect_ratio", values=("auto
 FAL_IMAGE_SIZE = SizeSpec(
     kind="dimensions", field="image_size", min_side=1, max_side=14142, default_width=1024, default_height=1024
 )
-GPT_IMAGE = SizeSpec(
-    kind="pixel_enum", field="image_size", values=("auto", "1024x1024", "1536x1024", "1024x1536")
-)
+GPT_IMAGE = SizeSpec(kind="pixel_enum", field="image_size", values=("auto", "1024x1024", "1536x1024", "1024x1536"))
 
 
 def test_seven_to_one_maps_to_eight_to_one() -> None:
