@@ -184,7 +184,9 @@ class FakeFal:
     def __enter__(self) -> FakeFal:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # -- scenario choice -----------------------------------------------------------------------
@@ -390,9 +392,7 @@ class FakeFal:
             else:
                 url = f"{self.base_url}/cdn/{job.request_id}/{i}/{name}?token=signed-secret"
                 self._cdn[f"{job.request_id}/{i}"] = (data, media_type)
-            images.append(
-                {"url": url, "width": width, "height": height, "content_type": media_type, "file_name": name}
-            )
+            images.append({"url": url, "width": width, "height": height, "content_type": media_type, "file_name": name})
         prompt = payload.get("prompt", payload.get("edit_instruction", ""))
         return {
             "images": images,

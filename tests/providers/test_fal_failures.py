@@ -196,9 +196,7 @@ async def test_cancellation_cancels_the_fal_job(fake_fal: FakeFal, make_adapter:
     assert fake_fal.cancelled == [fake_fal.submissions[0].request_id]
 
 
-async def test_deadline_on_a_job_that_never_finishes_cancels_it(
-    fake_fal: FakeFal, make_adapter: AdapterMaker
-) -> None:
+async def test_deadline_on_a_job_that_never_finishes_cancels_it(fake_fal: FakeFal, make_adapter: AdapterMaker) -> None:
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.5):
