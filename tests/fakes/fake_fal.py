@@ -161,6 +161,18 @@ class FakeFal:
     def storage_url(self) -> str:
         return self.base_url
 
+    def reset(self) -> None:
+        """Forget recorded requests and scripted scenarios (for a server shared by several tests)."""
+        with self._lock:
+            self.scenario = "ok"
+            self.next_scenarios.clear()
+            self.endpoint_scenarios.clear()
+            self.submissions.clear()
+            self.attempts.clear()
+            self.cancelled.clear()
+            self.status_polls = 0
+            self._seen.clear()
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, log_level: str = "critical") -> FakeFal:
