@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 
 import httpx
@@ -35,13 +36,26 @@ async def _fetch(url: str, handler: Handler, policy: FetchPolicy | None = None) 
         return await fetch_image_bytes(client, url, policy or FetchPolicy())
 
 
-async def test_https_to_a_public_address_is_allowed_and_pinned() -> None:
+async def test_https_to_a_public_address_is_allowed() -> None:
     recorder = Recorder()
     assert await _fetch(f"https://{PUBLIC}/img.png?sig=1", recorder) == b"IMAGE"
     [request] = recorder.requests
-    assert request.url.host == PUBLIC
-    assert request.headers["host"] == PUBLIC
-    assert request.extensions["sni_hostname"] == PUBLIC
+    assert str(request.url) == f"https://{PUBLIC}/img.png?sig=1"
+
+
+async def test_a_host_name_is_pinned_to_its_checked_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    # DNS is the outside world here: answer a public address for a name, as a resolver would.
+    def resolver(host: str, port: int, type: int = 0) -> list[tuple[object, ...]]:
+        assert host == "cdn.example.test"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    recorder = Recorder()
+    assert await _fetch("https://cdn.example.test:8443/img.png", recorder) == b"IMAGE"
+    [request] = recorder.requests
+    assert (request.url.host, request.url.port) == (PUBLIC, 8443)
+    assert request.headers["host"] == "cdn.example.test:8443"
+    assert request.extensions["sni_hostname"] == "cdn.example.test"
 
 
 @pytest.mark.parametrize(
