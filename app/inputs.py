@@ -84,7 +84,11 @@ async def _ref_image(ref: JsonValue, param: str, *, fetch: UrlFetcher, max_bytes
     if url.startswith("data:"):
         data = decode_data_url(url, param=param, max_bytes=max_bytes)
     elif url.startswith(("https://", "http://")):
-        data = await fetch(url)
+        try:
+            data = await fetch(url)
+        except InvalidRequestError as exc:
+            exc.param = param  # the fetcher cannot know which of the images it was given
+            raise
     else:
         raise InvalidRequestError(f"'{param}' must be an https URL or a data: URL", param=param)
     return probe_input(data, param=param, max_pixels=max_pixels)

@@ -17,13 +17,15 @@ from fastapi import Depends, FastAPI
 from app.api import health, images, models
 from app.auth import KeyCheck
 from app.deps import AppState
+from app.errors import InvalidRequestError, UpstreamError
 from app.handlers import RequestIdMiddleware, install_error_handlers
-from app.hosting import build_host, close_host
+from app.hosting import build_host, hosted_images_router
 from app.inputs import UrlFetcher
 from app.settings import ProviderSettings, Settings
 from normalization.catalog import Catalog, load_builtin_catalog
 from normalization.imaging import ImageWorkers
 from normalization.pipeline import Gateway, GatewayConfig
+from providers.fetch import FetchPolicy, fetch_image_bytes
 from providers.registry import build_adapters, registered_kinds
 
 
@@ -57,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             follow_redirects=False,
         )
         workers = ImageWorkers()
-        host = await build_host(settings)
+        host = build_host(settings)
+        host.start_sweeping()
+        app.state.host = host
         adapters = build_adapters({n: p for n, p in providers.items() if p.kind in registered_kinds()}, client)
         gateway = Gateway(
             catalog=catalog,
@@ -80,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for adapter in adapters.values():
                 await adapter.aclose()
-            await close_host(host)
+            await host.aclose()
             workers.close()
             await client.aclose()
 
@@ -90,19 +94,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(images.router, dependencies=[Depends(keys)])
     app.include_router(models.router, dependencies=[Depends(keys)])
+    app.include_router(hosted_images_router())
     return app
 
 
 def _input_fetcher(client: httpx.AsyncClient, settings: Settings) -> UrlFetcher:
-    async def fetch(url: str) -> bytes:
-        from app.errors import InvalidRequestError
+    """Downloads JSON edits' ``image_url`` inputs through the one guarded fetch.
 
-        raise InvalidRequestError("image_url inputs by URL are not enabled yet; send a data: URL", param="images")
+    The URL is the client's choice, so a refused or failed download is the client's 400, not a 502.
+    """
+    policy = FetchPolicy(
+        allowed_hosts=frozenset(settings.fetch_allow_hosts),
+        max_bytes=settings.max_upload_bytes,
+        timeout_seconds=30.0,
+    )
+
+    async def fetch(url: str) -> bytes:
+        try:
+            return await fetch_image_bytes(client, url, policy)
+        except UpstreamError as exc:
+            raise InvalidRequestError(f"could not use image_url: {exc.message}", param="images") from exc
 
     return fetch
-
-
-def build_hosted_router_placeholder() -> FastAPI | object:  # replaced when hosting lands
-    from fastapi import APIRouter
-
-    return APIRouter()

@@ -115,6 +115,21 @@ class Settings(BaseSettings):
     providers_yaml: dict[str, _YamlProvider] = Field(default_factory=dict, validation_alias=AliasChoices("providers"))
     models: list[ModelEntry] = Field(default_factory=list, description="user catalog entries, added or overriding")
 
+    @field_validator(
+        "fal_key",
+        "openai_api_key",
+        "signing_secret",
+        "public_url",
+        "fal_base_url",
+        "fal_storage_url",
+        "openai_base_url",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker compose passes `FAL_KEY=` for an unset variable: that is no key, not an empty one.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("api_keys", "fetch_allow_hosts", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:

@@ -185,7 +185,7 @@ class _Planner:
                 code="too_many_images",
             )
         behavior = Behavior.RENAMED if spec.kind == "single" else Behavior.CONVERTED
-        note = "sent as one URL" if spec.kind == "single" else "sent as a list of URLs"
+        note = "sent as one image" if spec.kind == "single" else "sent as a list of images"
         self.handled["image"] = ParamHandling(behavior=behavior, upstream=spec.field, note=note)
         self.edit = EditInputs(images=images, mask=None)
         if mask is not None:

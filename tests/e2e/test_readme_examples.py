@@ -40,6 +40,14 @@ def _env(gateway: LiveGateway) -> dict[str, str]:
     return {**os.environ, "PIXELGATE_URL": gateway.base_url, "PIXELGATE_API_KEY": TEST_KEY}
 
 
+def _run(command: list[str], workdir: Path, gateway: LiveGateway, timeout: int = 60) -> str:
+    result = subprocess.run(
+        command, cwd=workdir, env=_env(gateway), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def _check_output(workdir: Path, stdout: str) -> None:
     assert "300x180" in stdout
     edited = decode((workdir / "edited.png").read_bytes())
@@ -48,31 +56,24 @@ def _check_output(workdir: Path, stdout: str) -> None:
 
 
 def test_curl_example(gateway: LiveGateway, workdir: Path) -> None:
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", readme_example("curl")],
-        cwd=workdir, env=_env(gateway), capture_output=True, text=True, timeout=60, check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    _check_output(workdir, result.stdout)
+    _check_output(workdir, _run(["bash", "-euo", "pipefail", "-c", readme_example("curl")], workdir, gateway))
 
 
 def test_python_example(gateway: LiveGateway, workdir: Path) -> None:
     script = workdir / "example.py"
     script.write_text(readme_example("python"), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, str(script)], cwd=workdir, env=_env(gateway), capture_output=True, text=True,
-        timeout=60, check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    _check_output(workdir, result.stdout)
+    _check_output(workdir, _run([sys.executable, str(script)], workdir, gateway))
 
 
 def _node_modules() -> Path:
     modules = NODE_DIR / "node_modules"
     if not (modules / "openai").exists():
         subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True,
-            timeout=300, capture_output=True,
+            ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODE_DIR,
+            check=True,
+            timeout=300,
+            capture_output=True,
         )
     return modules
 
@@ -81,9 +82,4 @@ def test_node_example_streams_a_chunked_upload(gateway: LiveGateway, workdir: Pa
     (workdir / "node_modules").symlink_to(_node_modules(), target_is_directory=True)
     script = workdir / "example.mjs"
     script.write_text(readme_example("node"), encoding="utf-8")
-    result = subprocess.run(
-        ["node", str(script)], cwd=workdir, env=_env(gateway), capture_output=True, text=True, timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    _check_output(workdir, result.stdout)
+    _check_output(workdir, _run(["node", str(script)], workdir, gateway, timeout=120))

@@ -309,3 +309,18 @@ def test_health_endpoints_and_request_id(gateway: LiveGateway, tmp_path: Path) -
     ready = httpx.get(f"{gateway.base_url}/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     assert ready.headers["x-request-id"].startswith("req_")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:1/a.png", "https://127.0.0.1/a.png", "http://169.254.169.254/latest/meta-data", "ftp://x/a.png"],
+)
+def test_json_edit_refuses_private_and_non_https_image_urls(gateway: LiveGateway, url: str) -> None:
+    response = httpx.post(
+        f"{gateway.api_url}/images/edits",
+        json={"model": "sandbox-edit", "prompt": "x", "images": [{"image_url": url}]},
+        headers={"Authorization": f"Bearer {TEST_KEY}"},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "images[0]"

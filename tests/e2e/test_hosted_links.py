@@ -1,0 +1,77 @@
+"""response_format=url (the OpenAI default): signed, expiring links served without Authorization."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import openai
+
+from normalization.signing import LinkSigner
+from tests.images import decode, png_bytes
+from tests.live import LiveGateway
+
+
+def _edit_url(client: openai.OpenAI, output_format: Any = "png") -> str:
+    result = client.images.edit(
+        model="sandbox-edit", image=("a.png", png_bytes(90, 60), "image/png"), prompt="x", output_format=output_format
+    )
+    assert result.data is not None
+    url = result.data[0].url
+    assert isinstance(url, str)
+    return url
+
+
+def test_default_response_is_a_link_that_fetches_without_authorization(
+    client: openai.OpenAI, gateway: LiveGateway
+) -> None:
+    url = _edit_url(client)
+    assert url.startswith(gateway.base_url + "/v1/images/")
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG")
+    assert decode(response.content).size == (90, 60)
+    max_age = int(response.headers["cache-control"].split("max-age=")[1])
+    assert 3500 <= max_age <= 3600
+    again = httpx.get(url, headers={"If-None-Match": response.headers["etag"]}, timeout=10)
+    assert again.status_code == 304
+
+
+def test_link_content_type_follows_output_format(client: openai.OpenAI) -> None:
+    response = httpx.get(_edit_url(client, output_format="webp"), timeout=10)
+    assert response.headers["content-type"] == "image/webp"
+    assert response.content[8:12] == b"WEBP"
+
+
+def test_tampered_or_expired_links_are_403(client: openai.OpenAI, gateway: LiveGateway) -> None:
+    url = _edit_url(client)
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    name = parts.path.rsplit("/", 1)[1]
+    base = f"{gateway.base_url}{parts.path}"
+    expires = int(query["expires"][0])
+    forged_expiry = httpx.get(base, params={"expires": expires + 10, "sig": query["sig"][0]}, timeout=10)
+    assert forged_expiry.status_code == 403
+    assert forged_expiry.json()["error"]["code"] == "invalid_signature"
+    other_name = httpx.get(
+        f"{gateway.base_url}/v1/images/{'A' * 32}.png", params={"expires": expires, "sig": query["sig"][0]}
+    )
+    assert other_name.status_code == 403
+    signer = LinkSigner(b"test-signing-secret")  # the test settings' secret: a correctly signed, past link
+    expired = httpx.get(base, params={"expires": 1000, "sig": signer.sign(name, 1000)}, timeout=10)
+    assert expired.status_code == 403
+    assert expired.json()["error"]["code"] == "link_expired"
+    unsigned = httpx.get(base, timeout=10)
+    assert unsigned.status_code == 403
+
+
+def test_traversal_names_never_reach_the_filesystem(gateway: LiveGateway) -> None:
+    signer = LinkSigner(b"test-signing-secret")
+    for name in ("..%2fsigning.key", "signing.key", "%2e%2e%2fimages", "..", "a" * 32 + ".png/../../signing.key"):
+        response = httpx.get(
+            f"{gateway.base_url}/v1/images/{name}", params={"expires": 9999999999, "sig": signer.sign(name, 9999999999)}
+        )
+        assert response.status_code in (403, 404)
+        assert b"\x89PNG" not in response.content and len(response.content) < 1000
