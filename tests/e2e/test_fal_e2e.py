@@ -1,8 +1,8 @@
 """Issue 4 end to end: the openai SDK -> a live pixelgate -> the fake fal server, and back.
 
-The two HiDream entries are given as user catalog entries (the contract's YAML ``models:``), so the
-test does not depend on the built-in fal catalog; they follow the fal schemas of HiDream E1.1 and I1.
-Every fal failure mode is picked per request by a ``[fake:...]`` marker in the prompt.
+The models are the built-in fal catalog entries (``normalization/catalog/fal.yaml``), served by the
+real fal adapter over HTTP to the fake. Every fal failure mode is picked per request by a
+``[fake:...]`` marker in the prompt.
 """
 
 from __future__ import annotations
@@ -27,50 +27,6 @@ from tests.live import LiveGateway
 FAL_KEY = "e2e-fal-key-id:e2e-fal-secret-9f8e7d"
 DEADLINE_SECONDS = 3.0
 
-_COMMON_PARAMS: dict[str, JsonValue] = {
-    "cfg_scale": {"behavior": "renamed", "upstream": "guidance_scale", "type": "number", "minimum": 0, "maximum": 20},
-    "negative_prompt": {"type": "string"},
-    "seed": {"type": "integer", "minimum": 0},
-    "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 50},
-    "enable_safety_checker": {"type": "boolean"},
-    "sync_mode": {"type": "boolean"},
-}
-MODELS: list[JsonValue] = [
-    {
-        "id": "hidream-e1-1",
-        "provider": "fal",
-        "upstream": "fal-ai/hidream-e1-1",
-        "modes": ["edit"],
-        "images": {"field": "image_url", "kind": "single", "max_images": 1},
-        "size": {"kind": "none"},
-        "count": {"field": "num_images", "max": 4},
-        "output_format": {"field": "output_format", "values": ["jpeg", "png"], "default": "jpeg"},
-        "params": {
-            **_COMMON_PARAMS,
-            "image_guidance_scale": {"type": "number", "minimum": 0, "maximum": 20},
-            "target_image_description": {"type": "string"},
-        },
-    },
-    {
-        "id": "hidream-i1-full",
-        "provider": "fal",
-        "upstream": "fal-ai/hidream-i1-full",
-        "modes": ["generate"],
-        "size": {
-            "kind": "dimensions",
-            "field": "image_size",
-            "encoding": "object",
-            "min_side": 64,
-            "max_side": 2048,
-            "default_width": 1024,
-            "default_height": 1024,
-        },
-        "count": {"field": "num_images", "max": 4},
-        "output_format": {"field": "output_format", "values": ["jpeg", "png"], "default": "jpeg"},
-        "params": _COMMON_PARAMS,
-    },
-]
-
 
 def _gateway(data_dir: Path, fake: FakeFal, fal_key: str | None) -> LiveGateway:
     settings = make_settings(
@@ -80,7 +36,6 @@ def _gateway(data_dir: Path, fake: FakeFal, fal_key: str | None) -> LiveGateway:
         fal_storage_url=fake.storage_url,
         providers_yaml={"fal": {"max_retries": 2}},
         request_timeout_seconds=DEADLINE_SECONDS,
-        models=MODELS,
     )
     return LiveGateway(settings)
 
