@@ -124,6 +124,8 @@ async def _checked_request(client: httpx.AsyncClient, url: httpx.URL, policy: Fe
     addresses = await _resolve(url.host, port, shown)
     if not all(is_public_address(a) for a in addresses):
         raise _fail("refusing to fetch from a private or loopback address", shown)
+    if str(addresses[0]) == url.host:  # an address literal: nothing to pin, and SNI takes no addresses
+        return client.build_request("GET", url, timeout=timeout)
     pinned = url.copy_with(host=str(addresses[0]))
     return client.build_request(
         "GET",

@@ -42,10 +42,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import json
 import random
-import re
 import socket
 import threading
 import time
@@ -54,27 +52,16 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 import uvicorn
-from PIL import Image, ImageDraw
 from pydantic import JsonValue
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+
+from tests.fakes.fal_images import data_uri_bytes, output_size, render
+from tests.fakes.fal_scenarios import HTML, MARKER, RETRYABLE_ONCE, error, policy_detail, submit_failure
 
 JsonObject = dict[str, JsonValue]
-
-_MARKER = re.compile(r"\[fake:([a-z0-9_]+)(?::([^\]]*))?\]")
-_SIZE_PRESETS = {
-    "square_hd": (1024, 1024),
-    "square": (512, 512),
-    "portrait_4_3": (768, 1024),
-    "portrait_16_9": (576, 1024),
-    "landscape_4_3": (1024, 768),
-    "landscape_16_9": (1024, 576),
-}
-_RETRYABLE_ONCE = {"429", "502", "503", "504", "reset"}
-_HTML = "<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
 
 
 @dataclass
@@ -99,20 +86,6 @@ class _Job:
     created: float = field(default_factory=time.monotonic)
     cancelled: bool = False
     output: JsonObject | None = None
-
-
-class _ResetResponse(Response):
-    """Starts a JSON answer, then drops the connection: the client sees a broken-off response."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"400")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b'{"request_id": "', "more_body": True})
-        raise ConnectionResetError("fake fal: connection reset on purpose")
-
-
-def _error(status: int, detail: JsonValue, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 class FakeFal:
@@ -161,6 +134,18 @@ class FakeFal:
     def storage_url(self) -> str:
         return self.base_url
 
+    def reset(self) -> None:
+        """Forget recorded requests and scripted scenarios (for a server shared by several tests)."""
+        with self._lock:
+            self.scenario = "ok"
+            self.next_scenarios.clear()
+            self.endpoint_scenarios.clear()
+            self.submissions.clear()
+            self.attempts.clear()
+            self.cancelled.clear()
+            self.status_polls = 0
+            self._seen.clear()
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, log_level: str = "critical") -> FakeFal:
@@ -194,7 +179,7 @@ class FakeFal:
     def _choose(self, endpoint_id: str, payload: JsonObject) -> tuple[str, str | None, bool]:
         """(scenario, arg, standing): standing scenarios fail a retryable kind only once per payload."""
         for value in payload.values():
-            if isinstance(value, str) and (match := _MARKER.search(value)):
+            if isinstance(value, str) and (match := MARKER.search(value)):
                 return match.group(1), match.group(2), True
         with self._lock:
             if self.next_scenarios:
@@ -206,7 +191,7 @@ class FakeFal:
 
     def _fails_now(self, scenario: str, standing: bool, fingerprint: str) -> bool:
         base = scenario.removesuffix("_always")
-        if base not in _RETRYABLE_ONCE:
+        if base not in RETRYABLE_ONCE:
             return True
         if not standing or scenario.endswith("_always"):
             return True
@@ -226,9 +211,9 @@ class FakeFal:
         try:
             payload = json.loads(raw)
         except ValueError:
-            return _error(422, "body is not JSON")
+            return error(422, "body is not JSON")
         if not isinstance(payload, dict):
-            return _error(422, "body must be a JSON object")
+            return error(422, "body must be a JSON object")
         scenario, arg, standing = self._choose(endpoint_id, payload)
         fingerprint = endpoint_id + "\n" + raw.decode("utf-8", "replace")
         failure = self._submit_failure(request, scenario, arg, standing, fingerprint)
@@ -261,43 +246,11 @@ class FakeFal:
         self, request: Request, scenario: str, arg: str | None, standing: bool, fingerprint: str
     ) -> Response | None:
         if not self._authorized(request):
-            return _error(401, "No user found for Key ID and Secret")
+            return error(401, "No user found for Key ID and Secret")
         base = scenario.removesuffix("_always")
         if base == "ok" or not self._fails_now(scenario, standing, fingerprint):
             return None
-        simple: dict[str, Response] = {
-            "502": _error(502, "runner_incomplete_response", {"x-fal-error-type": "runner_incomplete_response"}),
-            "503": _error(503, "runner_scheduling_failure", {"x-fal-error-type": "runner_scheduling_failure"}),
-            "504": _error(504, "request_timeout", {"x-fal-error-type": "request_timeout"}),
-            "504_user": _error(504, "startup_timeout", {"x-fal-request-timeout-type": "user"}),
-            "503_no_retry": _error(503, "runner_scheduling_failure", {"x-fal-retryable": "false"}),
-            "401": _error(401, "No user found for Key ID and Secret"),
-            "404": _error(404, f"Application '{request.path_params['endpoint_id']}' not found"),
-            "422_string": _error(422, "Unprocessable input"),
-            "html": HTMLResponse(_HTML),
-            "reset": _ResetResponse(),
-        }
-        if base in simple:
-            return simple[base]
-        if base == "429":
-            return _error(429, "Too many requests", {"retry-after": arg or "1"})
-        if base == "422":
-            field_name = arg or "guidance_scale"
-            detail: JsonValue = [
-                {
-                    "loc": ["body", field_name],
-                    "msg": "Input should be less than or equal to 20",
-                    "type": "less_than_equal",
-                    "ctx": {"le": 20},
-                }
-            ]
-            return _error(422, detail)
-        if base == "content_policy":
-            return _error(422, [_policy_detail()], {"x-fal-retryable": "false"})
-        if base == "echo_auth":
-            auth = request.headers.get("authorization", "")
-            return _error(422, [{"loc": ["body", "prompt"], "msg": f"bad header {auth}", "type": "value_error"}])
-        return None
+        return submit_failure(request, base, arg)
 
     def _job(self, request: Request) -> _Job | None:
         return self._jobs.get(request.path_params["request_id"])
@@ -312,10 +265,10 @@ class FakeFal:
 
     async def _status(self, request: Request) -> Response:
         if not self._authorized(request):
-            return _error(401, "No user found for Key ID and Secret")
+            return error(401, "No user found for Key ID and Secret")
         job = self._job(request)
         if job is None:
-            return _error(404, "Request not found")
+            return error(404, "Request not found")
         self.status_polls += 1
         state = self._state(job)
         body: JsonObject = {"status": state, "request_id": job.request_id, "logs": None}
@@ -334,12 +287,12 @@ class FakeFal:
 
     async def _result(self, request: Request) -> Response:
         if not self._authorized(request):
-            return _error(401, "No user found for Key ID and Secret")
+            return error(401, "No user found for Key ID and Secret")
         job = self._job(request)
         if job is None:
-            return _error(404, "Request not found")
+            return error(404, "Request not found")
         if self._state(job) != "COMPLETED":
-            return _error(400, "Request is still in progress")
+            return error(400, "Request is still in progress")
         if job.cancelled:
             return JSONResponse({"detail": "Request was cancelled", "error_type": "client_cancelled"}, 499)
         if job.scenario == "completed_error":
@@ -349,11 +302,11 @@ class FakeFal:
                 headers={"x-fal-error-type": "runner_server_error"},
             )
         if job.scenario == "content_policy_late":
-            return _error(422, [_policy_detail()])
+            return error(422, [policy_detail()])
         if job.scenario == "malformed":
             return Response(b'{"images": [{"url": "', media_type="application/json")
         if job.scenario == "result_html":
-            return HTMLResponse(_HTML)
+            return HTMLResponse(HTML)
         if job.scenario == "missing_fields":
             return JSONResponse({"timings": {}, "seed": 1})
         if job.output is None:
@@ -379,10 +332,10 @@ class FakeFal:
         raw_count = payload.get("num_images", 1)
         count = max(1, min(8, raw_count if isinstance(raw_count, int) else 1))
         png = payload.get("output_format") == "png"
-        width, height = self._output_size(payload)
+        width, height = output_size(payload, self._input_bytes)
         images: list[JsonValue] = []
         for i in range(count):
-            data = _render(width, height, seed + i, png)
+            data = render(width, height, seed + i, png)
             media_type = "image/png" if png else "image/jpeg"
             name = f"{i}.{'png' if png else 'jpg'}"
             if job.scenario == "private_url":
@@ -402,49 +355,31 @@ class FakeFal:
             "timings": {"inference": job.latency},
         }
 
-    def _output_size(self, payload: JsonObject) -> tuple[int, int]:
-        size = payload.get("image_size")
-        if isinstance(size, str) and size in _SIZE_PRESETS:
-            return _SIZE_PRESETS[size]
-        if isinstance(size, dict):
-            w, h = size.get("width"), size.get("height")
-            if isinstance(w, int) and isinstance(h, int):
-                return w, h
-        for key in ("image_url", "image_urls", "reference_image_urls"):
-            value = payload.get(key)
-            first = value[0] if isinstance(value, list) and value else value
-            if isinstance(first, str) and (data := self._input_bytes(first)) is not None:
-                with Image.open(io.BytesIO(data)) as image:
-                    return image.size
-        return _SIZE_PRESETS["square_hd"]
-
     def _input_bytes(self, url: str) -> bytes | None:
-        if url.startswith("data:") and "," in url:
-            return base64.b64decode(url.split(",", 1)[1])
         prefix = f"{self.base_url}/files/"
         if url.startswith(prefix):
             return self.uploads.get(url[len(prefix) :].split("/", 1)[0])
-        return None
+        return data_uri_bytes(url)
 
     async def _get_cdn(self, request: Request) -> Response:
         job = self._job(request)
         stored = self._cdn.get(f"{request.path_params['request_id']}/{request.path_params['index']}")
         if job is None or stored is None:
-            return _error(404, "Not found")
+            return error(404, "Not found")
         data, media_type = stored
         if job.scenario == "truncated":
             return Response(data[: len(data) // 2], media_type=media_type)
         if job.scenario == "not_image":
-            return Response(_HTML.encode(), media_type=media_type)
+            return Response(HTML.encode(), media_type=media_type)
         return Response(data, media_type=media_type)
 
     # -- storage -------------------------------------------------------------------------------
 
     async def _initiate(self, request: Request) -> Response:
         if not self._authorized(request):
-            return _error(401, "No user found for Key ID and Secret")
+            return error(401, "No user found for Key ID and Secret")
         if request.query_params.get("storage_type") != "fal-cdn-v3":
-            return _error(422, "unsupported storage_type")
+            return error(422, "unsupported storage_type")
         body = await request.json()
         name = str(body.get("file_name") or "upload.bin").replace("/", "_")
         token = uuid.uuid4().hex
@@ -462,30 +397,8 @@ class FakeFal:
     async def _get_file(self, request: Request) -> Response:
         data = self.uploads.get(request.path_params["token"])
         if data is None:
-            return _error(404, "Not found")
+            return error(404, "Not found")
         return Response(data, media_type="application/octet-stream")
-
-
-def _policy_detail() -> JsonObject:
-    return {
-        "loc": ["body", "prompt"],
-        "msg": "The content could not be processed because it contained material flagged by a content checker.",
-        "type": "content_policy_violation",
-        "url": "https://docs.fal.ai/errors#content_policy_violation",
-    }
-
-
-def _render(width: int, height: int, seed: int, png: bool) -> bytes:
-    rng = random.Random(seed)
-    image = Image.new("RGB", (width, height), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    draw = ImageDraw.Draw(image)
-    for _ in range(4):
-        x, y = rng.randrange(width), rng.randrange(height)
-        r = max(2, min(width, height) // 6)
-        draw.ellipse([x - r, y - r, x + r, y + r], fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    out = io.BytesIO()
-    image.save(out, format="PNG" if png else "JPEG", quality=85)
-    return out.getvalue()
 
 
 def main() -> None:

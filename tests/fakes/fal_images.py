@@ -1,0 +1,57 @@
+"""What the fake fal server makes: real Pillow images sized like fal's HiDream outputs would be."""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+from collections.abc import Callable
+
+from PIL import Image, ImageDraw
+from pydantic import JsonValue
+
+SIZE_PRESETS = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+
+
+def output_size(payload: dict[str, JsonValue], input_bytes: Callable[[str], bytes | None]) -> tuple[int, int]:
+    """A generation's ``image_size`` (preset or ``{width, height}``), else the first input image's size."""
+    size = payload.get("image_size")
+    if isinstance(size, str) and size in SIZE_PRESETS:
+        return SIZE_PRESETS[size]
+    if isinstance(size, dict):
+        w, h = size.get("width"), size.get("height")
+        if isinstance(w, int) and isinstance(h, int):
+            return w, h
+    for key in ("image_url", "image_urls", "reference_image_urls"):
+        value = payload.get(key)
+        first = value[0] if isinstance(value, list) and value else value
+        if isinstance(first, str) and (data := input_bytes(first)) is not None:
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    return SIZE_PRESETS["square_hd"]
+
+
+def data_uri_bytes(url: str) -> bytes | None:
+    if url.startswith("data:") and "," in url:
+        return base64.b64decode(url.split(",", 1)[1])
+    return None
+
+
+def render(width: int, height: int, seed: int, png: bool) -> bytes:
+    rng = random.Random(seed)
+    image = Image.new("RGB", (width, height), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(4):
+        x, y = rng.randrange(width), rng.randrange(height)
+        r = max(2, min(width, height) // 6)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    out = io.BytesIO()
+    image.save(out, format="PNG" if png else "JPEG", quality=85)
+    return out.getvalue()
