@@ -10,6 +10,7 @@ Pillow, pydantic) are mapped to them once, at the edge of the module that sees t
     │   ├── UnsupportedParameterError  400 (strict mode: a standard parameter the model ignores)
     │   └── ModerationBlockedError     400 image_generation_user_error / moderation_blocked
     ├── AuthenticationError            401
+    ├── PermissionDeniedError          403 (a hosted image's link expired or was tampered with)
     ├── NotFoundError                  404
     │   └── ModelNotFoundError         404 model_not_found
     ├── ConflictError                  409 (Idempotency-Key reused with another request)
@@ -54,7 +55,14 @@ class GatewayError(Exception):
 
     def to_body(self) -> dict[str, dict[str, str | None]]:
         """The OpenAI error object: ``{"error": {"message", "type", "param", "code"}}``."""
-        return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
 
 class InvalidRequestError(GatewayError):
@@ -75,6 +83,12 @@ class AuthenticationError(GatewayError):
     status_code = 401
     error_type = "invalid_request_error"
     default_code = "invalid_api_key"
+
+
+class PermissionDeniedError(GatewayError):
+    status_code = 403
+    error_type = "invalid_request_error"
+    default_code = "invalid_signature"
 
 
 class NotFoundError(GatewayError):

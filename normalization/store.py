@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -63,8 +64,11 @@ class ImageStore(ABC):
         """Store ``data`` under a new unguessable name; raises ``OSError`` when the disk fails."""
 
     @abstractmethod
-    def get(self, name: str, now: float) -> StoredFile:
-        """The image called ``name``; :class:`NotFoundError` when the name is invalid, unknown or expired."""
+    def get(self, name: str, now: float | None = None) -> StoredFile:
+        """The image called ``name`` as of ``now`` (default: the current time).
+
+        Raises :class:`NotFoundError` when the name is invalid, unknown or expired (swept or not).
+        """
 
     @abstractmethod
     def delete(self, name: str) -> None:
@@ -117,14 +121,14 @@ class DirectoryStore(ImageStore):
             name=name, media_type=media_type, size=len(data), etag=_etag(name), expires_at=created + self._ttl
         )
 
-    def get(self, name: str, now: float) -> StoredFile:
+    def get(self, name: str, now: float | None = None) -> StoredFile:
         path = self._path(name)
         try:
             stat = path.stat()
         except FileNotFoundError:
             raise NotFoundError("the image does not exist or has expired", code="image_not_found") from None
         expires_at = stat.st_mtime + self._ttl
-        if expires_at <= now:
+        if expires_at <= (time.time() if now is None else now):
             raise NotFoundError("the image does not exist or has expired", code="image_not_found")
         return StoredFile(
             name=name,
