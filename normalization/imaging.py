@@ -196,8 +196,8 @@ def _encode_decoded(decoded: Image.Image, spec: OutputSpec) -> EncodedImage:
     if spec.target is not None and img.size != spec.target:
         img = _replace(img, _cover(img, spec.target))
         resized = True
-    # Some encoders carry over what they find in img.info (exif, xmp, comments, text chunks, dpi,
-    # gamma; the ICC profile for PNG and AVIF only); the profile is passed to every encoder instead.
+    # Encoders copy some of img.info into the output (JPEG and GIF the comment, PNG and AVIF the
+    # ICC profile); nothing of the source's is kept but the profile, which every encoder is given.
     img.info = {}
     buffer = io.BytesIO()
     try:

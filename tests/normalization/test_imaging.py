@@ -141,6 +141,16 @@ def test_png_text_chunks_are_not_carried_over() -> None:
     assert b"tEXt" not in result.data and b"iTXt" not in result.data
 
 
+@pytest.mark.parametrize("fmt", ["jpeg", "gif"])
+def test_comments_are_not_carried_over(fmt: OutputFormat) -> None:
+    # Pillow's JPEG and GIF encoders copy the source's comment unless told otherwise
+    source = encode(noisy(), "JPEG", comment=b"made by SecretCam for Jane Doe")
+    result = convert(source, OutputSpec(format=fmt, compression=80), max_pixels=MAX_PIXELS)
+    assert result.reencoded
+    assert b"SecretCam" not in result.data
+    assert "comment" not in decoded(result).info
+
+
 def test_bytes_pass_unchanged_when_format_and_size_already_match() -> None:
     source = encode(noisy(), "WEBP", quality=80)
     for target in (None, (96, 64)):
