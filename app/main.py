@@ -19,7 +19,7 @@ from app.auth import KeyCheck
 from app.deps import AppState
 from app.errors import InvalidRequestError, UpstreamError
 from app.handlers import RequestIdMiddleware, install_error_handlers
-from app.hosting import build_host, hosted_images_router
+from app.hosting import build_host
 from app.inputs import UrlFetcher
 from app.settings import ProviderSettings, Settings
 from normalization.catalog import Catalog, load_builtin_catalog
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     catalog = build_catalog(settings)
     providers = provider_settings(settings)
+    host = build_host(settings)
     keys = KeyCheck([key.get_secret_value() for key in settings.api_keys])
 
     @asynccontextmanager
@@ -59,9 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             follow_redirects=False,
         )
         workers = ImageWorkers()
-        host = build_host(settings)
         host.start_sweeping()
-        app.state.host = host
         adapters = build_adapters({n: p for n, p in providers.items() if p.kind in registered_kinds()}, client)
         gateway = Gateway(
             catalog=catalog,
@@ -94,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(images.router, dependencies=[Depends(keys)])
     app.include_router(models.router, dependencies=[Depends(keys)])
-    app.include_router(hosted_images_router())
+    app.include_router(host.router())
     return app
 
 

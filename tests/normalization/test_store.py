@@ -1,0 +1,125 @@
+"""DirectoryStore: names, atomic writes, expiry, sweeping, traversal."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from app.errors import NotFoundError
+from normalization.store import DirectoryStore, is_valid_name
+
+TTL = 3600
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DirectoryStore:
+    return DirectoryStore(tmp_path / "images", ttl_seconds=TTL)
+
+
+def age(path: Path, seconds: float) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_put_then_get_round_trips(store: DirectoryStore) -> None:
+    before = time.time()
+    stored = store.put(b"\x89PNG fake", "image/png")
+    assert is_valid_name(stored.name) and stored.name.endswith(".png")
+    assert stored.size == 9 and stored.media_type == "image/png"
+    assert before + TTL - 1 <= stored.expires_at <= time.time() + TTL + 1
+    found = store.get(stored.name, now=time.time())
+    assert found.path.read_bytes() == b"\x89PNG fake"
+    assert found.path.parent == store.root
+    assert (found.etag, found.size, found.media_type) == (stored.etag, 9, "image/png")
+    assert stat.S_IMODE(found.path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in store.root.iterdir()) == [stored.name]  # no temporary file left
+
+
+def test_names_are_unguessable_and_distinct(store: DirectoryStore) -> None:
+    names = {store.put(b"x", "image/webp").name for _ in range(20)}
+    assert len(names) == 20
+    assert all(len(name) == len("x" * 32 + ".webp") for name in names)
+    assert store.put(b"x", "image/jpeg").name.endswith(".jpeg")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../signing.key",
+        "..",
+        "/etc/passwd",
+        "a/b.png",
+        "..%2f..%2fsigning.key",
+        "%2e%2e%2fx.png",
+        "A" * 32 + ".png\x00",
+        "A" * 32 + ".png/",
+        "A" * 32 + ".png\n",
+        "A" * 31 + ".png",
+        "A" * 32 + ".exe",
+        "A" * 30 + "..png",
+        "",
+    ],
+)
+def test_traversal_and_malformed_names_are_rejected(store: DirectoryStore, name: str) -> None:
+    assert not is_valid_name(name)
+    with pytest.raises(NotFoundError):
+        store.get(name, now=time.time())
+    with pytest.raises(NotFoundError):
+        store.delete(name)
+
+
+def test_a_valid_but_unknown_name_is_not_found(store: DirectoryStore) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        store.get("A" * 32 + ".png", now=time.time())
+    assert caught.value.status_code == 404
+
+
+def test_expired_image_is_gone_before_the_sweep(store: DirectoryStore) -> None:
+    stored = store.put(b"data", "image/gif")
+    with pytest.raises(NotFoundError):
+        store.get(stored.name, now=stored.expires_at)
+    assert store.get(stored.name, now=stored.expires_at - 1).name == stored.name
+
+
+def test_sweep_deletes_expired_images_and_stray_temporary_files(store: DirectoryStore) -> None:
+    old = store.put(b"old", "image/png")
+    fresh = store.put(b"fresh", "image/png")
+    age(store.root / old.name, TTL + 5)
+    stray = store.root / ".tmp-crashed"
+    stray.write_bytes(b"partial")
+    age(stray, 3600)
+    writing = store.root / ".tmp-in-progress"
+    writing.write_bytes(b"partial")
+    foreign = store.root / "README"
+    foreign.write_text("not ours")
+    age(foreign, 10 * TTL)
+
+    assert store.sweep(time.time()) == 1
+    remaining = sorted(p.name for p in store.root.iterdir())
+    assert remaining == sorted([fresh.name, ".tmp-in-progress", "README"])
+    assert store.sweep(time.time()) == 0
+    assert store.sweep(time.time() + TTL + 1) == 1
+
+
+def test_delete_removes_and_tolerates_missing(store: DirectoryStore) -> None:
+    stored = store.put(b"x", "image/avif")
+    store.delete(stored.name)
+    store.delete(stored.name)
+    with pytest.raises(NotFoundError):
+        store.get(stored.name, now=time.time())
+
+
+def test_failed_write_leaves_no_file(store: DirectoryStore) -> None:
+    with pytest.raises(TypeError):
+        store.put(cast(bytes, "not bytes"), "image/png")
+    assert list(store.root.iterdir()) == []
+
+
+def test_ttl_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        DirectoryStore(tmp_path, ttl_seconds=0)
