@@ -128,7 +128,9 @@ def test_dry_run_shows_the_upstream_payload_for_every_builtin_model(client: open
     payload = request["body"]
     assert payload[entry.prompt_field or "prompt"] in ("make it blue", "a lighthouse")
     if entry.images:
-        assert str(payload[entry.images.field]).startswith("<image/png 64x48")
+        shown = payload[entry.images.field]
+        first = shown[0] if isinstance(shown, list) else shown
+        assert str(first).startswith("<image/png 64x48")
     assert body["provider"] == entry.provider
 
 
