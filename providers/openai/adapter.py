@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 
 import httpx
+import orjson
 
 from app.errors import ProviderNotConfiguredError
 from app.settings import DEFAULT_OPENAI_BASE_URL, ProviderSettings
@@ -29,7 +30,7 @@ from providers.fetch import FetchPolicy
 from providers.openai.errors import error_from_response, error_from_transport
 from providers.openai.results import collect_images, parse_body
 from providers.openai.retry import RetryPolicy, send_with_retry
-from providers.openai.wire import file_parts, form_fields, generation_body
+from providers.openai.wire import generation_body, multipart_body
 
 MiB = 1024 * 1024
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -91,23 +92,13 @@ class OpenAIAdapter(ImageAdapter):
             return {"Accept": "application/json"}
         return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
 
-    def _request(self, call: UpstreamCall, headers: dict[str, str]) -> httpx.Request:
+    def _request(self, call: UpstreamCall, headers: dict[str, str]) -> tuple[str, bytes, dict[str, str]]:
+        """URL, body and headers of ``call``: built once, sent as they are on every attempt."""
         if call.mode == "generate":
-            return self._client.build_request(
-                "POST",
-                f"{self.base_url}/images/generations",
-                json=generation_body(call),
-                headers=headers,
-                timeout=self.timeout,
-            )
-        return self._client.build_request(
-            "POST",
-            f"{self.base_url}/images/edits",
-            data=form_fields(call),
-            files=file_parts(call),
-            headers=headers,
-            timeout=self.timeout,
-        )
+            body = orjson.dumps(generation_body(call))
+            return f"{self.base_url}/images/generations", body, {**headers, "Content-Type": "application/json"}
+        body, content_type = multipart_body(call)
+        return f"{self.base_url}/images/edits", body, {**headers, "Content-Type": content_type}
 
     async def run(self, call: UpstreamCall) -> ProviderResult:
         """Send ``call`` and return its images; see the module docstring for steps and failures."""
@@ -118,9 +109,10 @@ class OpenAIAdapter(ImageAdapter):
             cap_seconds=self.backoff_cap_seconds,
         )
 
+        url, content, request_headers = self._request(call, headers)
+
         async def once() -> httpx.Response:
-            # A fresh request per attempt: a multipart body stream is consumed by sending it.
-            return await self._client.send(self._request(call, headers))
+            return await self._client.post(url, content=content, headers=request_headers, timeout=self.timeout)
 
         try:
             response = await send_with_retry(once, retry)

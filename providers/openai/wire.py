@@ -7,11 +7,15 @@
   every payload scalar a form string (booleans ``"true"``/``"false"``, ``None`` left out), lists
   as repeated ``key[]`` and objects as ``key[sub]``. File parts carry a real filename and the
   sniffed media type: OpenAI refuses ``application/octet-stream`` parts.
+
+The multipart body is built as one buffer (:func:`multipart_body`): sent in one write rather than
+httpx's 64 KiB file chunks, and re-sendable as is on a retry.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 
 from pydantic import JsonValue
 
@@ -74,3 +78,26 @@ def file_parts(call: UpstreamCall) -> list[FilePart]:
     if call.mask is not None and call.mask_field is not None:
         parts.append(_file(call.mask_field, "mask", call.mask))
     return parts
+
+
+def _quote(name: str) -> str:
+    # The escaping of the HTML form encoding (as httpx does): a quote or line break cannot end the name.
+    return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def multipart_body(call: UpstreamCall) -> tuple[bytes, str]:
+    """The whole ``multipart/form-data`` body of an edit and its ``Content-Type`` (with boundary)."""
+    boundary = secrets.token_hex(16)
+    chunks: list[bytes] = []
+    for name, value in form_fields(call).items():
+        for text in value if isinstance(value, list) else [value]:
+            head = f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"\r\n\r\n'
+            chunks += [head.encode(), text.encode(), b"\r\n"]
+    for name, (filename, data, media_type) in file_parts(call):
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"; '
+            f'filename="{_quote(filename)}"\r\nContent-Type: {media_type}\r\n\r\n'
+        )
+        chunks += [head.encode(), data, b"\r\n"]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"

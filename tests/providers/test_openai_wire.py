@@ -129,3 +129,11 @@ def test_no_key_on_loopback_sends_no_authorization(fake_openai: FakeOpenAIServer
     result = run_call(settings(fake_openai.base_url, api_key=None), generate_call({"prompt": "fox"}))
     assert len(result.images) == 1
     assert "authorization" not in fake_openai.app.requests[0].headers
+
+
+def test_field_names_cannot_break_out_of_their_part(fake_openai: FakeOpenAIServer) -> None:
+    payload: dict[str, JsonValue] = {"prompt": "x", 'evil"; filename="x': "1"}
+    run_call(settings(fake_openai.base_url), edit_call(payload, (png_input(),)))
+    form = fake_openai.app.requests[0].form()
+    assert ("evil%22; filename=%22x", "1") in form.fields
+    assert [f.name for f in form.files] == ["image"]
