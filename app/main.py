@@ -26,7 +26,7 @@ from normalization.catalog import Catalog, load_builtin_catalog
 from normalization.imaging import ImageWorkers
 from normalization.pipeline import Gateway, GatewayConfig
 from providers.fetch import FetchPolicy, fetch_image_bytes
-from providers.registry import build_adapters, registered_kinds
+from providers.registry import build_adapters
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         workers = ImageWorkers()
         host.start_sweeping()
-        adapters = build_adapters({n: p for n, p in providers.items() if p.kind in registered_kinds()}, client)
+        adapters = build_adapters(providers, client)
         gateway = Gateway(
             catalog=catalog,
             adapters=adapters,

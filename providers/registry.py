@@ -15,6 +15,7 @@ from app.errors import ProviderNotConfiguredError
 from app.settings import ProviderSettings
 from providers.base import AdapterFactory, ImageAdapter
 from providers.fal import FalAdapter
+from providers.openai import OpenAIAdapter
 from providers.sandbox import SandboxAdapter
 
 _FACTORIES: dict[str, AdapterFactory] = {}
@@ -56,3 +57,4 @@ def adapter_for(adapters: Mapping[str, ImageAdapter], provider: str) -> ImageAda
 
 register("sandbox", SandboxAdapter.from_settings)
 register("fal", FalAdapter.from_settings)
+register("openai", OpenAIAdapter.from_settings)

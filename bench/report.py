@@ -1,0 +1,129 @@
+"""Statistics per cell and the markdown table of the benchmark (added latency = gateway - direct)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.load import Samples
+
+GATEWAYS = ("pixelgate", "litellm")
+
+
+@dataclass(frozen=True)
+class TargetStats:
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    ok: int
+    errors: int
+    first_error: str | None
+
+
+@dataclass(frozen=True)
+class CellResult:
+    workload: str
+    concurrency: int
+    targets: dict[str, TargetStats]
+
+    def added(self, gateway: str, key: str) -> float:
+        value: float = getattr(self.targets[gateway], key) - getattr(self.targets["direct"], key)
+        return value
+
+    def line(self) -> str:
+        parts = [f"{self.workload:12} c={self.concurrency:<3}"]
+        for name, s in self.targets.items():
+            parts.append(f"{name} p50 {s.p50_ms:7.1f} p99 {s.p99_ms:7.1f} ms {s.rps:6.1f} rps err {s.errors}")
+        return " | ".join(parts)
+
+
+def _stats(samples: Samples) -> TargetStats:
+    ms = sorted(x * 1000 for x in samples.latencies)
+    if len(ms) >= 2:
+        cuts = statistics.quantiles(ms, n=100, method="inclusive")
+        p50, p99 = cuts[49], cuts[98]
+    else:
+        p50 = p99 = ms[0] if ms else float("nan")
+    rps = len(ms) / samples.wall_seconds if samples.wall_seconds else 0.0
+    return TargetStats(round(p50, 2), round(p99, 2), round(rps, 1), len(ms), samples.errors, samples.first_error)
+
+
+def summarize(workload: str, concurrency: int, samples: dict[str, Samples]) -> CellResult:
+    return CellResult(workload, concurrency, {name: _stats(s) for name, s in samples.items()})
+
+
+def _cell(cells: list[CellResult], workload: str, concurrency: int) -> CellResult:
+    return next(c for c in cells if c.workload == workload and c.concurrency == concurrency)
+
+
+def _check(label: str, ours: float, theirs: float, relation: str) -> str:
+    ok = {"<= 1/10": ours <= theirs / 10, "<= 1/5": ours <= theirs / 5, "<= 1/4": ours <= theirs / 4}.get(
+        relation, ours >= 5 * theirs
+    )
+    return f"| {label} | {ours:.1f} | {theirs:.1f} | {relation} | {'met' if ok else 'NOT met'} |"
+
+
+def write_markdown(results: dict[str, Any], cells: list[CellResult], path: Path) -> None:
+    rows = [
+        "# pixelgate vs LiteLLM 1.106.2: added latency and throughput",
+        "",
+        f"One {results['cpus']}-core host, everything on loopback: the fake OpenAI upstream "
+        "(`tests/fakes/fake_openai.py`, answers a 1024x1024 PNG as b64_json, ~2.4 MB JSON), pixelgate "
+        "(1 process), LiteLLM proxy (1 worker) and one httpx load generator (uvloop, `Accept-Encoding: "
+        f"gzip, deflate`). Requests per target per cell: {results['counts']}, in {results['rounds']} "
+        "interleaved rounds. Added = gateway minus direct, same cell. Input bodies: "
+        + ", ".join(f"{k} {v / 1048576:.2f} MiB" for k, v in results["input_bytes"].items())
+        + f". Total run {results['seconds']} s.",
+        "",
+        "| workload | conc | direct p50 / p99 ms | direct rps | pixelgate added p50 / p99 ms | pixelgate rps "
+        "| LiteLLM added p50 / p99 ms | LiteLLM rps | errors (pg / lite) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        d, p, lite = c.targets["direct"], c.targets["pixelgate"], c.targets["litellm"]
+        rows.append(
+            f"| {c.workload} | {c.concurrency} | {d.p50_ms:.1f} / {d.p99_ms:.1f} | {d.rps:.0f} "
+            f"| {c.added('pixelgate', 'p50_ms'):.1f} / {c.added('pixelgate', 'p99_ms'):.1f} | {p.rps:.1f} "
+            f"| {c.added('litellm', 'p50_ms'):.1f} / {c.added('litellm', 'p99_ms'):.1f} | {lite.rps:.1f} "
+            f"| {p.errors} / {lite.errors} |"
+        )
+    rss = results["peak_rss_bytes"]
+    rows += [
+        "",
+        f"Peak RSS (VmHWM, process tree): pixelgate {rss['pixelgate'] / 1048576:.0f} MiB, "
+        f"LiteLLM {rss['litellm'] / 1048576:.0f} MiB.",
+        "",
+        "| target | pixelgate | LiteLLM | wanted | result |",
+        "|---|---|---|---|---|",
+    ]
+    edit1 = _cell(cells, "edits 1 MiB", 1)
+    rows.append(
+        _check(
+            "added p50, 1 MiB edits, c=1 (ms)",
+            edit1.added("pixelgate", "p50_ms"),
+            edit1.added("litellm", "p50_ms"),
+            "<= 1/10",
+        )
+    )
+    for workload in ("generations", "edits 1 MiB", "edits 4 MiB"):
+        cell = _cell(cells, workload, 16)
+        rows.append(
+            _check(f"rps, {workload}, c=16", cell.targets["pixelgate"].rps, cell.targets["litellm"].rps, ">= 5x")
+        )
+    for workload in ("generations", "edits 1 MiB", "edits 4 MiB"):
+        cell = _cell(cells, workload, 64)
+        rows.append(
+            _check(
+                f"added p99, {workload}, c=64 (ms)",
+                cell.added("pixelgate", "p99_ms"),
+                cell.added("litellm", "p99_ms"),
+                "<= 1/5",
+            )
+        )
+    rows.append(_check("peak RSS (MiB)", rss["pixelgate"] / 1048576, rss["litellm"] / 1048576, "<= 1/4"))
+    errors = [(c, n, s.first_error) for c in cells for n, s in c.targets.items() if s.first_error]
+    if errors:
+        rows += ["", "First errors:"] + [f"- {c.workload} c={c.concurrency} {n}: {e}" for c, n, e in errors]
+    path.write_text("\n".join(rows) + "\n")

@@ -1,0 +1,154 @@
+"""``make bench``: pixelgate and LiteLLM side by side in front of the same fast fake upstream.
+
+Starts the fake OpenAI upstream (``tests.fakes.fake_openai``), pixelgate (``pixelgate serve``,
+built-in ``gpt-image-1`` on the ``openai`` provider pointed at the fake) and LiteLLM proxy
+1.106.2 (``bench/start_litellm.sh``, its own venv), then for each workload (generations, 1 MiB and
+4 MiB edits) and concurrency (1, 16, 64) sends a fixed number of requests to each target
+(direct, pixelgate, litellm), interleaved in rounds with the order rotating, from one load
+generator. Writes ``bench/results/results.json``, ``results.md`` and ``chart.png`` (matplotlib, run
+in the LiteLLM venv so it is no dependency of pixelgate). Bounded: a fixed request count per cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import uvloop
+
+from bench.load import Samples, Target, make_client, run_batch
+from bench.processes import Server, start, wait_ready
+from bench.report import CellResult, summarize, write_markdown
+from bench.workloads import Workload, build_workloads
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+CONCURRENCY = (1, 16, 64)
+COUNTS = {1: 100, 16: 240, 64: 384}
+ROUNDS = 4
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _start_servers(log_dir: Path, data_dir: Path) -> tuple[dict[str, Server], list[Target]]:
+    fake_port, gate_port, lite_port = _free_port(), _free_port(), _free_port()
+    upstream = f"http://127.0.0.1:{fake_port}/v1"
+    gate_key, lite_key = "sk-bench-" + secrets.token_hex(12), "sk-bench-" + secrets.token_hex(12)
+    env_py = {"PYTHONPATH": str(ROOT), "PIXELGATE_CONFIG": ""}
+    servers = {
+        "fake": start(
+            "fake", [sys.executable, "-m", "tests.fakes.fake_openai", "--port", str(fake_port)], env_py, log_dir, ROOT
+        ),
+        "pixelgate": start(
+            "pixelgate",
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(gate_port), "--log-level", "warning"],
+            {
+                **env_py,
+                "PIXELGATE_API_KEYS": gate_key,
+                "PIXELGATE_DATA_DIR": str(data_dir),
+                "OPENAI_API_KEY": "sk-fake-upstream",
+                "PIXELGATE_OPENAI_BASE_URL": upstream,
+            },
+            log_dir,
+            ROOT,
+        ),
+        "litellm": start(
+            "litellm",
+            [str(ROOT / "bench" / "start_litellm.sh"), str(lite_port), upstream],
+            {"LITELLM_MASTER_KEY": lite_key},
+            log_dir,
+            ROOT,
+        ),
+    }
+    wait_ready(servers["fake"], f"{upstream}/files/result.png")
+    wait_ready(servers["pixelgate"], f"http://127.0.0.1:{gate_port}/healthz")
+    wait_ready(servers["litellm"], f"http://127.0.0.1:{lite_port}/health/liveliness", timeout_seconds=600)
+    targets = [
+        Target("direct", upstream, "sk-fake-upstream"),
+        Target("pixelgate", f"http://127.0.0.1:{gate_port}/v1", gate_key),
+        Target("litellm", f"http://127.0.0.1:{lite_port}/v1", lite_key),
+    ]
+    return servers, targets
+
+
+async def _measure(
+    targets: list[Target], workloads: list[Workload], counts: dict[int, int], rounds: int
+) -> list[CellResult]:
+    cells: list[CellResult] = []
+    async with make_client(max(CONCURRENCY)) as client:
+        for workload in workloads:
+            for target in targets:  # warm-up: connections, caches, lazy imports
+                warm = await run_batch(client, target, workload, 4, 8)
+                if warm.errors:
+                    raise RuntimeError(f"{target.name} fails {workload.name}: {warm.first_error}")
+            for concurrency in CONCURRENCY:
+                per_round = max(1, counts[concurrency] // rounds)
+                samples = {t.name: Samples() for t in targets}
+                for round_index in range(rounds):
+                    order = targets[round_index % len(targets) :] + targets[: round_index % len(targets)]
+                    for target in order:
+                        samples[target.name].add(await run_batch(client, target, workload, concurrency, per_round))
+                cell = summarize(workload.name, concurrency, samples)
+                print(cell.line(), flush=True)
+                cells.append(cell)
+    return cells
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="pixelgate vs LiteLLM added latency and throughput")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the per-cell request counts")
+    args = parser.parse_args()
+    counts = {c: max(ROUNDS, int(n * args.scale)) for c, n in COUNTS.items()}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    workloads = build_workloads()
+    with tempfile.TemporaryDirectory(prefix="pixelgate-bench-") as tmp:
+        log_dir = Path(tmp)
+        servers, targets = _start_servers(log_dir, log_dir / "data")
+        started = time.monotonic()
+        try:
+            cells = uvloop.run(_measure(targets, workloads, counts, ROUNDS))
+            rss = {name: servers[name].peak_rss_bytes() for name in ("pixelgate", "litellm")}
+        finally:
+            for server in servers.values():
+                server.stop()
+    results = {
+        "cells": [asdict(cell) for cell in cells],
+        "peak_rss_bytes": rss,
+        "counts": counts,
+        "rounds": ROUNDS,
+        "input_bytes": {w.name: len(w.body) for w in workloads},
+        "cpus": os.cpu_count(),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    (RESULTS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_markdown(results, cells, RESULTS / "results.md")
+    chart_python = ROOT / "bench" / ".venv-litellm" / "bin" / "python"
+    subprocess.run(
+        [
+            str(chart_python),
+            str(ROOT / "bench" / "chart.py"),
+            str(RESULTS / "results.json"),
+            str(RESULTS / "chart.png"),
+        ],
+        check=True,
+    )
+    print((RESULTS / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

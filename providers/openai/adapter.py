@@ -1,0 +1,125 @@
+"""The ``openai`` provider kind: any OpenAI-compatible images API behind :class:`ImageAdapter`.
+
+One adapter per configured provider (``openai`` itself, or any YAML provider with
+``kind: openai``); everything comes from its :class:`ProviderSettings`: ``base_url`` (default
+``https://api.openai.com/v1``), ``api_key``, timeouts, ``max_retries`` and ``fetch_hosts``.
+
+Steps: build the request (:mod:`providers.openai.wire`: JSON for generations, multipart for
+edits), send it with ``Authorization: Bearer`` under the retry policy
+(:mod:`providers.openai.retry`), map failures (:mod:`providers.openai.errors`), then turn
+``data[]`` into image bytes (:mod:`providers.openai.results`).
+
+Credentials: without an API key the call fails with ``ProviderNotConfiguredError`` before any
+request, except when ``base_url`` points at a loopback host (``127.0.0.0/8``, ``::1``,
+``localhost``): local servers (vLLM, LocalAI, a sidecar gateway) usually need no key, and a
+loopback address cannot be a third party's service, so the request goes out without
+``Authorization``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import httpx
+import orjson
+
+from app.errors import ProviderNotConfiguredError
+from app.settings import DEFAULT_OPENAI_BASE_URL, ProviderSettings
+from providers.base import ImageAdapter, ProviderResult, UpstreamCall
+from providers.fetch import FetchPolicy
+from providers.openai.errors import error_from_response, error_from_transport
+from providers.openai.results import collect_images, parse_body
+from providers.openai.retry import RetryPolicy, send_with_retry
+from providers.openai.wire import generation_body, multipart_body
+
+MiB = 1024 * 1024
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def _host_entry(url: httpx.URL) -> str:
+    """``host:port`` of ``url`` as a fetch allow-list entry (port explicit, IPv6 bracketed)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return f"{host}:{port}"
+
+
+def is_loopback_url(url: httpx.URL) -> bool:
+    """True when ``url``'s host is a loopback name or address."""
+    host = url.host.lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class OpenAIAdapter(ImageAdapter):
+    """An OpenAI-compatible ``/images`` API. Build it with :meth:`from_settings`.
+
+    ``backoff_base_seconds``/``backoff_cap_seconds`` are plain attributes so tests can shrink them.
+    """
+
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 8.0
+    max_result_bytes: int = 50 * MiB
+    max_result_pixels: int = 64_000_000
+
+    def __init__(self, settings: ProviderSettings, client: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._client = client
+        self.base_url = (settings.base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/")
+        parsed = httpx.URL(self.base_url)
+        self._key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+        self._keyless_ok = is_loopback_url(parsed)
+        self.timeout = httpx.Timeout(settings.read_timeout_seconds, connect=settings.connect_timeout_seconds)
+        self.fetch_policy = FetchPolicy(
+            allowed_hosts=frozenset({_host_entry(parsed), *settings.fetch_hosts}),
+            max_bytes=self.max_result_bytes,
+            timeout_seconds=settings.read_timeout_seconds,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: ProviderSettings, client: httpx.AsyncClient) -> OpenAIAdapter:
+        return cls(settings, client)
+
+    def _headers(self) -> dict[str, str]:
+        if not self._key:
+            if not self._keyless_ok:
+                raise ProviderNotConfiguredError(
+                    "the OpenAI-compatible provider has no API key (set OPENAI_API_KEY or its api_key)"
+                )
+            return {"Accept": "application/json"}
+        return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
+
+    def _request(self, call: UpstreamCall, headers: dict[str, str]) -> tuple[str, bytes, dict[str, str]]:
+        """URL, body and headers of ``call``: built once, sent as they are on every attempt."""
+        if call.mode == "generate":
+            body = orjson.dumps(generation_body(call))
+            return f"{self.base_url}/images/generations", body, {**headers, "Content-Type": "application/json"}
+        body, content_type = multipart_body(call)
+        return f"{self.base_url}/images/edits", body, {**headers, "Content-Type": content_type}
+
+    async def run(self, call: UpstreamCall) -> ProviderResult:
+        """Send ``call`` and return its images; see the module docstring for steps and failures."""
+        headers = self._headers()
+        retry = RetryPolicy(
+            max_attempts=self._settings.max_retries + 1,
+            base_seconds=self.backoff_base_seconds,
+            cap_seconds=self.backoff_cap_seconds,
+        )
+
+        url, content, request_headers = self._request(call, headers)
+
+        async def once() -> httpx.Response:
+            return await self._client.post(url, content=content, headers=request_headers, timeout=self.timeout)
+
+        try:
+            response = await send_with_retry(once, retry)
+        except httpx.HTTPError as exc:
+            raise error_from_transport(exc) from exc
+        if not response.is_success:
+            raise error_from_response(response, upstream_model=call.upstream, secret=self._key or None)
+        body = parse_body(response.content)
+        images = await collect_images(body, self._client, self.fetch_policy, self.max_result_pixels)
+        return ProviderResult(images=images, upstream_request_id=response.headers.get("x-request-id"))
