@@ -101,7 +101,7 @@ class _Collector:
             )
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        self._buffer += data[start:end]
+        self._buffer += memoryview(data)[start:end]  # one copy per chunk, not two
         cap = self.limits.max_file_bytes if self._is_file else MAX_FIELD_BYTES
         if len(self._buffer) > cap:
             if self._is_file:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from app.errors import InvalidRequestError, UnsupportedParameterError
 from normalization.catalog import Behavior, Mode, ModelEntry, ParamSpec
 from normalization.coerce import coerce_value
-from normalization.request import STANDARD_FIELDS, EditInputs, ImageRequest, OutputFormat
+from normalization.request import EditInputs, ImageRequest, OutputFormat
 from normalization.sizes import parse_size_request, resolve_size
 from providers.base import InputImage, JsonObject, UpstreamCall
 
@@ -253,8 +253,6 @@ class _Planner:
             self._place_row(name, client_name, value, spec)
         elif name in OPENAI_ONLY_FIELDS or name in CONTRACT_TABLE_FIELDS or name == "stream":
             self.unsupported(name, "the model has no such setting")
-        elif name in STANDARD_FIELDS:  # pragma: no cover - every standard field is placed above
-            self.unsupported(name, "not applicable")
         else:
             self.payload[name] = value
             self.handled[name] = ParamHandling(

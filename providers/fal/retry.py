@@ -14,15 +14,14 @@ Sources: fal-js ``retry.ts`` and the fal reliability docs (fal reference, sectio
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 
 from providers.fal.errors import is_content_policy
+from providers.retry_after import parse_retry_after
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _RETRY_TRANSPORT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.RemoteProtocolError)
@@ -71,18 +70,7 @@ def should_retry(response: httpx.Response) -> bool:
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
     """``Retry-After`` as seconds (delta-seconds or an HTTP date), or None."""
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 async def send_with_retry(

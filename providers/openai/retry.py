@@ -13,15 +13,14 @@ caller's deadline is better spent elsewhere). The wait honors ``retry-after-ms``
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
 
 from providers.openai.errors import error_object, is_moderation, is_quota
+from providers.retry_after import parse_retry_after
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 RETRY_TRANSPORT_ERRORS = (
@@ -69,18 +68,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
             return max(0.0, float(millis) / 1000.0)
         except ValueError:
             pass
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 async def send_with_retry(send: Callable[[], Awaitable[httpx.Response]], policy: RetryPolicy) -> httpx.Response:

@@ -271,13 +271,11 @@ def test_oversized_upload_is_refused_while_streaming(small_upload_gateway: LiveG
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
         "Content-Type: image/png\r\n\r\n"
     ).encode()
-    declared = 10 * 1024 * 1024 * 1024  # 10 GiB declared... but we only send 1 MiB of it.
     request = (
         "POST /v1/images/edits HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: Bearer {TEST_KEY}\r\nTransfer-Encoding: chunked\r\n"
         f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
     ).encode()
-    assert declared > 0
     with socket.create_connection(("127.0.0.1", small_upload_gateway.port), timeout=20) as sock:
         sock.sendall(request)
         payload = head + b"\x89PNG\r\n\x1a\n" + b"\0" * (1024 * 1024)
