@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import JsonValue
 
+from app.api import openapi_bodies
 from app.deps import AppState, AppStateDep
 from app.errors import InvalidRequestError, PayloadTooLargeError
 from app.forms import FormLimits, read_limited, read_multipart
@@ -43,7 +44,7 @@ def _dry_run(request: Request) -> bool:
     return request.query_params.get("dry_run", "").strip().lower() in ("1", "true", "yes")
 
 
-@router.post("/v1/images/edits", response_model=None)
+@router.post("/v1/images/edits", response_model=None, openapi_extra=openapi_bodies.EDIT)
 async def create_edit(request: Request, state: AppStateDep) -> Response:
     """An edit: multipart exactly as the OpenAI SDKs send it, or JSON with ``images: [{image_url}]``."""
     settings = state.settings
@@ -79,7 +80,7 @@ async def create_edit(request: Request, state: AppStateDep) -> Response:
     return await _serve(request, state, image_request, "edit", inputs)
 
 
-@router.post("/v1/images/generations", response_model=None)
+@router.post("/v1/images/generations", response_model=None, openapi_extra=openapi_bodies.GENERATION)
 async def create_generation(request: Request, state: AppStateDep) -> Response:
     """A generation: JSON; every optional field accepts ``null``."""
     body = _json_object(await read_limited(request.stream(), 4 * 1024 * 1024))
