@@ -454,3 +454,48 @@ def test_catalog_examples() -> None:
         "image_size": {"width": 2731, "height": 1536}
     }
     assert resolve_size(parse_size_request("512x512", None, None), e1.size, (1024, 768)).target == (512, 512)
+
+
+# --- fuzzing: arbitrary client strings -----------------------------------------------------------
+
+near_sizes = st.from_regex(
+    r"\s?\d{0,7}(\.\d{0,6})?\s?[xX:/*]?\s?\d{0,7}(\.\d{0,6})?\s?(k|K|mp|MP|m)?\s?", fullmatch=True
+)
+"""Strings shaped like sizes, ratios and tiers; ``\\d`` includes every Unicode digit (``١٠٢٤``)."""
+client_strings = st.none() | st.text(max_size=24) | near_sizes | st.sampled_from(["auto", " AUTO ", "", "0:0", "1e3x2"])
+
+
+@settings(derandomize=True, max_examples=600, deadline=None)
+@given(size=client_strings, aspect_ratio=client_strings, resolution=client_strings)
+def test_any_size_strings_parse_or_raise_invalid_request(
+    size: str | None, aspect_ratio: str | None, resolution: str | None
+) -> None:
+    try:
+        req = parse_size_request(size, aspect_ratio, resolution)
+    except InvalidRequestError as exc:
+        assert exc.param in ("size", "aspect_ratio", "resolution")
+        assert exc.status_code == 400 and exc.code == "invalid_value"
+        return
+    if req.exact is not None:
+        width, height = req.exact
+        assert 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE
+        assert Fraction(1, 64) <= Fraction(width, height) <= 64
+    if req.ratio is not None:
+        assert Fraction(1, 64) <= req.ratio <= 64
+    if req.tier_pixels is not None:
+        assert 0 < req.tier_pixels <= MAX_SIDE * MAX_SIDE
+    assert set(req.ignored) <= set(req.sources)
+    for entry in BUILTIN:  # a request that parses is served by every model's size control
+        decision = resolve_size(req, entry.size, (640, 480) if "edit" in entry.modes else None)
+        assert decision.target is None or all(1 <= side <= MAX_SIDE for side in decision.target)
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(text=st.text(max_size=24) | near_sizes)
+def test_tier_parser_raises_only_invalid_request(text: str) -> None:
+    try:
+        pixels = parse_tier(text)
+    except InvalidRequestError as exc:
+        assert exc.param == "resolution"
+        return
+    assert 0 < pixels <= MAX_SIDE * MAX_SIDE
