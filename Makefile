@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint bench install dev clean
+.PHONY: run test lint bench load-test install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.run
+
+# 2,000 requests at concurrency 100 with injected upstream faults; writes bench/results/reliability.md.
+load-test: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.load_faults --requests 2000 --concurrency 100
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

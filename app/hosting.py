@@ -24,9 +24,10 @@ SWEEP_INTERVAL_SECONDS = 60.0
 class StoreHost:
     """Stores result images and mints their links; owns the periodic sweep task."""
 
-    def __init__(self, store: ImageStore, signer: LinkSigner) -> None:
+    def __init__(self, store: ImageStore, signer: LinkSigner, sweep_interval: float = SWEEP_INTERVAL_SECONDS) -> None:
         self.store = store
         self.signer = signer
+        self.sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
 
     async def publish(self, image: EncodedImage, base_url: str) -> str:
@@ -36,8 +37,8 @@ class StoreHost:
     def router(self) -> APIRouter:
         return hosted_images_router(self.store, self.signer)
 
-    def start_sweeping(self, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
-        self._sweeper = asyncio.create_task(sweep_forever(self.store, interval))
+    def start_sweeping(self, interval: float | None = None) -> None:
+        self._sweeper = asyncio.create_task(sweep_forever(self.store, interval or self.sweep_interval))
 
     async def aclose(self) -> None:
         if self._sweeper is not None:
@@ -50,4 +51,5 @@ def build_host(settings: Settings) -> StoreHost:
     """The store under ``<data_dir>/images`` and the signer (configured or generated secret)."""
     secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
     signer = LinkSigner(load_or_create_secret(settings.data_dir, secret))
-    return StoreHost(DirectoryStore(settings.data_dir / "images", settings.image_ttl_seconds), signer)
+    store = DirectoryStore(settings.data_dir / "images", settings.image_ttl_seconds)
+    return StoreHost(store, signer, settings.sweep_interval_seconds)

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     image_ttl_seconds: int = Field(
         default=3600, gt=0, validation_alias=AliasChoices("PIXELGATE_IMAGE_TTL_SECONDS", "image_ttl_seconds")
     )
+    sweep_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=AliasChoices("PIXELGATE_SWEEP_INTERVAL_SECONDS", "sweep_interval_seconds"),
+        description="how often expired hosted images are deleted",
+    )
     signing_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("PIXELGATE_SIGNING_SECRET", "signing_secret")
     )

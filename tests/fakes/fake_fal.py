@@ -29,7 +29,8 @@ else ``fake.endpoint_scenarios[endpoint_id]``; else ``fake.scenario`` (default `
 Failures at submit: ``429`` (``Retry-After`` ARG, default 1), ``502``, ``503``, ``504``, ``reset``
 (connection dropped mid-answer): from a marker or a standing scenario these fail only the first
 attempt of an identical payload, so a retry succeeds; add ``_always`` (``503_always``) to fail every
-attempt. ``504_user`` (user start timeout), ``503_no_retry`` (``X-Fal-Retryable: false``), ``401``,
+attempt. ``500`` (not retried by fal clients), ``504_user`` (user start timeout), ``503_no_retry``
+(``X-Fal-Retryable: false``), ``401``,
 ``404``, ``422`` (detail list for field ARG, default ``guidance_scale``), ``422_string``,
 ``content_policy``, ``html`` (a 200 HTML page), ``echo_auth`` (a 422 quoting the Authorization header).
 Failures later: ``never`` (the job never finishes), ``slow`` (ARG seconds), ``completed_error``,

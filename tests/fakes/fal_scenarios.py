@@ -43,6 +43,7 @@ def policy_detail() -> dict[str, JsonValue]:
 def submit_failure(request: Request, base: str, arg: str | None) -> Response | None:
     """The answer a submit-time failure ``base`` (scenario without ``_always``) gives, if it is one."""
     simple: dict[str, Response] = {
+        "500": error(500, "Internal Server Error"),
         "502": error(502, "runner_incomplete_response", {"x-fal-error-type": "runner_incomplete_response"}),
         "503": error(503, "runner_scheduling_failure", {"x-fal-error-type": "runner_scheduling_failure"}),
         "504": error(504, "request_timeout", {"x-fal-error-type": "request_timeout"}),
