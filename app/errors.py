@@ -13,6 +13,7 @@ Pillow, pydantic) are mapped to them once, at the edge of the module that sees t
     ├── PermissionDeniedError          403 (a hosted image's link expired or was tampered with)
     ├── NotFoundError                  404
     │   └── ModelNotFoundError         404 model_not_found
+    ├── RequestTimeoutError            408 (the request body arrived too slowly)
     ├── ConflictError                  409 (Idempotency-Key reused with another request)
     ├── PayloadTooLargeError           413
     ├── RateLimitError                 429 (with retry-after)
@@ -99,6 +100,12 @@ class NotFoundError(GatewayError):
 
 class ModelNotFoundError(NotFoundError):
     default_code = "model_not_found"
+
+
+class RequestTimeoutError(GatewayError):
+    status_code = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
 
 
 class ConflictError(GatewayError):

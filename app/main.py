@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI
 
 from app.api import health, images, models
 from app.auth import KeyCheck
+from app.body_timeout import BodyTimeoutMiddleware
 from app.deps import AppState
 from app.errors import InvalidRequestError, UpstreamError
 from app.handlers import RequestIdMiddleware, install_error_handlers
@@ -89,6 +90,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="pixelgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
+    app.add_middleware(
+        BodyTimeoutMiddleware,
+        idle_seconds=settings.upload_idle_timeout_seconds,
+        total_seconds=settings.upload_timeout_seconds,
+    )
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(images.router, dependencies=[Depends(keys)])

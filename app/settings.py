@@ -99,6 +99,18 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=AliasChoices("PIXELGATE_MAX_UPLOAD_BYTES", "max_upload_bytes"),
     )
+    upload_idle_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("PIXELGATE_UPLOAD_IDLE_TIMEOUT_SECONDS", "upload_idle_timeout_seconds"),
+        description="longest wait for the next chunk of a request body (408 past it)",
+    )
+    upload_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=AliasChoices("PIXELGATE_UPLOAD_TIMEOUT_SECONDS", "upload_timeout_seconds"),
+        description="longest time a whole request body may take to arrive (408 past it)",
+    )
     max_images: int = Field(default=16, ge=1, le=64)
     max_prompt_chars: int = Field(default=32_000, ge=1)
     max_pixels: int = Field(default=64_000_000, gt=0, description="decoded-pixel cap for inputs and upstream results")

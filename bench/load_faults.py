@@ -123,8 +123,8 @@ class LoadReport:
             f"(pixelgate as its own process in front of the fake fal on loopback; {c.url_share:.0%} of requests "
             f"ask for `response_format=url`; image TTL {c.ttl_seconds} s, sweep every {c.sweep_seconds:g} s).",
             "",
-            f"- requests: {sum(self.faults.values())} in {self.seconds:.1f} s, none hung "
-            f"(per-request timeout {c.timeout_seconds:g} s): {self.hung} hung",
+            f"- requests: {sum(self.faults.values())} in {self.seconds:.1f} s; without an answer within the "
+            f"{c.timeout_seconds:g} s per-request timeout: {self.hung}",
             f"- fake fal recorded {self.fake_attempts} submit attempts and {self.fake_accepted} accepted jobs "
             "(both as expected per fault kind)"
             if not self.problems
