@@ -32,6 +32,29 @@ def sniff_media_type(data: bytes) -> ImageMediaType | None:
     return None
 
 
+_PNG_END = b"IEND\xaeB`\x82"
+_TAIL = 1024
+
+
+def looks_complete(data: bytes, media_type: ImageMediaType) -> bool:
+    """Whether ``data`` reaches its format's end marker: a cheap truncation check without a decode.
+
+    PNG: the IEND chunk; JPEG: the EOI marker; WebP: as many bytes as the RIFF header announces;
+    GIF: the trailer byte. Tolerates a little padding after the marker. AVIF is not checked.
+    Catches a download cut short (the common failure), not corruption inside the data.
+    """
+    tail = data[-_TAIL:]
+    if media_type == "image/png":
+        return _PNG_END in tail
+    if media_type == "image/jpeg":
+        return tail.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+    if media_type == "image/webp":
+        return len(data) >= 12 and int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    if media_type == "image/gif":
+        return tail.rstrip(b"\x00").endswith(b";")
+    return True
+
+
 def probe_input(data: bytes, *, param: str, max_pixels: int) -> InputImage:
     """Validate a client's input image: PNG, JPEG or WebP by its bytes, within the pixel cap.
 

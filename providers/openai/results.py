@@ -16,7 +16,7 @@ import pybase64
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.errors import InvalidRequestError, UpstreamError
-from normalization.imagetype import image_dimensions, sniff_media_type
+from normalization.imagetype import image_dimensions, looks_complete, sniff_media_type
 from providers.base import GeneratedImage
 from providers.fetch import FetchPolicy, fetch_image_bytes
 from providers.openai.errors import bad_response
@@ -50,8 +50,12 @@ def parse_body(content: bytes) -> ImagesBody:
 
 
 def _checked(data: bytes, max_pixels: int) -> bytes:
-    if sniff_media_type(data) is None:
+    media_type = sniff_media_type(data)
+    if media_type is None:
         raise UpstreamError("the upstream returned a result that is not an image", code="upstream_bad_response")
+    if not looks_complete(data, media_type):
+        # Only the header is read here (no decode, for speed), so a cut-off image needs its own check.
+        raise UpstreamError("the upstream returned a truncated image", code="upstream_bad_response")
     try:
         image_dimensions(data, param="result", max_pixels=max_pixels)
     except InvalidRequestError as exc:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
 from app.errors import InvalidRequestError, UpstreamError
-from normalization.imagetype import sniff_media_type
+from normalization.imagetype import looks_complete, sniff_media_type
 from normalization.imaging import EncodedImage, ImageWorkers, OutputFormat, OutputSpec, convert
 
 MAX_PIXELS = 10_000_000
@@ -259,3 +259,16 @@ def test_workers_convert_off_the_event_loop() -> None:
         workers.close()
     expected = convert(source, spec, max_pixels=MAX_PIXELS)
     assert all(result == expected for result in results)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF"])
+def test_looks_complete_spots_any_cut(fmt: str) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(out, format=fmt)
+    data = out.getvalue()
+    media_type = sniff_media_type(data)
+    assert media_type is not None
+    assert looks_complete(data, media_type)
+    assert looks_complete(data + b"\x00" * 8, media_type)
+    for cut in (len(data) // 4, len(data) // 2, len(data) - 3):
+        assert not looks_complete(data[:cut], media_type)
