@@ -8,7 +8,8 @@
   pointing at ``GET {prefix}/files/result.png`` on the fake itself;
 - every request is captured (:class:`Captured`) unless ``capture=False``;
 - :meth:`FakeOpenAI.fail_next` scripts the next answers: any status with an OpenAI error body, extra
-  headers (``retry-after``), an optional delay (for timeouts).
+  headers (``retry-after``), an optional delay (for timeouts); :meth:`FakeOpenAI.answer_next` any
+  status and body (HTML, a cut image); :meth:`FakeOpenAI.reset_next` drops the connection mid-body.
 
 :class:`FakeOpenAIServer` runs it under uvicorn on a free port in a background thread (tests);
 ``python -m tests.fakes.fake_openai --port 9000`` runs it as its own process (benchmark).
@@ -125,6 +126,8 @@ class Scripted:
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
     delay_seconds: float = 0.0
+    reset: bool = False
+    """Announce the whole body, send its first half, then drop the connection."""
 
 
 @dataclass
@@ -190,6 +193,11 @@ class FakeOpenAI:
         entry = Scripted(status, body, tuple((headers or {}).items()), delay_seconds)
         self.script.extend([entry] * times)
 
+    def reset_next(self, *, times: int = 1) -> None:
+        """Drop the connection in the middle of the next ``times`` answers (a 200 cut mid-body)."""
+        body = self._body("b64_json", 1, "127.0.0.1")
+        self.script.extend([Scripted(200, body, reset=True)] * times)
+
     def reset(self) -> None:
         """Forget captured requests, scripted answers and cached bodies (after changing settings)."""
         self.requests.clear()
@@ -223,6 +231,8 @@ class FakeOpenAI:
             scripted = self.script.popleft()
             if scripted.delay_seconds:
                 await asyncio.sleep(scripted.delay_seconds)
+            if scripted.reset:
+                await _respond_then_reset(send, scripted.body)
             await _respond(send, scripted.status, scripted.body, extra=scripted.headers)
             return
         count = _count(body, headers.get("content-type", ""))
@@ -256,6 +266,13 @@ async def _respond(
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _respond_then_reset(send: Send, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+    raise ConnectionResetError("fake OpenAI: connection reset on purpose")
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
