@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import Depends, FastAPI
 
+from app import access_log
 from app.api import health, images, models
 from app.auth import KeyCheck
 from app.body_timeout import BodyTimeoutMiddleware
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        redactor = access_log.install()
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(120.0, connect=10.0),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await host.aclose()
             workers.close()
             await client.aclose()
+            access_log.uninstall(redactor)
 
     app = FastAPI(title="pixelgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
