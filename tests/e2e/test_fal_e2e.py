@@ -198,9 +198,12 @@ def test_wrong_fal_key_never_reaches_the_client(sdk: openai.OpenAI) -> None:
     assert "[redacted]" in str(_body(error)["message"])
 
 
-def test_persistent_rate_limit_is_a_429_with_retry_after(sdk: openai.OpenAI, fake: FakeFal) -> None:
+def test_persistent_upstream_rate_limit_is_a_502_passing_retry_after_on(sdk: openai.OpenAI, fake: FakeFal) -> None:
+    # 429 is pixelgate's own rate limit (contract); fal still limiting after the retries is an upstream failure.
     error = _error(sdk, "[fake:429_always:0]")
-    assert isinstance(error, openai.RateLimitError)
+    assert isinstance(error, openai.InternalServerError) and error.status_code == 502
+    body = _body(error)
+    assert (body["type"], body["code"]) == ("upstream_error", "upstream_rate_limited")
     assert error.response.headers["retry-after"] == "0"
     assert len(fake.attempts) == 3
 
