@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -688,3 +689,49 @@ def test_bad_standard_value_is_a_400_naming_it(harness: Harness, model: str, par
 def test_the_upstream_spelling_is_checked_and_named_as_sent(harness: Harness) -> None:
     body = _refused(harness, _entry("hidream-e1-1"), {"guidance_scale": 21})
     assert body["param"] == "guidance_scale"
+
+
+# --- the dry run is what the upstream receives ------------------------------------------------------
+
+
+def _upstream_modes() -> list[tuple[str, Mode]]:
+    return [(e.id, mode) for e in CATALOG.entries() if e.provider in ("fal", "openai") for mode in e.modes]
+
+
+@pytest.mark.parametrize(("model", "mode"), _upstream_modes(), ids=lambda v: str(v))
+def test_dry_run_shows_exactly_what_the_upstream_then_receives(harness: Harness, model: str, mode: Mode) -> None:
+    entry = _entry(model)
+    native = entry.count.max
+    n = native + 1 if native < 10 else 2  # beyond the native maximum where the API's 10 allows
+    extra: dict[str, JsonValue] = {"n": n, "x_probe_field": "on"}
+    seed = entry.params.get("seed")
+    if seed is not None and seed.behavior == "passthrough":
+        extra["seed"] = 100
+    if mode == "generate":
+        extra["size"] = _pixel_values(entry)[0] if entry.size.kind == "pixel_enum" else "96x64"
+    harness.fal.reset()
+    harness.upstream.app.reset()
+    planned = harness._send(entry, mode, extra, images=1, mask=False, prompt=PROMPT, dry_run=True).body
+    assert (harness.fal.attempts, harness.upstream.app.requests) == ([], [])
+    emulation = planned["emulation"]
+    assert isinstance(emulation, dict) and emulation["n"] == n
+    calls = planned["upstream_requests"]
+    assert isinstance(calls, list) and len(calls) == -(-n // native)
+
+    sent = harness.probe(entry, mode, extra)
+    assert len(sent.images()) == n
+    image_field = entry.images.field if entry.images and mode == "edit" else None
+    shown, received = [], []
+    for call, wire in zip(calls, sent.wires, strict=True):
+        assert isinstance(call, dict) and call["upstream"] == wire.target == entry.upstream
+        body = call["body"]
+        assert isinstance(body, dict)
+        if image_field is not None:
+            [ref] = wire.image_refs(image_field)
+            digest = body.pop(image_field)
+            [shown_ref] = digest if isinstance(digest, list) else [digest]
+            assert _same_image(ref, SOURCE) and _same_image(str(shown_ref), SOURCE)
+        shown.append(json.dumps({k: wire.spelled(v) for k, v in body.items()}, sort_keys=True))
+        received.append(json.dumps({k: v for k, v in wire.fields.items() if k != image_field}, sort_keys=True))
+    # The calls run concurrently, so they reach the upstream in any order.
+    assert sorted(shown) == sorted(received)
