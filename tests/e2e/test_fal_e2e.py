@@ -167,8 +167,9 @@ def _body(error: openai.APIStatusError) -> dict[str, JsonValue]:
     return body
 
 
-def test_validation_error_names_the_clients_parameter(sdk: openai.OpenAI) -> None:
+def test_validation_error_names_the_clients_parameter(sdk: openai.OpenAI, fake: FakeFal) -> None:
     error = _error(sdk, "[fake:422:guidance_scale]")
+    assert len(fake.attempts) == 1  # a validation error is never retried
     assert isinstance(error, openai.BadRequestError)
     body = _body(error)
     assert (body["type"], body["param"]) == ("invalid_request_error", "cfg_scale")
@@ -198,10 +199,11 @@ def test_validation_error_with_a_string_detail(sdk: openai.OpenAI) -> None:
 
 
 @pytest.mark.parametrize("marker", ["[fake:content_policy]", "[fake:content_policy_late]"])
-def test_content_policy_is_moderation_blocked(sdk: openai.OpenAI, marker: str) -> None:
+def test_content_policy_is_moderation_blocked(sdk: openai.OpenAI, fake: FakeFal, marker: str) -> None:
     error = _error(sdk, marker)
     assert error.status_code == 400
     assert _body(error)["code"] == "moderation_blocked"
+    assert len(fake.attempts) == 1  # a refusal is never retried
 
 
 @pytest.mark.parametrize("marker", ["[fake:401]", "[fake:403]"])
