@@ -303,6 +303,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     ):
         # A job of the fake is done at once; the first poll need not wait the production 20 ms.
         patch.setattr(FalAdapter, "poll_initial_seconds", 0.001)
+        fal.default_size = (64, 64)  # generations without a size: no 1024x1024 image to encode per probe
         settings = make_settings(
             tmp_path_factory.mktemp("matrix-data"),
             fal_key=FAL_KEY,

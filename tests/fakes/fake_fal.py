@@ -96,6 +96,8 @@ class FakeFal:
     def __init__(self, *, api_key: str | None = None, latency: float = 0.05, host: str = "127.0.0.1", port: int = 0):
         self.api_key = api_key
         self.latency = latency
+        self.default_size = (1024, 1024)
+        """What a generation without ``image_size`` makes (fal's square_hd); tests may shrink it."""
         self.scenario = "ok"
         self.next_scenarios: list[str] = []
         self.endpoint_scenarios: dict[str, str] = {}
@@ -337,7 +339,7 @@ class FakeFal:
         raw_count = payload.get("num_images", 1)
         count = max(1, min(8, raw_count if isinstance(raw_count, int) else 1))
         png = payload.get("output_format") == "png"
-        width, height = output_size(payload, self._input_bytes)
+        width, height = output_size(payload, self._input_bytes, self.default_size)
         images: list[JsonValue] = []
         for i in range(count):
             data = render(width, height, seed + i, png)
