@@ -240,6 +240,7 @@ def test_a_wrong_fal_key_is_a_502_without_the_key(fake: FakeFal, tmp_path: Path)
         ("[fake:502_always]", 502, "upstream_error", 3),
         ("[fake:503_no_retry]", 502, "upstream_error", 1),
         ("[fake:504_user]", 504, "upstream_timeout", 1),
+        ("[fake:504_always]", 504, "upstream_timeout", 3),
         ("[fake:reset_always]", 502, "upstream_unreachable", 3),
         ("[fake:html]", 502, "upstream_bad_response", 1),
         ("[fake:completed_error]", 502, "upstream_error", 1),
