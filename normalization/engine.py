@@ -201,7 +201,7 @@ class _Planner:
         decision = resolve_size(size_request, self.entry.size, input_size)
         self.payload.update(decision.fields)
         self.target = decision.target
-        upstream = self.entry.size.field if self.entry.size.kind in ("aspect_ratio", "pixel_enum") else None
+        upstream = self.entry.size.field  # None when the model has no size field (kind none, or two fields)
         for name, behavior in decision.behaviors.items():
             note = "; ".join(decision.notes) or None
             self.handled[name] = ParamHandling(behavior=behavior, upstream=upstream, note=note)

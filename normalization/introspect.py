@@ -164,9 +164,11 @@ def _size_rows(entry: ModelEntry) -> dict[str, ParamRow]:
             description="nearest supported tier",
         )
     else:
+        # A tier picks native dimensions or the nearest pixel value; a ratio enum has no scale to set.
+        native = spec.kind in ("dimensions", "pixel_enum")
         rows["resolution"] = ParamRow(
-            behavior=Behavior.CONVERTED if spec.kind == "dimensions" else Behavior.EMULATED,
-            upstream=upstream if spec.kind == "dimensions" else None,
+            behavior=Behavior.CONVERTED if native else Behavior.EMULATED,
+            upstream=upstream if native else None,
             values=("0.5K", "1K", "2K", "4K"),
             description="0.5K, 1K, 2K, 4K or megapixels (0.25, 1, ...); " + note,
         )

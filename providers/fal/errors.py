@@ -19,7 +19,9 @@ any ``content_policy_violation``       ``ModerationBlockedError`` (400 ``moderat
 400/422 ``detail`` string              ``InvalidRequestError``, ``param`` None
 401, 403                               ``UpstreamError`` ``upstream_auth_failed``
 404 on submit                          ``UpstreamError`` ``upstream_model_not_found``
-429 (after retries)                    ``RateLimitError`` (with ``retry-after`` when fal sent one)
+429 (after retries)                    ``UpstreamError`` ``upstream_rate_limited`` (502: the contract
+                                       keeps 429 for pixelgate's own limits); fal's ``retry-after``
+                                       is passed on
 504 (after retries, or a user          ``UpstreamTimeoutError``
 start-timeout)
 other status (after retries)           ``UpstreamError`` naming the status and fal's error type
@@ -42,7 +44,6 @@ from app.errors import (
     GatewayError,
     InvalidRequestError,
     ModerationBlockedError,
-    RateLimitError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -153,7 +154,7 @@ def error_from_response(
     if status == 429:
         retry_after = response.headers.get("retry-after")
         headers = {"retry-after": retry_after} if retry_after and retry_after.strip().isdigit() else None
-        return RateLimitError(f"fal is rate limiting the gateway{suffix}", headers=headers)
+        return UpstreamError(f"fal is rate limiting the gateway{suffix}", code="upstream_rate_limited", headers=headers)
     if status == 504:
         return UpstreamTimeoutError(f"fal timed out during {phase}{suffix}")
     if 200 <= status < 300:

@@ -46,10 +46,38 @@ def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {TEST_KEY}"}
 
 
+HIDREAM_E1_1_BEHAVIORS = {
+    "model": ("converted", "fal-ai/hidream-e1-1"),
+    "prompt": ("passthrough", "prompt"),
+    "image": ("renamed", "image_url"),
+    "mask": ("unsupported", None),
+    "negative_prompt": ("passthrough", "negative_prompt"),
+    "seed": ("passthrough", "seed"),
+    "n": ("converted", "num_images"),
+    "size": ("emulated", None),
+    "aspect_ratio": ("emulated", None),
+    "resolution": ("emulated", None),
+    "response_format": ("emulated", None),
+    "output_format": ("passthrough", "output_format"),
+    "output_compression": ("emulated", None),
+    "cfg_scale": ("renamed", "guidance_scale"),
+    "enable_safety_checker": ("passthrough", "enable_safety_checker"),
+    "image_guidance_scale": ("passthrough", "image_guidance_scale"),
+    "num_inference_steps": ("passthrough", "num_inference_steps"),
+    "sync_mode": ("passthrough", "sync_mode"),
+    "target_image_description": ("passthrough", "target_image_description"),
+}
+"""Every request parameter of the contract, with how hidream-e1-1 handles it (fal-ai/hidream-e1-1 schema)."""
+
+
 def test_hidream_e1_1_table_shows_every_contract_parameter(gateway: LiveGateway) -> None:
     body = httpx.get(f"{gateway.api_url}/models/hidream-e1-1", headers=_auth()).json()
     table = body["parameters"]
-    assert set(table) >= CONTRACT_PARAMS
+    assert set(table) >= CONTRACT_PARAMS == set(HIDREAM_E1_1_BEHAVIORS)
+    shown = {name: (table[name]["behavior"], table[name].get("upstream")) for name in CONTRACT_PARAMS}
+    assert shown == HIDREAM_E1_1_BEHAVIORS
+    for name in CONTRACT_PARAMS:
+        assert {"behavior", "type", "description"} <= set(table[name]), name
     assert table["cfg_scale"].items() >= {"behavior": "renamed", "upstream": "guidance_scale", "default": 3.5}.items()
     assert table["image"]["behavior"] == "renamed" and table["image"]["upstream"] == "image_url"
     assert table["n"]["behavior"] == "converted" and table["n"]["upstream"] == "num_images"

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import io
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 from PIL import Image
@@ -71,9 +71,10 @@ def _only_submission(fake: FakeFal) -> Submission:
 
 
 def test_hidream_e1_1_edit_round_trip(sdk: openai.OpenAI, fake: FakeFal) -> None:
+    source = png_bytes(160, 96)
     result = sdk.images.edit(
         model="hidream-e1-1",
-        image=("in.png", png_bytes(160, 96), "image/png"),
+        image=("in.png", source, "image/png"),
         prompt="make the sky purple",
         response_format="b64_json",
         extra_body={
@@ -83,21 +84,35 @@ def test_hidream_e1_1_edit_round_trip(sdk: openai.OpenAI, fake: FakeFal) -> None
             "image_guidance_scale": 1.5,
             "target_image_description": "a purple sky",
             "num_inference_steps": 28,
+            "enable_safety_checker": False,
         },
     )
     assert result.data is not None and len(result.data) == 1
     assert _decoded_size(result.data[0].b64_json) == (160, 96)
     assert result.data[0].revised_prompt == "make the sky purple"
+    assert (result.data[0].model_extra or {})["seed"] == 1234  # fal's returned seed
     submission = _only_submission(fake)
     assert submission.endpoint_id == "fal-ai/hidream-e1-1"
     payload = submission.payload
     assert payload["guidance_scale"] == 5.5 and "cfg_scale" not in payload  # renamed
-    assert payload["seed"] == 1234 and payload["negative_prompt"] == "blurry"  # passthrough
+    assert "image" not in payload  # renamed to image_url
+    assert payload["seed"] == 1234 and payload["negative_prompt"] == "blurry"  # passthrough, typed from form text
     assert payload["image_guidance_scale"] == 1.5 and payload["num_inference_steps"] == 28
     assert payload["target_image_description"] == "a purple sky"
+    assert payload["enable_safety_checker"] is False
     assert payload["prompt"] == "make the sky purple"
     image_url = payload["image_url"]
-    assert isinstance(image_url, str) and image_url.startswith("data:image/png;base64,")
+    assert isinstance(image_url, str) and image_url.startswith("data:image/png;base64,")  # small: inline
+    assert base64.b64decode(image_url.split(",", 1)[1]) == source
+    assert fake.cdn_fetches == 1  # the result was downloaded from fal's CDN, not sent inline
+    metadata = (result.model_extra or {})["metadata"]
+    assert metadata["provider"] == "fal" and metadata["upstream_model"] == "fal-ai/hidream-e1-1"
+    assert metadata["nsfw"] == [False]
+    handled = {name: (row["behavior"], row["upstream"]) for name, row in metadata["parameters"].items()}
+    assert handled["cfg_scale"] == ("renamed", "guidance_scale")
+    assert handled["image"] == ("renamed", "image_url")
+    for name in ("seed", "negative_prompt", "image_guidance_scale", "num_inference_steps", "target_image_description"):
+        assert handled[name] == ("passthrough", name)
 
 
 def test_hidream_i1_generation_round_trip(sdk: openai.OpenAI, fake: FakeFal) -> None:
@@ -112,10 +127,18 @@ def test_hidream_i1_generation_round_trip(sdk: openai.OpenAI, fake: FakeFal) -> 
     assert result.data is not None and len(result.data) == 2
     assert [_decoded_size(d.b64_json) for d in result.data] == [(256, 192), (256, 192)]
     payload = _only_submission(fake).payload
-    assert payload["guidance_scale"] == 7 and "cfg_scale" not in payload
-    assert payload["image_size"] == {"width": 256, "height": 192}
-    assert payload["num_images"] == 2
+    assert payload["guidance_scale"] == 7 and "cfg_scale" not in payload  # renamed
+    assert payload["image_size"] == {"width": 256, "height": 192} and "size" not in payload  # converted
+    assert payload["num_images"] == 2 and "n" not in payload  # converted
     assert (payload["seed"], payload["negative_prompt"], payload["num_inference_steps"]) == (99, "text", 20)
+    assert "response_format" not in payload  # emulated
+    assert [(d.model_extra or {}).get("seed") for d in result.data] == [99, None]  # fal's seed is the batch's
+    assert [d.revised_prompt for d in result.data] == ["a lighthouse at dusk"] * 2
+    metadata = (result.model_extra or {})["metadata"]
+    handled = {name: (row["behavior"], row["upstream"]) for name, row in metadata["parameters"].items()}
+    assert handled["cfg_scale"] == ("renamed", "guidance_scale")
+    assert handled["size"] == ("converted", "image_size") and handled["n"] == ("converted", "num_images")
+    assert handled["negative_prompt"] == ("passthrough", "negative_prompt")
 
 
 def test_unknown_parameters_pass_through(sdk: openai.OpenAI, fake: FakeFal) -> None:
@@ -144,12 +167,30 @@ def _body(error: openai.APIStatusError) -> dict[str, JsonValue]:
     return body
 
 
-def test_validation_error_names_the_clients_parameter(sdk: openai.OpenAI) -> None:
+def test_validation_error_names_the_clients_parameter(sdk: openai.OpenAI, fake: FakeFal) -> None:
     error = _error(sdk, "[fake:422:guidance_scale]")
+    assert len(fake.attempts) == 1  # a validation error is never retried
     assert isinstance(error, openai.BadRequestError)
     body = _body(error)
     assert (body["type"], body["param"]) == ("invalid_request_error", "cfg_scale")
     assert body["message"] == "Input should be less than or equal to 20"
+
+
+@pytest.mark.parametrize(
+    ("upstream_field", "client_param"),
+    [("num_images", "n"), ("image_size", "size"), ("num_inference_steps", "num_inference_steps"), ("loras", "loras")],
+)
+def test_validation_error_param_is_translated_back(sdk: openai.OpenAI, upstream_field: str, client_param: str) -> None:
+    error = _error(sdk, f"[fake:422:{upstream_field}]")
+    assert error.status_code == 400 and _body(error)["param"] == client_param
+
+
+def test_validation_error_on_the_image_names_image(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.images.edit(
+            model="hidream-e1-1", image=("in.png", png_bytes(64, 48), "image/png"), prompt="[fake:422:image_url]"
+        )
+    assert _body(caught.value)["param"] == "image"
 
 
 def test_validation_error_with_a_string_detail(sdk: openai.OpenAI) -> None:
@@ -158,21 +199,48 @@ def test_validation_error_with_a_string_detail(sdk: openai.OpenAI) -> None:
 
 
 @pytest.mark.parametrize("marker", ["[fake:content_policy]", "[fake:content_policy_late]"])
-def test_content_policy_is_moderation_blocked(sdk: openai.OpenAI, marker: str) -> None:
+def test_content_policy_is_moderation_blocked(sdk: openai.OpenAI, fake: FakeFal, marker: str) -> None:
     error = _error(sdk, marker)
     assert error.status_code == 400
     assert _body(error)["code"] == "moderation_blocked"
+    assert len(fake.attempts) == 1  # a refusal is never retried
+
+
+@pytest.mark.parametrize("marker", ["[fake:401]", "[fake:403]"])
+def test_fal_refusing_our_credentials_is_a_502_that_says_so(sdk: openai.OpenAI, fake: FakeFal, marker: str) -> None:
+    error = _error(sdk, marker)  # also checks that no part of the key is in the answer
+    assert isinstance(error, openai.InternalServerError) and error.status_code == 502
+    body = _body(error)
+    assert (body["type"], body["code"]) == ("upstream_error", "upstream_auth_failed")
+    assert body["message"] == "upstream rejected the gateway's fal credentials"
+    assert len(fake.attempts) == 1  # not retried
+
+
+def test_a_wrong_fal_key_is_a_502_without_the_key(fake: FakeFal, tmp_path: Path) -> None:
+    fake.reset()
+    wrong = "wrong-key-id:wrong-secret-5a4b3c"
+    with (
+        _gateway(tmp_path, fake, wrong) as live,
+        openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=0) as sdk,
+        pytest.raises(openai.APIStatusError) as caught,
+    ):
+        sdk.images.generate(model="hidream-i1-full", prompt="x", size="128x128", response_format="b64_json")
+    assert caught.value.status_code == 502
+    assert _body(caught.value)["message"] == "upstream rejected the gateway's fal credentials"
+    assert all(part not in caught.value.response.text for part in (wrong, *wrong.split(":")))
 
 
 @pytest.mark.parametrize(
     ("marker", "status", "code", "attempts"),
     [
         ("[fake:401]", 502, "upstream_auth_failed", 1),
+        ("[fake:403]", 502, "upstream_auth_failed", 1),
         ("[fake:404]", 502, "upstream_model_not_found", 1),
         ("[fake:503_always]", 502, "upstream_error", 3),
         ("[fake:502_always]", 502, "upstream_error", 3),
         ("[fake:503_no_retry]", 502, "upstream_error", 1),
         ("[fake:504_user]", 504, "upstream_timeout", 1),
+        ("[fake:504_always]", 504, "upstream_timeout", 3),
         ("[fake:reset_always]", 502, "upstream_unreachable", 3),
         ("[fake:html]", 502, "upstream_bad_response", 1),
         ("[fake:completed_error]", 502, "upstream_error", 1),
@@ -198,9 +266,12 @@ def test_wrong_fal_key_never_reaches_the_client(sdk: openai.OpenAI) -> None:
     assert "[redacted]" in str(_body(error)["message"])
 
 
-def test_persistent_rate_limit_is_a_429_with_retry_after(sdk: openai.OpenAI, fake: FakeFal) -> None:
+def test_persistent_upstream_rate_limit_is_a_502_passing_retry_after_on(sdk: openai.OpenAI, fake: FakeFal) -> None:
+    # 429 is pixelgate's own rate limit (contract); fal still limiting after the retries is an upstream failure.
     error = _error(sdk, "[fake:429_always:0]")
-    assert isinstance(error, openai.RateLimitError)
+    assert isinstance(error, openai.InternalServerError) and error.status_code == 502
+    body = _body(error)
+    assert (body["type"], body["code"]) == ("upstream_error", "upstream_rate_limited")
     assert error.response.headers["retry-after"] == "0"
     assert len(fake.attempts) == 3
 
@@ -224,17 +295,13 @@ def test_deadline_cancels_the_fal_job(sdk: openai.OpenAI, fake: FakeFal) -> None
 
 def test_client_disconnect_cancels_the_fal_job(fal_gateway: LiveGateway, fake: FakeFal) -> None:
     fake.reset()
-    with pytest.raises(httpx.ReadTimeout):
-        httpx.post(
-            f"{fal_gateway.api_url}/images/generations",
-            json={
-                "model": "hidream-i1-full",
-                "prompt": "[fake:never]",
-                "size": "128x128",
-                "response_format": "b64_json",
-            },
-            headers={"Authorization": f"Bearer {TEST_KEY}"},
-            timeout=httpx.Timeout(10, read=0.5),
+    with (
+        openai.OpenAI(base_url=fal_gateway.api_url, api_key=TEST_KEY, max_retries=0, timeout=0.5) as impatient,
+        pytest.raises(openai.APITimeoutError),
+    ):
+        # The SDK gives up after 0.5 s and closes the connection; the job would never finish.
+        impatient.images.generate(
+            model="hidream-i1-full", prompt="[fake:never]", size="128x128", response_format="b64_json"
         )
     deadline = time.monotonic() + 2
     while not fake.cancelled and time.monotonic() < deadline:
@@ -253,3 +320,48 @@ def test_no_fal_key_is_provider_not_configured(fake: FakeFal, tmp_path: Path) ->
     assert caught.value.status_code == 503
     assert _body(caught.value)["code"] == "provider_not_configured"
     assert fake.attempts == []
+
+
+def test_large_input_goes_through_fal_storage(sdk: openai.OpenAI, fake: FakeFal) -> None:
+    # Above the default 4 MiB threshold: initiate, PUT, then the file_url in the payload.
+    noise = Image.frombytes("RGB", (1300, 1100), random.Random(4).randbytes(1300 * 1100 * 3))
+    out = io.BytesIO()
+    noise.save(out, format="PNG", compress_level=0)
+    big = out.getvalue()
+    assert len(big) > 4 * 1024 * 1024
+    result = sdk.images.edit(
+        model="hidream-e1-1", image=("big.png", big, "image/png"), prompt="sharpen", response_format="b64_json"
+    )
+    assert result.data is not None and _decoded_size(result.data[0].b64_json) == (1300, 1100)
+    image_url = _only_submission(fake).payload["image_url"]
+    assert isinstance(image_url, str) and image_url.startswith(f"{fake.storage_url}/files/")
+    assert list(fake.uploads.values()) == [big]
+
+
+def test_sync_mode_results_arrive_as_data_uris(sdk: openai.OpenAI, fake: FakeFal) -> None:
+    result = sdk.images.generate(
+        model="hidream-i1-full",
+        prompt="a harbour",
+        size="96x64",
+        n=2,
+        response_format="b64_json",
+        extra_body={"sync_mode": True},
+    )
+    assert result.data is not None and [_decoded_size(d.b64_json) for d in result.data] == [(96, 64)] * 2
+    assert _only_submission(fake).payload["sync_mode"] is True
+    assert fake.cdn_fetches == 0  # decoded from the data: URIs, nothing downloaded
+
+
+def test_seed_revised_prompt_and_nsfw_flags_are_carried(sdk: openai.OpenAI) -> None:
+    result = sdk.images.generate(
+        model="hidream-i1-fast",
+        prompt="a beach [fake:nsfw]",
+        size="96x64",
+        response_format="b64_json",
+        extra_body={"seed": 77},
+    )
+    assert result.data is not None
+    [image] = result.data
+    assert (image.model_extra or {})["seed"] == 77
+    assert image.revised_prompt == "a beach [fake:nsfw]"
+    assert (result.model_extra or {})["metadata"]["nsfw"] == [True]

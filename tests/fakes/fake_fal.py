@@ -9,7 +9,8 @@ Run it standalone for offline development::
 In tests, ``with FakeFal() as fake:`` (or the ``fake_fal`` fixture of ``tests/providers/conftest.py``)
 gives ``fake.base_url`` and ``fake.storage_url`` (the same server), and records ``fake.submissions``
 (accepted jobs: endpoint id and JSON payload), ``fake.attempts`` (every submit request, failed ones
-too), ``fake.cancelled`` (request ids), ``fake.status_polls`` and ``fake.uploads``.
+too), ``fake.cancelled`` (request ids), ``fake.status_polls``, ``fake.cdn_fetches`` (result images
+served from its CDN) and ``fake.uploads``.
 
 What it serves (the fal reference, section 2): ``POST /{endpoint_id}`` submits and answers
 ``status_url``/``response_url``/``cancel_url`` with the endpoint's sub-path dropped, as fal does;
@@ -30,13 +31,14 @@ Failures at submit: ``429`` (``Retry-After`` ARG, default 1), ``502``, ``503``, 
 (connection dropped mid-answer): from a marker or a standing scenario these fail only the first
 attempt of an identical payload, so a retry succeeds; add ``_always`` (``503_always``) to fail every
 attempt. ``500`` (not retried by fal clients), ``504_user`` (user start timeout), ``503_no_retry``
-(``X-Fal-Retryable: false``), ``401``,
+(``X-Fal-Retryable: false``), ``401``, ``403``,
 ``404``, ``422`` (detail list for field ARG, default ``guidance_scale``), ``422_string``,
 ``content_policy``, ``html`` (a 200 HTML page), ``echo_auth`` (a 422 quoting the Authorization header).
 Failures later: ``never`` (the job never finishes), ``slow`` (ARG seconds), ``completed_error``,
 ``content_policy_late``, ``malformed`` (result not JSON), ``missing_fields`` (result without images),
 ``result_html``, ``truncated`` / ``not_image`` (the CDN serves a cut image / HTML), ``private_url``
-(a result URL on the cloud metadata address).
+(a result URL on the cloud metadata address). Not a failure: ``nsfw`` (the safety checker flags
+every image in ``has_nsfw_concepts``).
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class FakeFal:
     def __init__(self, *, api_key: str | None = None, latency: float = 0.05, host: str = "127.0.0.1", port: int = 0):
         self.api_key = api_key
         self.latency = latency
+        self.default_size = (1024, 1024)
+        """What a generation without ``image_size`` makes (fal's square_hd); tests may shrink it."""
         self.scenario = "ok"
         self.next_scenarios: list[str] = []
         self.endpoint_scenarios: dict[str, str] = {}
@@ -102,6 +106,7 @@ class FakeFal:
         self.attempts: list[Submission] = []
         self.cancelled: list[str] = []
         self.status_polls = 0
+        self.cdn_fetches = 0
         self.uploads: dict[str, bytes] = {}
         self._jobs: dict[str, _Job] = {}
         self._cdn: dict[str, tuple[bytes, str]] = {}
@@ -145,6 +150,8 @@ class FakeFal:
             self.attempts.clear()
             self.cancelled.clear()
             self.status_polls = 0
+            self.cdn_fetches = 0
+            self.uploads.clear()
             self._seen.clear()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -333,7 +340,7 @@ class FakeFal:
         raw_count = payload.get("num_images", 1)
         count = max(1, min(8, raw_count if isinstance(raw_count, int) else 1))
         png = payload.get("output_format") == "png"
-        width, height = output_size(payload, self._input_bytes)
+        width, height = output_size(payload, self._input_bytes, self.default_size)
         images: list[JsonValue] = []
         for i in range(count):
             data = render(width, height, seed + i, png)
@@ -351,7 +358,7 @@ class FakeFal:
         return {
             "images": images,
             "seed": seed,
-            "has_nsfw_concepts": [False] * count,
+            "has_nsfw_concepts": [job.scenario == "nsfw"] * count,
             "prompt": prompt if isinstance(prompt, str) else "",
             "timings": {"inference": job.latency},
         }
@@ -368,6 +375,7 @@ class FakeFal:
         if job is None or stored is None:
             return error(404, "Not found")
         data, media_type = stored
+        self.cdn_fetches += 1
         if job.scenario == "truncated":
             return Response(data[: len(data) // 2], media_type=media_type)
         if job.scenario == "not_image":

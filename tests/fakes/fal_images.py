@@ -20,8 +20,13 @@ SIZE_PRESETS = {
 }
 
 
-def output_size(payload: dict[str, JsonValue], input_bytes: Callable[[str], bytes | None]) -> tuple[int, int]:
-    """A generation's ``image_size`` (preset or ``{width, height}``), else the first input image's size."""
+def output_size(
+    payload: dict[str, JsonValue],
+    input_bytes: Callable[[str], bytes | None],
+    default: tuple[int, int] = SIZE_PRESETS["square_hd"],
+) -> tuple[int, int]:
+    """A generation's ``image_size`` (preset or ``{width, height}``), else the first input image's size,
+    else ``default`` (fal's ``square_hd``)."""
     size = payload.get("image_size")
     if isinstance(size, str) and size in SIZE_PRESETS:
         return SIZE_PRESETS[size]
@@ -35,7 +40,7 @@ def output_size(payload: dict[str, JsonValue], input_bytes: Callable[[str], byte
         if isinstance(first, str) and (data := input_bytes(first)) is not None:
             with Image.open(io.BytesIO(data)) as image:
                 return image.size
-    return SIZE_PRESETS["square_hd"]
+    return default
 
 
 def data_uri_bytes(url: str) -> bytes | None:

@@ -50,6 +50,7 @@ def submit_failure(request: Request, base: str, arg: str | None) -> Response | N
         "504_user": error(504, "startup_timeout", {"x-fal-request-timeout-type": "user"}),
         "503_no_retry": error(503, "runner_scheduling_failure", {"x-fal-retryable": "false"}),
         "401": error(401, "No user found for Key ID and Secret"),
+        "403": error(403, "User is locked. Reason: Exhausted balance."),
         "404": error(404, f"Application '{request.path_params['endpoint_id']}' not found"),
         "422_string": error(422, "Unprocessable input"),
         "html": HTMLResponse(HTML),

@@ -11,7 +11,6 @@ from app.errors import (
     GatewayError,
     InvalidRequestError,
     ModerationBlockedError,
-    RateLimitError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -98,10 +97,11 @@ async def test_429_is_retried_after_retry_after(fake_fal: FakeFal, make_adapter:
     assert _statuses(fake_fal) == [429, 200]
 
 
-async def test_429_that_persists_becomes_a_rate_limit_error(fake_fal: FakeFal, make_adapter: AdapterMaker) -> None:
+async def test_429_that_persists_is_an_upstream_failure(fake_fal: FakeFal, make_adapter: AdapterMaker) -> None:
+    # Our 429 means pixelgate's own rate limit; fal limiting the gateway is an upstream failure.
     error = await _fails(make_adapter, "[fake:429_always:0]", max_retries=2)
-    assert isinstance(error, RateLimitError)
-    assert error.headers == {"retry-after": "0"}
+    assert type(error) is UpstreamError
+    assert (error.status_code, error.code, error.headers) == (502, "upstream_rate_limited", {"retry-after": "0"})
     assert _statuses(fake_fal) == [429, 429, 429]
 
 
