@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint bench install dev clean
+.PHONY: run test lint bench bench-emulation install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ lint: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.run
+
+# Emulation benchmarks (issue 5): conversion overhead over bare Pillow, and n fan-out against one call.
+bench-emulation: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.bench_convert
+	$(BIN)/python -m bench.bench_fanout
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
