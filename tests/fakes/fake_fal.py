@@ -36,7 +36,8 @@ attempt. ``504_user`` (user start timeout), ``503_no_retry`` (``X-Fal-Retryable:
 Failures later: ``never`` (the job never finishes), ``slow`` (ARG seconds), ``completed_error``,
 ``content_policy_late``, ``malformed`` (result not JSON), ``missing_fields`` (result without images),
 ``result_html``, ``truncated`` / ``not_image`` (the CDN serves a cut image / HTML), ``private_url``
-(a result URL on the cloud metadata address).
+(a result URL on the cloud metadata address). Not a failure: ``exif`` (images stored sideways with
+EXIF orientation 6 and metadata, :func:`~tests.fakes.fal_images.render_rotated`).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.fal_images import data_uri_bytes, output_size, render
+from tests.fakes.fal_images import data_uri_bytes, output_size, render, render_rotated
 from tests.fakes.fal_scenarios import HTML, MARKER, RETRYABLE_ONCE, error, policy_detail, submit_failure
 
 JsonObject = dict[str, JsonValue]
@@ -68,13 +69,14 @@ JsonObject = dict[str, JsonValue]
 
 @dataclass
 class Submission:
-    """One submit request as received: its endpoint id, payload and what the fake answered."""
+    """One submit request as received: its endpoint id, payload, what the fake answered, and when."""
 
     endpoint_id: str
     payload: JsonObject
     scenario: str
     status_code: int
     request_id: str | None = None
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -341,7 +343,7 @@ class FakeFal:
         width, height = output_size(payload, self._input_bytes)
         images: list[JsonValue] = []
         for i in range(count):
-            data = render(width, height, seed + i, png)
+            data = (render_rotated if job.scenario == "exif" else render)(width, height, seed + i, png)
             media_type = "image/png" if png else "image/jpeg"
             name = f"{i}.{'png' if png else 'jpg'}"
             if job.scenario == "private_url":
