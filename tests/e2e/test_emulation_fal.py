@@ -142,15 +142,19 @@ def test_upstream_bytes_already_right_are_never_reencoded(sdk: openai.OpenAI, fm
     assert _metadata(result)["resized"] is False
 
 
-def test_jpeg_compression_10_is_smaller_than_90(sdk: openai.OpenAI) -> None:
+def test_jpeg_compression_10_is_smaller_than_90(sdk: openai.OpenAI, fake: FakeFal) -> None:
     sizes = {}
     for compression in (10, 90):
         result = _generate(sdk, size="512x512", output_format="jpeg", output_compression=compression, seed=5)
         (data,) = _images(result)
         assert MAGIC["jpeg"](data)
-        assert _metadata(result)["parameters"]["output_compression"]["behavior"] == "emulated"
+        parameters = _metadata(result)["parameters"]
+        assert parameters["output_compression"]["behavior"] == "emulated"
+        # fal has jpeg but no compression setting: pixelgate encodes once, from a lossless png.
+        assert parameters["output_format"]["behavior"] == "emulated"
         sizes[compression] = len(data)
     assert sizes[10] < sizes[90]
+    assert [s.payload["output_format"] for s in fake.submissions] == ["png", "png"]
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])

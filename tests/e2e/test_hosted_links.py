@@ -83,8 +83,10 @@ def test_traversal_names_never_reach_the_filesystem(gateway: LiveGateway) -> Non
 def test_a_minted_link_stops_working_once_its_ttl_has_passed(tmp_path: Path) -> None:
     # A real link from a gateway whose images live two seconds (the link's whole-second expiry is
     # at least one second away when minted): fetched before, refused after.
-    with LiveGateway(make_settings(tmp_path, image_ttl_seconds=2)) as live:
-        client = openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=0, timeout=30)
+    with (
+        LiveGateway(make_settings(tmp_path, image_ttl_seconds=2)) as live,
+        openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client,
+    ):
         url = _edit_url(client)
         expires = int(parse_qs(urlsplit(url).query)["expires"][0])
         assert expires <= time.time() + 2
