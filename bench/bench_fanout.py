@@ -137,6 +137,9 @@ def _call(client: openai.OpenAI, n: int, response_format: ResponseFormat) -> flo
     data = result.data or []
     if len(data) != n or not all(item.url or item.b64_json for item in data):
         raise RuntimeError(f"n={n} returned {len(data)} image(s)")
+    calls = (result.model_extra or {}).get("metadata", {}).get("upstream_calls")
+    if calls != n:  # one image per call: anything else would measure something other than fan-out
+        raise RuntimeError(f"n={n} made {calls} upstream call(s)")
     return elapsed
 
 
