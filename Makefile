@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint bench load-test install dev clean
+.PHONY: run test lint bench bench-emulation load-test install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: $(VENV)/.dev-installed
 # 2,000 requests at concurrency 100 with injected upstream faults; writes bench/results/reliability.md.
 load-test: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.load_faults --requests 2000 --concurrency 100
+
+# Emulation benchmarks (issue 5): conversion overhead over bare Pillow, and n fan-out against one call.
+bench-emulation: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.bench_convert
+	$(BIN)/python -m bench.bench_fanout
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

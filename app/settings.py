@@ -119,8 +119,19 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=AliasChoices("PIXELGATE_REQUEST_TIMEOUT_SECONDS", "request_timeout_seconds"),
     )
-    max_fanout_per_request: int = Field(default=4, ge=1, description="parallel upstream calls for one request")
-    max_fanout_global: int = Field(default=64, ge=1, description="parallel upstream calls across all requests")
+    max_fanout_per_request: int = Field(
+        # 10, the largest n a client may ask for: n on a one-image-per-call model is one wave of calls.
+        default=10,
+        ge=1,
+        validation_alias=AliasChoices("PIXELGATE_MAX_FANOUT_PER_REQUEST", "max_fanout_per_request"),
+        description="parallel upstream calls for one request",
+    )
+    max_fanout_global: int = Field(
+        default=64,
+        ge=1,
+        validation_alias=AliasChoices("PIXELGATE_MAX_FANOUT_GLOBAL", "max_fanout_global"),
+        description="parallel upstream calls across all requests",
+    )
     fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias=AliasChoices("PIXELGATE_FETCH_ALLOW_HOSTS", "fetch_allow_hosts"),

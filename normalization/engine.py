@@ -212,7 +212,10 @@ class _Planner:
     def place_output_format(self, request: ImageRequest) -> tuple[OutputFormat, bool]:
         spec = self.entry.output_format
         wanted: OutputFormat = request.output_format or "png"
-        if spec.field and wanted in spec.values:
+        # A compression our encoder must apply means re-encoding anyway: a lossy native result
+        # (fal's jpeg) would then be compressed twice, so a lossless png is asked for instead.
+        reencode_lossy = request.output_compression is not None and not self._native_compression() and wanted != "png"
+        if spec.field and wanted in spec.values and not (reencode_lossy and "png" in spec.values):
             self.payload[spec.field] = wanted
             if request.output_format is not None:
                 behavior = Behavior.PASSTHROUGH if spec.field == "output_format" else Behavior.RENAMED
@@ -224,17 +227,23 @@ class _Planner:
             # Ask for a lossless source so our conversion loses nothing twice.
             self.payload[spec.field] = "png"
         if request.output_format is not None:
-            self.handled["output_format"] = ParamHandling(
-                behavior=Behavior.EMULATED,
-                note=f"converted by pixelgate; the model makes {', '.join(spec.values)}",
+            note = (
+                "converted by pixelgate from the model's png, to apply output_compression once"
+                if wanted in spec.values
+                else f"converted by pixelgate; the model makes {', '.join(spec.values)}"
             )
+            self.handled["output_format"] = ParamHandling(behavior=Behavior.EMULATED, note=note)
         return wanted, False
+
+    def _native_compression(self) -> bool:
+        row = self.entry.params.get("output_compression")
+        return row is not None and row.behavior not in (Behavior.UNSUPPORTED, Behavior.EMULATED)
 
     def place_compression(self, request: ImageRequest, native_format: bool) -> int | None:
         if request.output_compression is None:
             return None
         row = self.entry.params.get("output_compression")
-        if row is not None and native_format and row.behavior is not Behavior.UNSUPPORTED:
+        if row is not None and native_format and self._native_compression():
             upstream = row.upstream or "output_compression"
             self.payload[upstream] = coerce_value(request.output_compression, row, "output_compression")
             self.handled["output_compression"] = ParamHandling(behavior=row.behavior, upstream=upstream)

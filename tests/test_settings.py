@@ -86,3 +86,14 @@ def test_invalid_yaml_model_fails_at_start(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("PIXELGATE_CONFIG", str(path))
     with pytest.raises(ValueError, match="no 'images' input spec"):
         Settings()
+
+
+def test_fanout_bounds_from_environment_and_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (Settings().max_fanout_per_request, Settings().max_fanout_global) == (10, 64)
+    path = tmp_path / "pixelgate.yaml"
+    path.write_text("max_fanout_per_request: 3\nmax_fanout_global: 30\n", encoding="utf-8")
+    monkeypatch.setenv("PIXELGATE_CONFIG", str(path))
+    assert (Settings().max_fanout_per_request, Settings().max_fanout_global) == (3, 30)
+    monkeypatch.setenv("PIXELGATE_MAX_FANOUT_PER_REQUEST", "2")
+    monkeypatch.setenv("PIXELGATE_MAX_FANOUT_GLOBAL", "20")
+    assert (Settings().max_fanout_per_request, Settings().max_fanout_global) == (2, 20)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -9,6 +11,7 @@ import httpx
 import openai
 
 from normalization.signing import LinkSigner
+from tests.conftest import TEST_KEY, make_settings
 from tests.images import decode, png_bytes
 from tests.live import LiveGateway
 
@@ -75,3 +78,21 @@ def test_traversal_names_never_reach_the_filesystem(gateway: LiveGateway) -> Non
         )
         assert response.status_code in (403, 404)
         assert b"\x89PNG" not in response.content and len(response.content) < 1000
+
+
+def test_a_minted_link_stops_working_once_its_ttl_has_passed(tmp_path: Path) -> None:
+    # A real link from a gateway whose images live two seconds (the link's whole-second expiry is
+    # at least one second away when minted): fetched before, refused after.
+    with (
+        LiveGateway(make_settings(tmp_path, image_ttl_seconds=2)) as live,
+        openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client,
+    ):
+        url = _edit_url(client)
+        expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+        assert expires <= time.time() + 2
+        fresh = httpx.get(url, timeout=10)
+        assert fresh.status_code == 200 and fresh.content.startswith(b"\x89PNG")
+        time.sleep(max(0.0, expires - time.time()) + 0.05)
+        late = httpx.get(url, timeout=10)
+        assert late.status_code == 403
+        assert late.json()["error"]["code"] == "link_expired"

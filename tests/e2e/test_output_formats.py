@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from io import BytesIO
 from typing import Any
 
 import openai
 import pytest
+from PIL import Image
 
 from tests.images import decode, png_bytes
 
@@ -50,10 +52,6 @@ def test_jpeg_compression_10_is_smaller_than_90(client: openai.OpenAI) -> None:
 
 
 def test_jpeg_flattens_transparency_onto_white(client: openai.OpenAI) -> None:
-    from io import BytesIO
-
-    from PIL import Image
-
     rgba = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     buf = BytesIO()
     rgba.save(buf, format="PNG")
@@ -91,3 +89,36 @@ def test_n_beyond_native_maximum_returns_n_images(client: openai.OpenAI) -> None
     assert result.data is not None and len(result.data) == 6
     assert [(item.model_extra or {}).get("seed") for item in result.data] == [10, 11, 12, 13, 14, 15]
     assert result.model_extra["metadata"]["upstream_calls"] == 2  # type: ignore[index]
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp", "avif", "gif"])
+def test_formats_with_alpha_keep_transparency(client: openai.OpenAI, fmt: Any) -> None:
+    rgba = Image.new("RGBA", (64, 64), (30, 120, 200, 255))
+    rgba.paste((0, 0, 0, 0), (0, 0, 32, 64))  # left half fully transparent
+    buf = BytesIO()
+    rgba.save(buf, format="PNG")
+    result = client.images.edit(
+        model="sandbox-edit",
+        image=("t.png", buf.getvalue(), "image/png"),
+        prompt="x",
+        output_format=fmt,
+        response_format="b64_json",
+    )
+    assert result.data is not None and result.data[0].b64_json is not None
+    data = base64.b64decode(result.data[0].b64_json)
+    assert MAGIC[fmt](data)
+    out = decode(data).convert("RGBA")
+    transparent, opaque = out.getpixel((8, 32)), out.getpixel((56, 32))
+    assert isinstance(transparent, tuple) and isinstance(opaque, tuple)
+    assert transparent[3] == 0 and opaque[3] == 255
+
+
+def test_same_format_and_size_is_passed_through_and_others_converted(client: openai.OpenAI) -> None:
+    # The sandbox makes PNG at the requested size: nothing to do for png, a conversion for webp.
+    cases: list[tuple[Any, bool]] = [("png", False), ("webp", True)]
+    for fmt, converted in cases:
+        result = client.images.generate(
+            model="sandbox-generate", prompt="x", size="64x64", output_format=fmt, response_format="b64_json"
+        )
+        metadata = result.model_extra["metadata"]  # type: ignore[index]
+        assert (metadata["converted"], metadata["resized"]) == (converted, False)

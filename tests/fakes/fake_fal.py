@@ -20,7 +20,8 @@ after ``fake.latency`` seconds; ``GET .../requests/{id}`` the output; ``PUT .../
 real Pillow images: an edit keeps its input's size, a generation has its ``image_size`` (preset or
 ``{width, height}``); JPEG unless ``output_format`` is ``png``; CDN URLs on this server, or
 ``data:`` URIs with ``sync_mode``. ``seed``, ``prompt``, ``has_nsfw_concepts`` and ``timings``
-are filled in like fal's HiDream outputs.
+are filled in like fal's HiDream outputs. Each job's output is rendered in a worker thread from its
+submit on, so it is ready when the job completes, as with a real upstream.
 
 Scenarios script failures. Each submit picks one, first match wins: a marker ``[fake:NAME]`` or
 ``[fake:NAME:ARG]`` in any string of the payload (so end-to-end tests pick one per request through
@@ -37,13 +38,15 @@ attempt. ``500`` (not retried by fal clients), ``504_user`` (user start timeout)
 Failures later: ``never`` (the job never finishes), ``slow`` (ARG seconds), ``completed_error``,
 ``content_policy_late``, ``malformed`` (result not JSON), ``missing_fields`` (result without images),
 ``result_html``, ``truncated`` / ``not_image`` (the CDN serves a cut image / HTML), ``private_url``
-(a result URL on the cloud metadata address). Not a failure: ``nsfw`` (the safety checker flags
-every image in ``has_nsfw_concepts``).
+(a result URL on the cloud metadata address). Not failures: ``nsfw`` (the safety checker flags
+every image in ``has_nsfw_concepts``), ``exif`` (images stored sideways with EXIF orientation 6 and
+metadata, :func:`~tests.fakes.fal_images.render_rotated`).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import random
@@ -61,7 +64,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.fal_images import data_uri_bytes, output_size, render
+from tests.fakes.fal_images import data_uri_bytes, output_size, render, render_rotated
 from tests.fakes.fal_scenarios import HTML, MARKER, RETRYABLE_ONCE, error, policy_detail, submit_failure
 
 JsonObject = dict[str, JsonValue]
@@ -69,13 +72,14 @@ JsonObject = dict[str, JsonValue]
 
 @dataclass
 class Submission:
-    """One submit request as received: its endpoint id, payload and what the fake answered."""
+    """One submit request as received: its endpoint id, payload, what the fake answered, and when."""
 
     endpoint_id: str
     payload: JsonObject
     scenario: str
     status_code: int
     request_id: str | None = None
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -88,7 +92,7 @@ class _Job:
     latency: float
     created: float = field(default_factory=time.monotonic)
     cancelled: bool = False
-    output: JsonObject | None = None
+    output: asyncio.Future[JsonObject] | None = None
 
 
 class FakeFal:
@@ -232,7 +236,12 @@ class FakeFal:
         request_id = uuid.uuid4().hex
         record.request_id = request_id
         latency = float(arg) if scenario == "slow" and arg else self.latency
-        self._jobs[request_id] = _Job(request_id, endpoint_id, payload, scenario, arg, latency)
+        job = _Job(request_id, endpoint_id, payload, scenario, arg, latency)
+        # Rendered in a worker thread while the job "runs", as a real upstream has its result ready
+        # when it says COMPLETED: rendering at the result GET would serialize a fan-out's images on
+        # this event loop and charge the fake's own work to the gateway in benchmarks.
+        job.output = asyncio.get_running_loop().run_in_executor(None, self._make_output, job)
+        self._jobs[request_id] = job
         self.submissions.append(record)
         owner_app = "/".join(endpoint_id.split("/")[:2])
         job_url = f"{self.base_url}/{owner_app}/requests/{request_id}"
@@ -317,9 +326,8 @@ class FakeFal:
             return HTMLResponse(HTML)
         if job.scenario == "missing_fields":
             return JSONResponse({"timings": {}, "seed": 1})
-        if job.output is None:
-            job.output = self._make_output(job)
-        return JSONResponse(job.output, headers={"x-fal-request-id": job.request_id})
+        assert job.output is not None  # set at submit
+        return JSONResponse(await job.output, headers={"x-fal-request-id": job.request_id})
 
     async def _cancel(self, request: Request) -> Response:
         job = self._job(request)
@@ -343,7 +351,7 @@ class FakeFal:
         width, height = output_size(payload, self._input_bytes, self.default_size)
         images: list[JsonValue] = []
         for i in range(count):
-            data = render(width, height, seed + i, png)
+            data = (render_rotated if job.scenario == "exif" else render)(width, height, seed + i, png)
             media_type = "image/png" if png else "image/jpeg"
             name = f"{i}.{'png' if png else 'jpg'}"
             if job.scenario == "private_url":

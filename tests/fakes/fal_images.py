@@ -7,7 +7,7 @@ import io
 import random
 from collections.abc import Callable
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, PngImagePlugin
 from pydantic import JsonValue
 
 SIZE_PRESETS = {
@@ -59,4 +59,32 @@ def render(width: int, height: int, seed: int, png: bool) -> bytes:
         draw.ellipse([x - r, y - r, x + r, y + r], fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
     out = io.BytesIO()
     image.save(out, format="PNG" if png else "JPEG", quality=85)
+    return out.getvalue()
+
+
+ROTATED_MARK = (255, 0, 0)
+"""Colour of the corner patch :func:`render_rotated` stores top-left: shown top-right once oriented."""
+
+
+def render_rotated(width: int, height: int, seed: int, png: bool) -> bytes:
+    """A ``width`` x ``height`` image as a camera stores one shot sideways, with metadata to strip.
+
+    The pixels are stored rotated (``height`` x ``width``) with EXIF orientation 6 (display rotated
+    90 degrees clockwise), a red patch in the stored top-left corner (the displayed top-right), an
+    EXIF camera make, a comment (JPEG) or text chunk (PNG) and an XMP packet.
+    """
+    image = Image.open(io.BytesIO(render(height, width, seed, png=True))).convert("RGB")
+    patch = max(4, min(width, height) // 8)
+    image.paste(ROTATED_MARK, (0, 0, patch, patch))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "FakeCam"
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+    out = io.BytesIO()
+    if png:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", "fake fal secret note")
+        image.save(out, format="PNG", exif=exif, pnginfo=info)
+    else:
+        image.save(out, format="JPEG", quality=90, exif=exif, comment=b"fake fal secret note", xmp=xmp)
     return out.getvalue()
