@@ -21,6 +21,7 @@ from app.errors import InvalidRequestError, UpstreamError
 from app.handlers import RequestIdMiddleware, install_error_handlers
 from app.hosting import build_host
 from app.inputs import UrlFetcher
+from app.ratelimit import LimitsMiddleware, build_limiter
 from app.settings import ProviderSettings, Settings
 from normalization.catalog import Catalog, load_builtin_catalog
 from normalization.imaging import ImageWorkers
@@ -50,6 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     providers = provider_settings(settings)
     host = build_host(settings)
     keys = KeyCheck([key.get_secret_value() for key in settings.api_keys])
+    limiter = build_limiter(
+        requests_per_minute=settings.rate_limit_rpm,
+        burst=settings.rate_limit_burst,
+        max_concurrent=settings.max_concurrent_per_key,
+        keyed=keys.enabled,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,9 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="pixelgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
+    app.add_middleware(LimitsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
-    app.include_router(images.router, dependencies=[Depends(keys)])
+    app.include_router(images.router, dependencies=[Depends(keys), Depends(limiter)])
     app.include_router(models.router, dependencies=[Depends(keys)])
     app.include_router(host.router())
     return app
