@@ -20,6 +20,7 @@ from app.deps import AppState
 from app.errors import InvalidRequestError, UpstreamError
 from app.handlers import RequestIdMiddleware, install_error_handlers
 from app.hosting import build_host
+from app.idempotency import Idempotency, MemoryIdempotencyStore
 from app.inputs import UrlFetcher
 from app.ratelimit import LimitsMiddleware, build_limiter
 from app.settings import ProviderSettings, Settings
@@ -82,12 +83,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             global_slots=asyncio.Semaphore(settings.max_fanout_global),
         )
+        idempotency = Idempotency(
+            MemoryIdempotencyStore(
+                max_entries=settings.idempotency_max_entries, max_bytes=settings.idempotency_max_bytes
+            ),
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            link_ttl_seconds=settings.image_ttl_seconds,
+            keyed=keys.enabled,
+        )
         app.state.pixelgate = AppState(
-            settings=settings, catalog=catalog, gateway=gateway, fetch_input=_input_fetcher(client, settings)
+            settings=settings,
+            catalog=catalog,
+            gateway=gateway,
+            fetch_input=_input_fetcher(client, settings),
+            idempotency=idempotency,
         )
         try:
             yield
         finally:
+            await idempotency.aclose()
             for adapter in adapters.values():
                 await adapter.aclose()
             await host.aclose()
