@@ -24,11 +24,15 @@ from app.idempotency import Idempotency, MemoryIdempotencyStore
 from app.inputs import UrlFetcher
 from app.ratelimit import LimitsMiddleware, build_limiter
 from app.settings import ProviderSettings, Settings
+from app.shutdown import InFlight, ShutdownMiddleware
 from normalization.catalog import Catalog, load_builtin_catalog
 from normalization.imaging import ImageWorkers
 from normalization.pipeline import Gateway, GatewayConfig
 from providers.fetch import FetchPolicy, fetch_image_bytes
 from providers.registry import build_adapters
+
+CANCEL_GRACE_SECONDS = 5.0
+"""At shutdown, how long cancelled requests get to cancel their upstream jobs before the client closes."""
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -58,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_concurrent=settings.max_concurrent_per_key,
         keyed=keys.enabled,
     )
+
+    inflight = InFlight()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Requests the server cancelled after the drain timeout still call upstream to cancel.
+            await inflight.settle(timeout=CANCEL_GRACE_SECONDS)
             await idempotency.aclose()
             for adapter in adapters.values():
                 await adapter.aclose()
@@ -110,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="pixelgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
+    app.add_middleware(ShutdownMiddleware, inflight=inflight)
     app.add_middleware(LimitsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)

@@ -136,8 +136,8 @@ class Settings(BaseSettings):
         ge=0,
         validation_alias=AliasChoices("PIXELGATE_IDEMPOTENCY_MAX_BYTES", "idempotency_max_bytes"),
     )
-    drain_timeout_seconds: float = Field(
-        default=30.0,
+    drain_timeout_seconds: int = Field(
+        default=30,
         ge=0,
         validation_alias=AliasChoices("PIXELGATE_DRAIN_TIMEOUT_SECONDS", "drain_timeout_seconds"),
         description="on SIGTERM: how long in-flight requests may still run before they are cancelled",

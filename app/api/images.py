@@ -33,6 +33,7 @@ from normalization.response import ImagesResponse
 router = APIRouter()
 T = TypeVar("T")
 
+CANCEL_WAIT_SECONDS = 5.0
 MAX_JSON_BYTES_FACTOR = 2
 """A JSON edit carries base64 images: allow about 4/3 of the per-file cap per image, and headroom."""
 
@@ -161,6 +162,9 @@ async def _until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T
         watcher.cancel()
         if not task.done():
             task.cancel()
+            # Let the work cancel its upstream jobs (fal's cancel call) before this request ends:
+            # at shutdown, the HTTP client closes once the requests have ended.
+            await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
 
 
 async def _wait_disconnect(request: Request) -> None:
