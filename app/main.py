@@ -136,7 +136,7 @@ def _input_fetcher(client: httpx.AsyncClient, settings: Settings) -> UrlFetcher:
     policy = FetchPolicy(
         allowed_hosts=frozenset(settings.fetch_allow_hosts),
         max_bytes=settings.max_upload_bytes,
-        timeout_seconds=30.0,
+        timeout_seconds=settings.fetch_timeout_seconds,
     )
 
     async def fetch(url: str) -> bytes:

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PIXELGATE_DRAIN_TIMEOUT_SECONDS", "drain_timeout_seconds"),
         description="on SIGTERM: how long in-flight requests may still run before they are cancelled",
     )
+    fetch_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("PIXELGATE_FETCH_TIMEOUT_SECONDS", "fetch_timeout_seconds"),
+        description="whole download of a JSON edit's image_url input",
+    )
     fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias=AliasChoices("PIXELGATE_FETCH_ALLOW_HOSTS", "fetch_allow_hosts"),

@@ -80,6 +80,7 @@ class FalAdapter(ImageAdapter):
             allowed_hosts=self.fetch_hosts,
             max_bytes=self.max_result_bytes,
             timeout_seconds=self._settings.read_timeout_seconds,
+            connect_timeout_seconds=self._settings.connect_timeout_seconds,
         )
 
     async def run(self, call: UpstreamCall) -> ProviderResult:
