@@ -182,3 +182,23 @@ def test_a_client_that_leaves_an_edit_upload_cancels_it_too(tmp_path: Path, neve
             time.sleep(0.02)
     assert never_fal.uploads
     assert never_fal.cancelled == [s.request_id for s in never_fal.submissions]
+
+
+def test_a_client_that_leaves_during_the_submit_still_gets_the_job_cancelled(tmp_path: Path) -> None:
+    """fal has not told us the job's id yet when the client leaves; the id comes, then the cancel."""
+    with FakeFal(api_key="k:s", latency=5.0) as fake:
+        settings = make_settings(tmp_path, fal_key="k:s", fal_base_url=fake.base_url, fal_storage_url=fake.storage_url)
+        with LiveGateway(settings) as live:
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(
+                    f"{live.api_url}/images/generations",
+                    json={"model": "hidream-i1-full", "prompt": "x [fake:slow_submit:1.0]", "size": "64x64"},
+                    headers={"Authorization": f"Bearer {TEST_KEY}"},
+                    timeout=httpx.Timeout(10, read=0.3),
+                )
+            assert fake.submissions == []  # the submit is still in flight
+            deadline = time.monotonic() + 5
+            while not fake.cancelled and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert len(fake.submissions) == 1
+        assert fake.cancelled == [fake.submissions[0].request_id]
