@@ -42,7 +42,7 @@ from pydantic import JsonValue
 from app.errors import ConflictError, GatewayError, InvalidRequestError, ServiceUnavailableError
 from app.forms import ParsedForm
 from app.handlers import error_response
-from app.ratelimit import client_identity
+from app.ratelimit import client_identity, hold_slot_until
 
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "idempotent-replayed"
@@ -179,6 +179,7 @@ class Idempotency:
         if running is None:
             task = asyncio.create_task(self._lead(scoped, fingerprint, work))
             task.add_done_callback(_retrieve)
+            hold_slot_until(request, task)
             running = self._running[scoped] = _Running(fingerprint, task)
         self._check(running.fingerprint, fingerprint)
         # Waiting does not tie the work to this connection: a client that leaves stops waiting only.

@@ -19,13 +19,14 @@ the response is sent or the request is abandoned, whatever happened in between.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -122,6 +123,18 @@ class _Ticket:
 
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     release: Callable[[], Awaitable[None]] | None = None
+    hold: asyncio.Future[Any] | None = None
+
+
+def hold_slot_until(request: Request, work: asyncio.Future[Any]) -> None:
+    """Keep ``request``'s concurrency slot until ``work`` is over, even when the request ends first.
+
+    For work that outlives its request (an Idempotency-Key request whose client left): leaving must
+    not be a way around the cap.
+    """
+    ticket: _Ticket | None = request.scope.get("state", {}).get(_TICKET)
+    if ticket is not None:
+        ticket.hold = work
 
 
 def client_identity(request: Request, *, keyed: bool) -> str:
@@ -203,6 +216,7 @@ class LimitsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._releasing: set[asyncio.Future[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -219,8 +233,16 @@ class LimitsMiddleware:
         try:
             await self.app(scope, receive, send_with_limits)
         finally:
-            if ticket.release is not None:
-                await ticket.release()
+            release, hold = ticket.release, ticket.hold
+            if release is not None and hold is not None and not hold.done():
+                hold.add_done_callback(lambda _: self._later(release))
+            elif release is not None:
+                await release()
+
+    def _later(self, release: Callable[[], Awaitable[None]]) -> None:
+        task: asyncio.Future[None] = asyncio.ensure_future(release())
+        self._releasing.add(task)  # a strong reference until it has run
+        task.add_done_callback(self._releasing.discard)
 
 
 def build_limiter(

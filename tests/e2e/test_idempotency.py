@@ -228,3 +228,34 @@ def test_answers_with_links_are_kept_no_longer_than_the_links(tmp_path: Path) ->
         time.sleep(1.1)
         fresh, replayed = url()
         assert fresh != first and replayed is None
+
+
+def test_leaving_does_not_free_the_concurrency_slot_while_the_work_runs_on(tmp_path: Path, fake: FakeFal) -> None:
+    """Work that outlives its request (a key, a client that left) still counts against the key's cap."""
+    fake.reset()
+    fake.latency = 2.0
+    settings = make_settings(
+        tmp_path,
+        fal_key=FAL_KEY,
+        fal_base_url=fake.base_url,
+        fal_storage_url=fake.storage_url,
+        max_concurrent_per_key=1,
+    )
+    url_headers = {"Authorization": f"Bearer {TEST_KEY}"}
+    with LiveGateway(settings) as server:
+        url = f"{server.api_url}/images/generations"
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                url, json=_generate_body(), headers={**url_headers, **_key()}, timeout=httpx.Timeout(10, read=0.5)
+            )
+        refused = httpx.post(url, json=_generate_body("another"), headers=url_headers, timeout=30)
+        assert refused.status_code == 429, refused.text
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            later = httpx.post(url, json=_generate_body("later"), headers=url_headers, timeout=30)
+            if later.status_code != 429:
+                break
+            time.sleep(0.2)
+        assert later.status_code == 200
+    assert fake.cancelled == []
+    assert len(fake.submissions) == 2
