@@ -20,7 +20,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import yaml
 
+from app.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.fakes.fake_fal import FakeFal
 
@@ -152,3 +154,10 @@ def test_past_the_drain_timeout_requests_are_cut_and_their_fal_jobs_cancelled(tm
     assert time.monotonic() - signalled < 8
     assert fake.cancelled == [fake.submissions[0].request_id]
     assert "Exception in ASGI application" not in served.output()
+
+
+def test_compose_gives_the_drain_time_before_docker_kills() -> None:
+    """docker stop waits 10 s before SIGKILL unless told otherwise: that would cut the 30 s drain."""
+    compose = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text(encoding="utf-8"))
+    grace = compose["services"]["pixelgate"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > Settings.model_fields["drain_timeout_seconds"].default
