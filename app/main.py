@@ -20,11 +20,12 @@ from app.deps import AppState
 from app.errors import InvalidRequestError, UpstreamError
 from app.handlers import RequestIdMiddleware, install_error_handlers
 from app.hosting import build_host
-from app.idempotency import Idempotency, MemoryIdempotencyStore
+from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
 from app.ratelimit import LimitsMiddleware, build_limiter
 from app.settings import ProviderSettings, Settings
 from app.shutdown import InFlight, ShutdownMiddleware
+from app.state import build_state
 from normalization.catalog import Catalog, load_builtin_catalog
 from normalization.imaging import ImageWorkers
 from normalization.pipeline import Gateway, GatewayConfig
@@ -56,11 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     providers = provider_settings(settings)
     host = build_host(settings)
     keys = KeyCheck([key.get_secret_value() for key in settings.api_keys])
+    state = build_state(settings)
     limiter = build_limiter(
         requests_per_minute=settings.rate_limit_rpm,
         burst=settings.rate_limit_burst,
         max_concurrent=settings.max_concurrent_per_key,
         keyed=keys.enabled,
+        store=state.limits,
     )
 
     inflight = InFlight()
@@ -90,9 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             global_slots=asyncio.Semaphore(settings.max_fanout_global),
         )
         idempotency = Idempotency(
-            MemoryIdempotencyStore(
-                max_entries=settings.idempotency_max_entries, max_bytes=settings.idempotency_max_bytes
-            ),
+            state.idempotency,
             ttl_seconds=settings.idempotency_ttl_seconds,
             link_ttl_seconds=settings.image_ttl_seconds,
             keyed=keys.enabled,
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await host.aclose()
             workers.close()
             await client.aclose()
+            await state.aclose()
 
     app = FastAPI(title="pixelgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     install_error_handlers(app)

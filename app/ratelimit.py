@@ -56,12 +56,12 @@ class LimitStore(Protocol):
         """Take one token from ``identity``'s bucket (refilled at ``per_second``, full at start)."""
         ...
 
-    async def enter(self, identity: str, *, limit: int) -> bool:
-        """Count one more request in flight for ``identity``; False (and no count) at ``limit``."""
+    async def enter(self, identity: str, *, limit: int) -> str | None:
+        """Count one more request in flight for ``identity``: its slot, or None (no count) at ``limit``."""
         ...
 
-    async def leave(self, identity: str) -> None:
-        """The request counted by a successful :meth:`enter` is over."""
+    async def leave(self, identity: str, slot: str) -> None:
+        """The request that got ``slot`` from :meth:`enter` is over."""
         ...
 
 
@@ -93,14 +93,14 @@ class MemoryLimitStore:
             retry_after_seconds=0.0 if allowed else (1.0 - tokens) / per_second,
         )
 
-    async def enter(self, identity: str, *, limit: int) -> bool:
+    async def enter(self, identity: str, *, limit: int) -> str | None:
         current = self._in_flight.get(identity, 0)
         if current >= limit:
-            return False
+            return None
         self._in_flight[identity] = current + 1
-        return True
+        return identity
 
-    async def leave(self, identity: str) -> None:
+    async def leave(self, identity: str, slot: str) -> None:
         current = self._in_flight.get(identity, 0) - 1
         if current > 0:
             self._in_flight[identity] = current
@@ -197,7 +197,8 @@ class RateLimiter:
                     headers=_retry_headers(state.retry_after_seconds),
                 )
         if config.max_concurrent > 0:
-            if not await self._store.enter(identity, limit=config.max_concurrent):
+            slot = await self._store.enter(identity, limit=config.max_concurrent)
+            if slot is None:
                 raise RequestRateLimitError(
                     f"Too many concurrent requests: at most {config.max_concurrent} in flight per API key. "
                     "Please try again when one of them has finished.",
@@ -206,7 +207,7 @@ class RateLimiter:
                 )
 
             async def release() -> None:
-                await self._store.leave(identity)
+                await self._store.leave(identity, slot)
 
             ticket.release = release
 

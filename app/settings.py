@@ -136,6 +136,14 @@ class Settings(BaseSettings):
         ge=0,
         validation_alias=AliasChoices("PIXELGATE_IDEMPOTENCY_MAX_BYTES", "idempotency_max_bytes"),
     )
+    state_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PIXELGATE_STATE_URL", "state_url"),
+        description="redis://host:port/db to share limits and idempotency state between processes",
+    )
+    state_prefix: str = Field(
+        default="pixelgate:", validation_alias=AliasChoices("PIXELGATE_STATE_PREFIX", "state_prefix")
+    )
     drain_timeout_seconds: int = Field(
         default=30,
         ge=0,
@@ -168,6 +176,7 @@ class Settings(BaseSettings):
         "fal_base_url",
         "fal_storage_url",
         "openai_base_url",
+        "state_url",
         mode="before",
     )
     @classmethod
