@@ -16,11 +16,15 @@ duplicate that reaches another process while the first still runs is served agai
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from app.errors import ServiceUnavailableError
 from app.idempotency import StoredResponse
 from app.ratelimit import BucketState
 
@@ -56,6 +60,18 @@ return 1
 """
 
 
+@contextmanager
+def _unavailable_is_503() -> Iterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise ServiceUnavailableError(
+            "the gateway's shared state store is unavailable; retry shortly",
+            code="state_unavailable",
+            headers={"retry-after": "1"},
+        ) from exc
+
+
 class RedisLimitStore:
     """:class:`app.ratelimit.LimitStore` in Redis."""
 
@@ -67,10 +83,9 @@ class RedisLimitStore:
         self._enter = redis.register_script(_ENTER)
 
     async def take(self, identity: str, *, capacity: int, per_second: float) -> BucketState:
-        allowed, raw_tokens = cast(
-            "list[bytes | int]",
-            await self._take(keys=[f"{self._prefix}bucket:{identity}"], args=[capacity, per_second]),
-        )
+        with _unavailable_is_503():
+            reply = await self._take(keys=[f"{self._prefix}bucket:{identity}"], args=[capacity, per_second])
+        allowed, raw_tokens = cast("list[bytes | int]", reply)
         tokens = float(raw_tokens)
         return BucketState(
             allowed=allowed == 1,
@@ -82,11 +97,15 @@ class RedisLimitStore:
 
     async def enter(self, identity: str, *, limit: int) -> str | None:
         slot = secrets.token_hex(8)
-        entered = await self._enter(keys=[self._inflight_key(identity)], args=[limit, self._max_age, slot])
+        with _unavailable_is_503():
+            entered = await self._enter(keys=[self._inflight_key(identity)], args=[limit, self._max_age, slot])
         return slot if entered == 1 else None
 
     async def leave(self, identity: str, slot: str) -> None:
-        await self._redis.zrem(self._inflight_key(identity), slot)
+        try:
+            await self._redis.zrem(self._inflight_key(identity), slot)
+        except RedisError:
+            return  # the slot stops counting once it is slot_max_age_seconds old
 
     def _inflight_key(self, identity: str) -> str:
         return f"{self._prefix}inflight:{identity}"
@@ -101,7 +120,8 @@ class RedisIdempotencyStore:
         self.max_answer_bytes = max_answer_bytes
 
     async def get(self, key: str) -> StoredResponse | None:
-        raw = cast("dict[bytes, bytes]", await self._redis.hgetall(self._key(key)))
+        with _unavailable_is_503():
+            raw = cast("dict[bytes, bytes]", await self._redis.hgetall(self._key(key)))
         if not raw:
             return None
         headers = orjson.loads(raw[b"headers"])
@@ -130,7 +150,8 @@ class RedisIdempotencyStore:
                 },
             )
             pipe.pexpireat(name, int(response.expires_at * 1000))
-            await pipe.execute()
+            with _unavailable_is_503():
+                await pipe.execute()
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}idem:{key}"

@@ -7,6 +7,7 @@ test uses its own key prefix, so parallel runs and other users of the Redis do n
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 import uuid
@@ -111,3 +112,15 @@ def test_an_unknown_state_url_is_a_configuration_error(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="unknown scheme 'memcached'"):
         create_app(make_settings(tmp_path, state_url="memcached://127.0.0.1:11211"))
+
+
+def test_an_unreachable_redis_is_a_503_not_a_500(tmp_path: Path, fake: FakeFal) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    settings = make_settings(tmp_path, state_url=f"redis://127.0.0.1:{closed_port}/0")
+    with LiveGateway(settings) as live:
+        response = _generate(live.api_url)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "state_unavailable"
+    assert response.headers["retry-after"] == "1"
