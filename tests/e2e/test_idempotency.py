@@ -233,7 +233,7 @@ def test_answers_with_links_are_kept_no_longer_than_the_links(tmp_path: Path) ->
 def test_leaving_does_not_free_the_concurrency_slot_while_the_work_runs_on(tmp_path: Path, fake: FakeFal) -> None:
     """Work that outlives its request (a key, a client that left) still counts against the key's cap."""
     fake.reset()
-    fake.latency = 2.0
+    fake.latency = 3.0
     settings = make_settings(
         tmp_path,
         fal_key=FAL_KEY,
@@ -246,7 +246,7 @@ def test_leaving_does_not_free_the_concurrency_slot_while_the_work_runs_on(tmp_p
         url = f"{server.api_url}/images/generations"
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(
-                url, json=_generate_body(), headers={**url_headers, **_key()}, timeout=httpx.Timeout(10, read=0.5)
+                url, json=_generate_body(), headers={**url_headers, **_key()}, timeout=httpx.Timeout(10, read=1.0)
             )
         refused = httpx.post(url, json=_generate_body("another"), headers=url_headers, timeout=30)
         assert refused.status_code == 429, refused.text

@@ -136,7 +136,7 @@ def test_concurrency_cap_per_key_and_slots_come_back(tmp_path: Path) -> None:
         slow_done = threading.Event()
 
         def slow() -> None:
-            _generate(sdk, delay_ms=1500)
+            _generate(sdk, delay_ms=3000)
             slow_done.set()
 
         worker = threading.Thread(target=slow)

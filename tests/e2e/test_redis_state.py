@@ -94,7 +94,7 @@ def test_an_answer_stored_by_one_process_is_replayed_by_the_other(tmp_path: Path
 
 
 def test_the_concurrency_cap_is_shared_and_slots_come_back(tmp_path: Path, prefix: str, fake: FakeFal) -> None:
-    fake.latency = 1.5
+    fake.latency = 3.0
     with two_gateways(tmp_path, prefix, fake, max_concurrent_per_key=1) as (one, two):
         slow = threading.Thread(target=_generate, args=(one, "slow"))
         slow.start()

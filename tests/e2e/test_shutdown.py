@@ -127,7 +127,7 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_connections(tmp_path:
     _wait_for(lambda: len(fake.submissions) == 1, 10)  # the job is at fal, ~1.5 s from done
     signalled = time.monotonic()
     served.proc.send_signal(signal.SIGTERM)
-    _wait_for(served.refuses_connections, 1.0)
+    _wait_for(served.refuses_connections, 3.0)
     call.join(timeout=20)
     assert call.error is None and call.result is not None
     assert call.result.data is not None and len(call.result.data) == 1
