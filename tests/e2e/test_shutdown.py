@@ -97,9 +97,9 @@ class Served:
 class Call(threading.Thread):
     """One generation through the SDK in the background; ``result`` or ``error`` when done."""
 
-    def __init__(self, served: Served, prompt: str) -> None:
+    def __init__(self, served: Served, prompt: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(daemon=True)
-        self.served, self.prompt = served, prompt
+        self.served, self.prompt, self.headers = served, prompt, headers
         self.result: openai.types.ImagesResponse | None = None
         self.error: openai.APIStatusError | None = None
 
@@ -107,7 +107,11 @@ class Call(threading.Thread):
         with openai.OpenAI(base_url=f"{self.served.base_url}/v1", api_key=TEST_KEY, max_retries=0, timeout=60) as sdk:
             try:
                 self.result = sdk.images.generate(
-                    model="hidream-i1-full", prompt=self.prompt, size="64x64", response_format="b64_json"
+                    model="hidream-i1-full",
+                    prompt=self.prompt,
+                    size="64x64",
+                    response_format="b64_json",
+                    extra_headers=self.headers,
                 )
             except openai.APIStatusError as exc:
                 self.error = exc
@@ -138,9 +142,13 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_connections(tmp_path:
     assert "Exception in ASGI application" not in output
 
 
-def test_past_the_drain_timeout_requests_are_cut_and_their_fal_jobs_cancelled(tmp_path: Path, fake: FakeFal) -> None:
+@pytest.mark.parametrize("headers", [None, {"Idempotency-Key": "shutdown-1"}], ids=["plain", "idempotent"])
+def test_past_the_drain_timeout_requests_are_cut_and_their_fal_jobs_cancelled(
+    tmp_path: Path, fake: FakeFal, headers: dict[str, str] | None
+) -> None:
+    """With an Idempotency-Key the work is not tied to the connection: the shutdown cancels it all the same."""
     served = Served(tmp_path, fake, drain_seconds=1)
-    call = Call(served, "a lighthouse that never ends [fake:never]")
+    call = Call(served, "a lighthouse that never ends [fake:never]", headers)
     call.start()
     _wait_for(lambda: len(fake.submissions) == 1, 10)
     signalled = time.monotonic()
