@@ -66,6 +66,21 @@ class Unanswered:
                 conn, _ = self._listener.accept()
                 self._held.append(conn)
 
+    def connections(self) -> int:
+        return len(self._held)
+
+    def hung_up(self) -> bool:
+        """True once every connection made to this server has been closed by its client."""
+        for conn in list(self._held):
+            conn.setblocking(False)
+            while True:
+                try:
+                    if conn.recv(65536) == b"":
+                        break
+                except BlockingIOError:
+                    return False
+        return bool(self._held)
+
     def close(self) -> None:
         self._stop.set()
         if self._acceptor is not None:
@@ -202,3 +217,30 @@ def test_a_client_that_leaves_during_the_submit_still_gets_the_job_cancelled(tmp
                 time.sleep(0.02)
         assert len(fake.submissions) == 1
         assert fake.cancelled == [fake.submissions[0].request_id]
+
+
+def test_a_client_that_leaves_aborts_its_openai_upstream_request(tmp_path: Path) -> None:
+    """The openai adapter has no job to cancel: leaving must close its upstream request instead."""
+    upstream = Unanswered("read")
+    settings = make_settings(
+        tmp_path,
+        openai_api_key="sk-upstream",
+        openai_base_url=upstream.url + "/v1",
+        providers_yaml={"openai": {"read_timeout_seconds": 60, "max_retries": 0}},
+    )
+    try:
+        with LiveGateway(settings) as live:
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(
+                    f"{live.api_url}/images/generations",
+                    json={"model": "gpt-image-1", "prompt": "x", "size": "1024x1024"},
+                    headers={"Authorization": f"Bearer {TEST_KEY}"},
+                    timeout=httpx.Timeout(10, read=1.0),
+                )
+            assert upstream.connections() == 1
+            deadline = time.monotonic() + 5
+            while not upstream.hung_up() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert upstream.hung_up()
+    finally:
+        upstream.close()
