@@ -56,7 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"pixelgate: invalid configuration: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        proxy_headers=False,
+        # SIGTERM: stop accepting, let requests in flight finish this long, then cancel the rest.
+        timeout_graceful_shutdown=settings.drain_timeout_seconds,
+    )
     return 0
 
 

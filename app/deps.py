@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
 from app.settings import Settings
 from normalization.catalog import Catalog
@@ -19,6 +20,7 @@ class AppState:
     catalog: Catalog
     gateway: Gateway
     fetch_input: UrlFetcher
+    idempotency: Idempotency
 
 
 def get_state(request: Request) -> AppState:

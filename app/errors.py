@@ -17,6 +17,7 @@ Pillow, pydantic) are mapped to them once, at the edge of the module that sees t
     ├── ConflictError                  409 (Idempotency-Key reused with another request)
     ├── PayloadTooLargeError           413
     ├── RateLimitError                 429 (with retry-after)
+    │   └── RequestRateLimitError      429 type ``requests``: our own per-key limits
     ├── UpstreamError                  502 (upstream failed after retries, or answered nonsense)
     ├── ServiceUnavailableError        503 (gateway overloaded or draining)
     │   └── ProviderNotConfiguredError 503 provider_not_configured
@@ -124,6 +125,12 @@ class RateLimitError(GatewayError):
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+
+class RequestRateLimitError(RateLimitError):
+    """A per-key limit of this gateway; OpenAI's body for its own RPM limits has ``type: requests``."""
+
+    error_type = "requests"
 
 
 class UpstreamError(GatewayError):

@@ -22,13 +22,20 @@ from app.deps import AppState
 from app.errors import InvalidRequestError, UpstreamError
 from app.handlers import RequestIdMiddleware, install_error_handlers
 from app.hosting import build_host
+from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
+from app.ratelimit import LimitsMiddleware, build_limiter
 from app.settings import ProviderSettings, Settings
+from app.shutdown import InFlight, ShutdownMiddleware
+from app.state import build_state
 from normalization.catalog import Catalog, load_builtin_catalog
 from normalization.imaging import ImageWorkers
 from normalization.pipeline import Gateway, GatewayConfig
 from providers.fetch import FetchPolicy, fetch_image_bytes
 from providers.registry import build_adapters
+
+CANCEL_GRACE_SECONDS = 5.0
+"""At shutdown, how long cancelled requests get to cancel their upstream jobs before the client closes."""
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -52,6 +59,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     providers = provider_settings(settings)
     host = build_host(settings)
     keys = KeyCheck([key.get_secret_value() for key in settings.api_keys])
+    state = build_state(settings)
+    limiter = build_limiter(
+        requests_per_minute=settings.rate_limit_rpm,
+        burst=settings.rate_limit_burst,
+        max_concurrent=settings.max_concurrent_per_key,
+        keyed=keys.enabled,
+        store=state.limits,
+    )
+
+    inflight = InFlight()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,17 +95,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             global_slots=asyncio.Semaphore(settings.max_fanout_global),
         )
+        idempotency = Idempotency(
+            state.idempotency,
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            link_ttl_seconds=settings.image_ttl_seconds,
+            keyed=keys.enabled,
+        )
         app.state.pixelgate = AppState(
-            settings=settings, catalog=catalog, gateway=gateway, fetch_input=_input_fetcher(client, settings)
+            settings=settings,
+            catalog=catalog,
+            gateway=gateway,
+            fetch_input=_input_fetcher(client, settings),
+            idempotency=idempotency,
         )
         try:
             yield
         finally:
+            # Requests the server cancelled after the drain timeout still call upstream to cancel.
+            await inflight.settle(timeout=CANCEL_GRACE_SECONDS)
+            await idempotency.aclose()
             for adapter in adapters.values():
                 await adapter.aclose()
             await host.aclose()
             workers.close()
             await client.aclose()
+            await state.aclose()
             access_log.uninstall(redactor)
 
     app = FastAPI(title="pixelgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
@@ -98,9 +129,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         idle_seconds=settings.upload_idle_timeout_seconds,
         total_seconds=settings.upload_timeout_seconds,
     )
+    app.add_middleware(ShutdownMiddleware, inflight=inflight)
+    app.add_middleware(LimitsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
-    app.include_router(images.router, dependencies=[Depends(keys)])
+    app.include_router(images.router, dependencies=[Depends(keys), Depends(limiter)])
     app.include_router(models.router, dependencies=[Depends(keys)])
     app.include_router(host.router())
     return app
@@ -114,7 +147,7 @@ def _input_fetcher(client: httpx.AsyncClient, settings: Settings) -> UrlFetcher:
     policy = FetchPolicy(
         allowed_hosts=frozenset(settings.fetch_allow_hosts),
         max_bytes=settings.max_upload_bytes,
-        timeout_seconds=30.0,
+        timeout_seconds=settings.fetch_timeout_seconds,
     )
 
     async def fetch(url: str) -> bytes:

@@ -132,6 +132,59 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PIXELGATE_MAX_FANOUT_GLOBAL", "max_fanout_global"),
         description="parallel upstream calls across all requests",
     )
+    rate_limit_rpm: int = Field(
+        default=6000,
+        ge=0,
+        validation_alias=AliasChoices("PIXELGATE_RATE_LIMIT_RPM", "rate_limit_rpm"),
+        description="image requests per minute per API key (per client address without keys); 0: off",
+    )
+    rate_limit_burst: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=AliasChoices("PIXELGATE_RATE_LIMIT_BURST", "rate_limit_burst"),
+        description="token-bucket capacity; unset: one minute's worth (rate_limit_rpm)",
+    )
+    max_concurrent_per_key: int = Field(
+        default=128,
+        ge=0,
+        validation_alias=AliasChoices("PIXELGATE_MAX_CONCURRENT_PER_KEY", "max_concurrent_per_key"),
+        description="image requests in flight per API key (per client address without keys); 0: off",
+    )
+    idempotency_ttl_seconds: int = Field(
+        default=86_400,
+        ge=1,
+        validation_alias=AliasChoices("PIXELGATE_IDEMPOTENCY_TTL_SECONDS", "idempotency_ttl_seconds"),
+    )
+    idempotency_max_entries: int = Field(
+        default=10_000,
+        ge=1,
+        validation_alias=AliasChoices("PIXELGATE_IDEMPOTENCY_MAX_ENTRIES", "idempotency_max_entries"),
+    )
+    idempotency_max_bytes: int = Field(
+        default=256 * MiB,
+        ge=0,
+        validation_alias=AliasChoices("PIXELGATE_IDEMPOTENCY_MAX_BYTES", "idempotency_max_bytes"),
+    )
+    state_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PIXELGATE_STATE_URL", "state_url"),
+        description="redis://host:port/db to share limits and idempotency state between processes",
+    )
+    state_prefix: str = Field(
+        default="pixelgate:", validation_alias=AliasChoices("PIXELGATE_STATE_PREFIX", "state_prefix")
+    )
+    drain_timeout_seconds: int = Field(
+        default=30,
+        ge=0,
+        validation_alias=AliasChoices("PIXELGATE_DRAIN_TIMEOUT_SECONDS", "drain_timeout_seconds"),
+        description="on SIGTERM: how long in-flight requests may still run before they are cancelled",
+    )
+    fetch_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("PIXELGATE_FETCH_TIMEOUT_SECONDS", "fetch_timeout_seconds"),
+        description="whole download of a JSON edit's image_url input",
+    )
     fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias=AliasChoices("PIXELGATE_FETCH_ALLOW_HOSTS", "fetch_allow_hosts"),
@@ -152,6 +205,7 @@ class Settings(BaseSettings):
         "fal_base_url",
         "fal_storage_url",
         "openai_base_url",
+        "state_url",
         mode="before",
     )
     @classmethod

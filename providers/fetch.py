@@ -49,6 +49,8 @@ class FetchPolicy:
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     max_bytes: int = 50 * 1024 * 1024
     timeout_seconds: float = 60.0
+    connect_timeout_seconds: float = 10.0
+    """Per connection; ``timeout_seconds`` bounds the whole fetch, redirects included."""
     max_redirects: int = 3
 
     def allows(self, host: str, port: int) -> bool:
@@ -113,7 +115,7 @@ async def _resolve(host: str, port: int, url: str) -> list[IPAddress]:
 
 async def _checked_request(client: httpx.AsyncClient, url: httpx.URL, policy: FetchPolicy, shown: str) -> httpx.Request:
     """A GET for ``url`` that may be sent, pinned to a checked address unless the host is allowed."""
-    timeout = httpx.Timeout(policy.timeout_seconds)
+    timeout = httpx.Timeout(policy.timeout_seconds, connect=min(policy.connect_timeout_seconds, policy.timeout_seconds))
     if url.scheme not in _DEFAULT_PORTS or not url.host:
         raise _fail("refusing to fetch a non-http(s) URL", shown)
     port = url.port or _DEFAULT_PORTS[url.scheme]

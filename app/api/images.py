@@ -2,13 +2,14 @@
 
 Thin: read the body within limits, build the typed request, let the :class:`Gateway` plan and
 execute, render. ``?dry_run=true`` returns the upstream request(s) and the emulation plan without
-calling the provider. A client that disconnects cancels its upstream work.
+calling the provider. A client that disconnects cancels its upstream work, unless it sent an
+``Idempotency-Key``: then the work runs on for its retry (:mod:`app.idempotency`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -22,6 +23,7 @@ from app.deps import AppState, AppStateDep
 from app.errors import InvalidRequestError, PayloadTooLargeError
 from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import json_response
+from app.idempotency import form_material, json_material
 from app.inputs import build_request, form_inputs, json_inputs
 from normalization.catalog import Mode
 from normalization.dryrun import describe_plan
@@ -32,6 +34,7 @@ from normalization.response import ImagesResponse
 router = APIRouter()
 T = TypeVar("T")
 
+CANCEL_WAIT_SECONDS = 5.0
 MAX_JSON_BYTES_FACTOR = 2
 """A JSON edit carries base64 images: allow about 4/3 of the per-file cap per image, and headroom."""
 
@@ -54,37 +57,59 @@ async def create_edit(request: Request, state: AppStateDep) -> Response:
     if content_type.startswith("multipart/form-data"):
         limits = FormLimits(settings.max_upload_bytes, max_request, settings.max_images)
         form = await read_multipart(content_type, request.stream(), limits)
-        image_request = build_request(form.fields)
-        inputs = form_inputs(form, max_pixels=settings.max_pixels)
-    elif content_type.startswith("application/x-www-form-urlencoded"):
+
+        async def multipart_edit() -> Response:
+            image_request = build_request(form.fields)
+            inputs = form_inputs(form, max_pixels=settings.max_pixels)
+            return await _serve(request, state, image_request, "edit", inputs)
+
+        return await _respond(request, state, form_material(form), multipart_edit)
+    if content_type.startswith("application/x-www-form-urlencoded"):
         # What a form without files becomes (curl -d, httpx data=): scalars only, so no image.
         raw = await read_limited(request.stream(), 4 * 1024 * 1024)
         fields: dict[str, JsonValue] = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-        image_request = build_request(fields)
-        inputs = EditInputs(images=())
-    elif content_type.startswith("application/json"):
+
+        async def form_edit() -> Response:
+            return await _serve(request, state, build_request(fields), "edit", EditInputs(images=()))
+
+        return await _respond(request, state, json_material(fields), form_edit)
+    if content_type.startswith("application/json"):
         body = _json_object(await read_limited(request.stream(), max_request * MAX_JSON_BYTES_FACTOR))
-        inputs = await json_inputs(
-            body,
-            fetch=state.fetch_input,
-            max_bytes=settings.max_upload_bytes,
-            max_images=settings.max_images,
-            max_pixels=settings.max_pixels,
-        )
-        image_request = build_request(body)
-    else:
-        raise InvalidRequestError(
-            "edits take multipart/form-data (as the OpenAI SDKs send) or application/json",
-            code="unsupported_content_type",
-        )
-    return await _serve(request, state, image_request, "edit", inputs)
+        material = json_material(body)
+
+        async def json_edit() -> Response:
+            inputs = await json_inputs(
+                body,
+                fetch=state.fetch_input,
+                max_bytes=settings.max_upload_bytes,
+                max_images=settings.max_images,
+                max_pixels=settings.max_pixels,
+            )
+            return await _serve(request, state, build_request(body), "edit", inputs)
+
+        return await _respond(request, state, material, json_edit)
+    raise InvalidRequestError(
+        "edits take multipart/form-data (as the OpenAI SDKs send) or application/json",
+        code="unsupported_content_type",
+    )
 
 
 @router.post("/v1/images/generations", response_model=None, openapi_extra=openapi_bodies.GENERATION)
 async def create_generation(request: Request, state: AppStateDep) -> Response:
     """A generation: JSON; every optional field accepts ``null``."""
     body = _json_object(await read_limited(request.stream(), 4 * 1024 * 1024))
-    return await _serve(request, state, build_request(body), "generate", None)
+
+    async def generation() -> Response:
+        return await _serve(request, state, build_request(body), "generate", None)
+
+    return await _respond(request, state, json_material(body), generation)
+
+
+async def _respond(
+    request: Request, state: AppState, material: bytes, work: Callable[[], Awaitable[Response]]
+) -> Response:
+    """``work()`` once per Idempotency-Key (see :mod:`app.idempotency`), cancelled if the client leaves."""
+    return await _until_disconnect(request, state.idempotency.serve(request, material, work))
 
 
 async def _serve(
@@ -95,7 +120,7 @@ async def _serve(
     if _dry_run(request):
         return json_response(describe_plan(plan), headers=_warning_headers(plan.warnings))
     base_url = state.settings.public_url or str(request.base_url)
-    result: ImagesResponse = await _until_disconnect(request, gateway.execute(plan, base_url=base_url))
+    result: ImagesResponse = await gateway.execute(plan, base_url=base_url)
     return json_response(result.wire(), headers=_warning_headers(plan.warnings))
 
 
@@ -138,6 +163,9 @@ async def _until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T
         watcher.cancel()
         if not task.done():
             task.cancel()
+            # Let the work cancel its upstream jobs (fal's cancel call) before this request ends:
+            # at shutdown, the HTTP client closes once the requests have ended.
+            await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
 
 
 async def _wait_disconnect(request: Request) -> None:

@@ -5,7 +5,8 @@ fal storage above), submit, poll, read the result, download the images. On
 ``asyncio.CancelledError`` (client gone, the pipeline's deadline, a sibling call failing) or a
 failure while the job is still running, the job is cancelled upstream (shielded, bounded by
 ``cancel_timeout_seconds``) before the exception propagates. A cancellation that arrives while
-the submit itself is in flight cannot cancel that job: fal has not told us its id yet.
+the submit itself is in flight lets the submit finish (shielded, at most ``cancel_timeout_seconds``
+more) so that the job it created is known and cancelled too.
 
 Failure modes are those of :mod:`providers.fal.errors`; without an API key the call fails with
 ``ProviderNotConfiguredError`` before any request. Retries (:mod:`providers.fal.retry`) use
@@ -80,6 +81,7 @@ class FalAdapter(ImageAdapter):
             allowed_hosts=self.fetch_hosts,
             max_bytes=self.max_result_bytes,
             timeout_seconds=self._settings.read_timeout_seconds,
+            connect_timeout_seconds=self._settings.connect_timeout_seconds,
         )
 
     async def run(self, call: UpstreamCall) -> ProviderResult:
@@ -94,7 +96,7 @@ class FalAdapter(ImageAdapter):
             poll_max_seconds=self.poll_max_seconds,
         )
         payload = await self._payload(http, call)
-        handle = await queue.submit(call.upstream, payload)
+        handle = await self._submit(queue, call.upstream, payload)
         try:
             completed = await queue.wait(handle, call.upstream)
         except (asyncio.CancelledError, GatewayError):
@@ -109,6 +111,20 @@ class FalAdapter(ImageAdapter):
             max_pixels=self.max_result_pixels,
         )
         return ProviderResult(images=images, upstream_request_id=handle.request_id)
+
+    async def _submit(self, queue: FalQueue, endpoint_id: str, payload: dict[str, JsonValue]) -> QueueHandle:
+        """Submit; cancelled meanwhile, wait (bounded) for the job's id and cancel that job too."""
+        task = asyncio.create_task(queue.submit(endpoint_id, payload))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # fal may have queued the job already: without its id, it would run (and bill) unseen.
+            await asyncio.wait({task}, timeout=self.cancel_timeout_seconds)
+            if task.done() and not task.cancelled() and task.exception() is None:
+                await self._cancel(queue, task.result())
+            else:
+                task.cancel()
+            raise
 
     async def _cancel(self, queue: FalQueue, handle: QueueHandle) -> None:
         async def bounded() -> None:

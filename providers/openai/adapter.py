@@ -77,6 +77,7 @@ class OpenAIAdapter(ImageAdapter):
             allowed_hosts=frozenset({_host_entry(parsed), *settings.fetch_hosts}),
             max_bytes=self.max_result_bytes,
             timeout_seconds=settings.read_timeout_seconds,
+            connect_timeout_seconds=settings.connect_timeout_seconds,
         )
 
     @classmethod

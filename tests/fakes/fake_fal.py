@@ -35,6 +35,7 @@ attempt. ``500`` (not retried by fal clients), ``504_user`` (user start timeout)
 (``X-Fal-Retryable: false``), ``401``, ``403``,
 ``404``, ``422`` (detail list for field ARG, default ``guidance_scale``), ``422_string``,
 ``content_policy``, ``html`` (a 200 HTML page), ``echo_auth`` (a 422 quoting the Authorization header).
+Slow submit: ``slow_submit`` (the submit answers after ARG seconds, default 1; then as ``ok``).
 Failures later: ``never`` (the job never finishes), ``slow`` (ARG seconds), ``completed_error``,
 ``content_policy_late``, ``malformed`` (result not JSON), ``missing_fields`` (result without images),
 ``result_html``, ``truncated`` / ``not_image`` (the CDN serves a cut image / HTML), ``private_url``
@@ -227,6 +228,8 @@ class FakeFal:
         if not isinstance(payload, dict):
             return error(422, "body must be a JSON object")
         scenario, arg, standing = self._choose(endpoint_id, payload)
+        if scenario == "slow_submit":  # the job is queued only after ARG seconds (default 1)
+            await asyncio.sleep(float(arg or 1))
         fingerprint = endpoint_id + "\n" + raw.decode("utf-8", "replace")
         failure = self._submit_failure(request, scenario, arg, standing, fingerprint)
         record = Submission(endpoint_id, payload, scenario, failure.status_code if failure else 200)

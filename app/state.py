@@ -1,0 +1,68 @@
+"""Where limits and idempotency state live: this process (default) or Redis (``PIXELGATE_STATE_URL``).
+
+A backend is chosen by the URL's scheme from :data:`BACKENDS`; an unknown scheme is a
+configuration error at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from app.idempotency import IdempotencyStore, MemoryIdempotencyStore
+from app.ratelimit import LimitStore, MemoryLimitStore
+from app.redis_state import RedisIdempotencyStore, RedisLimitStore
+from app.settings import Settings
+
+SLOT_MARGIN_SECONDS = 60.0
+"""An in-flight slot in Redis counts for at most the request deadline plus this (a dead process)."""
+
+
+@dataclass
+class StateBackend:
+    limits: LimitStore
+    idempotency: IdempotencyStore
+    redis: Redis | None = None
+
+    async def aclose(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+def _memory(settings: Settings) -> StateBackend:
+    return StateBackend(
+        limits=MemoryLimitStore(),
+        idempotency=MemoryIdempotencyStore(
+            max_entries=settings.idempotency_max_entries, max_bytes=settings.idempotency_max_bytes
+        ),
+    )
+
+
+def _redis(settings: Settings) -> StateBackend:
+    assert settings.state_url is not None
+    redis = Redis.from_url(settings.state_url)
+    return StateBackend(
+        limits=RedisLimitStore(
+            redis,
+            prefix=settings.state_prefix,
+            slot_max_age_seconds=settings.request_timeout_seconds + SLOT_MARGIN_SECONDS,
+        ),
+        idempotency=RedisIdempotencyStore(
+            redis, prefix=settings.state_prefix, max_answer_bytes=settings.idempotency_max_bytes
+        ),
+        redis=redis,
+    )
+
+
+BACKENDS: dict[str, Callable[[Settings], StateBackend]] = {"memory": _memory, "redis": _redis, "rediss": _redis}
+
+
+def build_state(settings: Settings) -> StateBackend:
+    """The backend ``settings.state_url`` names (none: this process). Raises ``ValueError`` if unknown."""
+    scheme = settings.state_url.partition("://")[0] if settings.state_url else "memory"
+    backend = BACKENDS.get(scheme)
+    if backend is None:
+        raise ValueError(f"PIXELGATE_STATE_URL: unknown scheme '{scheme}' (known: redis, rediss)")
+    return backend(settings)
