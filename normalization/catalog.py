@@ -125,6 +125,11 @@ class CountSpec(_Frozen):
 
     field: str | None = None
     max: int = Field(default=1, ge=1)
+    seeds_per_image: bool = Field(
+        default=False,
+        description="image k of a batch sent seed s is exactly what seed s + k gives alone; when false, a "
+        "request with a seed is made one image per call so that every image's reported seed reproduces it",
+    )
 
 
 class OutputFormatSpec(_Frozen):

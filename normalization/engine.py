@@ -117,7 +117,12 @@ def plan_request(
             continue
         state.place_param(name, value)
     state.place_prompt(prompt, sent)
-    chunks = _split(request.n or 1, entry.count.max if entry.count.field else 1)
+    native_max = entry.count.max if entry.count.field else 1
+    if request.seed is not None and state.takes_seed() and not entry.count.seeds_per_image:
+        # One image per call: image i is then exactly what seed + i gives with n=1, so every image's
+        # reported seed reproduces it (such an upstream's batch reports one seed, not one per image).
+        native_max = 1
+    chunks = _split(request.n or 1, native_max)
     calls = state.calls(mode, chunks, request.seed, n_sent=request.n is not None)
     emulation = EmulationPlan(
         n=request.n or 1,
@@ -304,7 +309,7 @@ class _Planner:
                 self.handled["n"] = ParamHandling(
                     behavior=Behavior.EMULATED,
                     upstream=count.field,
-                    note=f"{len(chunks)} parallel calls of at most {count.max} ({'+'.join(map(str, chunks))})",
+                    note=f"{len(chunks)} parallel calls of at most {max(chunks)} ({'+'.join(map(str, chunks))})",
                 )
             else:
                 self.handled["n"] = ParamHandling(behavior=Behavior.EMULATED, note=f"{len(chunks)} parallel calls")
@@ -338,6 +343,10 @@ class _Planner:
             )
             offset += chunk
         return tuple(result)
+
+    def takes_seed(self) -> bool:
+        """Whether the upstream is sent a seed (the model's table passes or renames one)."""
+        return self._seed_field() is not None
 
     def _seed_field(self) -> str | None:
         spec = self.entry.params.get("seed")

@@ -218,24 +218,30 @@ def test_exact_size_on_a_model_without_size_control(sdk: openai.OpenAI, fake: Fa
 # --- n: native count, then parallel calls ------------------------------------------------------------
 
 
-def test_n_6_on_a_native_maximum_of_4_is_two_calls_with_deterministic_seeds(sdk: openai.OpenAI, fake: FakeFal) -> None:
-    result = _generate(sdk, n=6, size="96x64", output_format="png", seed=100)
-    images = _images(result)
-    assert len(images) == 6
-    payloads = sorted((s.payload for s in fake.submissions), key=lambda p: str(p["seed"]))
-    # Balanced split 3+3; call k starts its seed where the images before it ended.
-    assert [(p["num_images"], p["seed"]) for p in payloads] == [(3, 100), (3, 103)]
+def test_n_6_on_a_native_maximum_of_4_is_two_balanced_calls(sdk: openai.OpenAI, fake: FakeFal) -> None:
+    result = _generate(sdk, n=6, size="96x64", output_format="png")
+    assert len(set(_images(result))) == 6
+    assert [s.payload["num_images"] for s in fake.submissions] == [3, 3]
     assert _metadata(result)["upstream_calls"] == 2
     assert _metadata(result)["parameters"]["n"]["behavior"] == "emulated"
-    # fal reports one seed per call (its batch's); pixelgate reports it on the image that call
-    # starts with and claims nothing for the others (fal does not document image i = seed + i).
-    assert result.data is not None
-    assert [(item.model_extra or {}).get("seed") for item in result.data] == [100, None, None, 103, None, None]
-    # The same request again gives the same six images, in the same order.
-    fake.reset()
-    again = _images(_generate(sdk, n=6, size="96x64", output_format="png", seed=100))
-    assert again == images
+
+
+def test_n_6_with_a_seed_is_one_call_per_image_each_reporting_its_exact_seed(sdk: openai.OpenAI, fake: FakeFal) -> None:
+    result = _generate(sdk, n=6, size="96x64", output_format="png", seed=100)
+    images = _images(result)
     assert len(set(images)) == 6
+    # fal reports one seed per batch and documents no per-image one, so with a seed every image is a
+    # call of its own: image i is exactly what seed 100 + i gives, and says so.
+    payloads = sorted((s.payload for s in fake.submissions), key=lambda p: str(p["seed"]))
+    assert [(p["num_images"], p["seed"]) for p in payloads] == [(1, 100 + i) for i in range(6)]
+    assert _metadata(result)["upstream_calls"] == 6
+    assert result.data is not None
+    assert [(item.model_extra or {}).get("seed") for item in result.data] == [100 + i for i in range(6)]
+    # Each reported seed reproduces its image alone, and the whole request repeats exactly.
+    fake.reset()
+    assert _images(_generate(sdk, size="96x64", output_format="png", seed=103)) == [images[3]]
+    fake.reset()
+    assert _images(_generate(sdk, n=6, size="96x64", output_format="png", seed=100)) == images
 
 
 def test_one_failed_call_fails_the_request_and_cancels_the_others(sdk: openai.OpenAI, fake: FakeFal) -> None:
