@@ -29,7 +29,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--config", help="YAML settings file (same keys as the environment)")
-    serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
 
@@ -56,7 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"pixelgate: invalid configuration: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, proxy_headers=False)
+    # One process: per-key limits, the admission queue and the image store's state live in it.
+    # uvloop and httptools (uvicorn[standard]) named explicitly: a missing one fails at start
+    # instead of silently falling back to the slower asyncio loop and h11 parser.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        proxy_headers=False,
+        loop="uvloop",
+        http="httptools",
+    )
     return 0
 
 

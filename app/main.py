@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import Depends, FastAPI
 
+from app.admission import AdmissionLimits, AdmissionMiddleware
 from app.api import health, images, models
 from app.auth import KeyCheck
 from app.deps import AppState
@@ -89,12 +90,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="pixelgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
+    app.add_middleware(AdmissionMiddleware, limits=admission_limits(settings))  # inside: its 503 gets an id
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(images.router, dependencies=[Depends(keys)])
     app.include_router(models.router, dependencies=[Depends(keys)])
     app.include_router(host.router())
     return app
+
+
+def admission_limits(settings: Settings) -> AdmissionLimits:
+    return AdmissionLimits(
+        max_inflight=settings.max_inflight,
+        max_queued=settings.max_queued,
+        queue_timeout_seconds=settings.queue_timeout_seconds,
+        retry_after_seconds=settings.overload_retry_after_seconds,
+    )
 
 
 def _input_fetcher(client: httpx.AsyncClient, settings: Settings) -> UrlFetcher:
