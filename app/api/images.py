@@ -95,7 +95,7 @@ async def _serve(
         return json_response(describe_plan(plan), headers=_warning_headers(plan.warnings))
     base_url = state.settings.public_url or str(request.base_url)
     result: ImagesResponse = await _until_disconnect(request, gateway.execute(plan, base_url=base_url))
-    return json_response(result.wire(), headers=_warning_headers(plan.warnings))
+    return Response(result.wire_bytes(), media_type="application/json", headers=_warning_headers(plan.warnings))
 
 
 def _refuse_declared_length(request: Request, max_bytes: int) -> None:
