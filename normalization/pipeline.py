@@ -14,7 +14,6 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-import pybase64
 from pydantic import BaseModel, ConfigDict
 
 from app.errors import (
@@ -158,8 +157,7 @@ class Gateway:
     ) -> ImageData:
         if response_format == "b64_json":
             return ImageData(
-                # SIMD base64: ~0.04 ms for a 1024x1024 PNG where the stdlib takes ~1 ms on the event loop.
-                b64_json=pybase64.b64encode_as_string(out.data),
+                image=out.data,  # base64-encoded when the body is written, straight into it
                 revised_prompt=source.revised_prompt,
                 seed=source.seed,
             )

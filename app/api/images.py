@@ -20,7 +20,7 @@ from pydantic import JsonValue
 from app.deps import AppState, AppStateDep
 from app.errors import InvalidRequestError, PayloadTooLargeError
 from app.forms import FormLimits, read_limited, read_multipart
-from app.handlers import json_response
+from app.handlers import ChunksResponse, json_response
 from app.inputs import build_request, form_inputs, json_inputs
 from normalization.catalog import Mode
 from normalization.dryrun import describe_plan
@@ -95,7 +95,7 @@ async def _serve(
         return json_response(describe_plan(plan), headers=_warning_headers(plan.warnings))
     base_url = state.settings.public_url or str(request.base_url)
     result: ImagesResponse = await _until_disconnect(request, gateway.execute(plan, base_url=base_url))
-    return Response(result.wire_bytes(), media_type="application/json", headers=_warning_headers(plan.warnings))
+    return ChunksResponse(result.wire_chunks(), headers=_warning_headers(plan.warnings))
 
 
 def _refuse_declared_length(request: Request, max_bytes: int) -> None:

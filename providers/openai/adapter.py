@@ -121,6 +121,8 @@ class OpenAIAdapter(ImageAdapter):
             raise error_from_transport(exc) from exc
         if not response.is_success:
             raise error_from_response(response, upstream_model=call.upstream, secret=self._key or None)
+        request_id = response.headers.get("x-request-id")
         body = parse_body(response.content)
+        del response  # its 2-3 MB of JSON need not live on while the images are decoded
         images = await collect_images(body, self._client, self.fetch_policy, self.max_result_pixels)
-        return ProviderResult(images=images, upstream_request_id=response.headers.get("x-request-id"))
+        return ProviderResult(images=images, upstream_request_id=request_id)

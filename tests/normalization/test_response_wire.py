@@ -1,4 +1,4 @@
-"""``ImagesResponse.wire_bytes``: the same JSON as ``wire()``, with base64 spliced in unescaped."""
+"""``ImagesResponse.wire_chunks``: the same JSON as ``wire()``, with base64 spliced in unescaped."""
 
 from __future__ import annotations
 
@@ -20,17 +20,20 @@ def test_wire_bytes_is_the_wire_dict_as_json() -> None:
     b64 = base64.b64encode(bytes(range(256)) * 7).decode()  # every byte value, '+', '/' and '=' padding
     response = _response(
         [
-            ImageData(b64_json=b64, revised_prompt='a "quoted" prompt\nwith ünïcode and \\ backslash', seed=7),
+            ImageData(
+                image=bytes(range(256)) * 7, revised_prompt='a "quoted" prompt\nwith ünïcode and \\ backslash', seed=7
+            ),
             ImageData(b64_json="QQ=="),
             ImageData(url="https://example.test/i/abc.png?sig=x&exp=1"),
         ]
     )
-    raw = response.wire_bytes()
+    raw = b"".join(response.wire_chunks())
     assert orjson.loads(raw) == response.wire()
+    assert orjson.loads(raw)["data"][0]["b64_json"] == b64
     assert b'"b64_json":"' + b64.encode() + b'"' in raw
 
 
 def test_wire_bytes_without_images_or_extra_fields() -> None:
-    for data in ([], [ImageData(b64_json="QUJD")]):
+    for data in ([], [ImageData(b64_json="QUJD")], [ImageData(image=b"ABC")]):
         response = _response(data)
-        assert orjson.loads(response.wire_bytes()) == response.wire()
+        assert orjson.loads(b"".join(response.wire_chunks())) == response.wire()
