@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpcore
 import httpx
 from fastapi import Depends, FastAPI
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        read_whole_chunks()
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(120.0, connect=10.0),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
@@ -97,6 +99,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router, dependencies=[Depends(keys)])
     app.include_router(host.router())
     return app
+
+
+UPSTREAM_READ_BYTES = 1024 * 1024
+
+
+def read_whole_chunks() -> None:
+    """Let httpcore take each chunk the event loop received whole (process-wide; idempotent).
+
+    httpcore asks for at most 64 KiB per read; anyio then cuts every 256 KiB chunk that uvloop
+    delivered and queues the rest again, a copy of the remainder per cut. For 2-3 MB image answers
+    that multiplied the short-lived allocations: a client doing 8 such downloads at once peaked at
+    214 MiB RSS, 107 MiB with whole chunks (measured), at the same CPU.
+    """
+    http11 = httpcore.AsyncHTTP11Connection
+    http11.READ_NUM_BYTES = max(http11.READ_NUM_BYTES, UPSTREAM_READ_BYTES)
 
 
 def admission_limits(settings: Settings) -> AdmissionLimits:
