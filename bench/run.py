@@ -6,7 +6,8 @@ built-in ``gpt-image-1`` on the ``openai`` provider pointed at the fake) and Lit
 4 MiB edits) and concurrency (1, 16, 64) sends a fixed number of requests to each target
 (direct, pixelgate, litellm), interleaved in rounds with the order rotating, from one load
 generator. Writes ``bench/results/results.json``, ``results.md`` and ``chart.png`` (matplotlib, run
-in the LiteLLM venv so it is no dependency of pixelgate). Bounded: a fixed request count per cell.
+in the LiteLLM venv so it is no dependency of pixelgate), and the summary in ``README.md``.
+Bounded: a fixed request count per cell.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import uvloop
 
 from bench.load import Samples, Target, make_client, run_batch
 from bench.processes import Server, start, wait_ready
-from bench.report import CellResult, summarize, write_markdown
+from bench.report import CellResult, summarize, update_readme, write_markdown
 from bench.workloads import Workload, build_workloads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,6 +190,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, cells, RESULTS / "results.md")
+    update_readme(ROOT / "README.md", results, cells)
     chart_python = ROOT / "bench" / ".venv-litellm" / "bin" / "python"
     subprocess.run(
         [
