@@ -21,7 +21,8 @@ class AppState:
     fetch_input: UrlFetcher
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
     state: AppState = request.app.state.pixelgate
     return state
 
