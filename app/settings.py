@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     max_fanout_per_request: int = Field(default=4, ge=1, description="parallel upstream calls for one request")
     max_fanout_global: int = Field(default=64, ge=1, description="parallel upstream calls across all requests")
     max_inflight: int = Field(
-        default_factory=lambda: 4 * (os.cpu_count() or 1),
+        default_factory=lambda: 2 * (os.cpu_count() or 1),
         ge=1,
         validation_alias=AliasChoices("PIXELGATE_MAX_INFLIGHT", "max_inflight"),
         description="image requests in progress at once (admission control); the rest wait in FIFO order",
