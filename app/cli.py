@@ -29,7 +29,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--config", help="YAML settings file (same keys as the environment)")
-    serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
 
@@ -56,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"pixelgate: invalid configuration: {exc}", file=sys.stderr)  # noqa: T201
         return 2
+    # One process: per-key limits, the admission queue and the image store's state live in it.
+    # uvloop and httptools (uvicorn[standard]) named explicitly: a missing one fails at start
+    # instead of silently falling back to the slower asyncio loop and h11 parser.
     uvicorn.run(
         app,
         host=args.host,
@@ -64,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         proxy_headers=False,
         # SIGTERM: stop accepting, let requests in flight finish this long, then cancel the rest.
         timeout_graceful_shutdown=settings.drain_timeout_seconds,
+        loop="uvloop",
+        http="httptools",
     )
     return 0
 

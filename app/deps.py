@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.admission import AdmissionGate
 from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
 from app.settings import Settings
@@ -21,9 +22,11 @@ class AppState:
     gateway: Gateway
     fetch_input: UrlFetcher
     idempotency: Idempotency
+    admission: AdmissionGate
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
     state: AppState = request.app.state.pixelgate
     return state
 

@@ -29,6 +29,26 @@ def json_response(body: object, status_code: int = 200, headers: dict[str, str] 
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json", headers=headers)
 
 
+class ChunksResponse(Response):
+    """A JSON body given as byte chunks: one ASGI body message each, under the total Content-Length.
+
+    Sends large image payloads as they are, without joining them into one more copy.
+    """
+
+    def __init__(self, chunks: list[bytes], headers: dict[str, str] | None = None) -> None:
+        self.chunks = chunks
+        super().__init__(None, 200, headers, "application/json")
+        self.headers["content-length"] = str(sum(len(chunk) for chunk in chunks))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        last = len(self.chunks) - 1
+        for index, chunk in enumerate(self.chunks):
+            await send({"type": "http.response.body", "body": chunk, "more_body": index < last})
+        if not self.chunks:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 def error_response(exc: GatewayError) -> Response:
     return json_response(exc.to_body(), exc.status_code, exc.headers)
 

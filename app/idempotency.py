@@ -27,6 +27,7 @@ this process (pixelgate runs one worker by default).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections import OrderedDict
@@ -39,9 +40,10 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import JsonValue
 
+from app.admission import slot_of
 from app.errors import ConflictError, GatewayError, InvalidRequestError, ServiceUnavailableError
 from app.forms import ParsedForm
-from app.handlers import error_response
+from app.handlers import ChunksResponse, error_response
 from app.ratelimit import client_identity, hold_slot_until
 
 HEADER = "idempotency-key"
@@ -183,7 +185,10 @@ class Idempotency:
             running = self._running[scoped] = _Running(fingerprint, task)
         self._check(running.fingerprint, fingerprint)
         # Waiting does not tie the work to this connection: a client that leaves stops waiting only.
-        await asyncio.wait({running.task})
+        slot = None if leader else slot_of(request.scope)
+        # A duplicate holds no admission slot while it waits: the leader needs one to finish.
+        async with slot.released() if slot else contextlib.nullcontext():
+            await asyncio.wait({running.task})
         if running.task.cancelled():
             raise ServiceUnavailableError(
                 "the gateway is shutting down; retry the request", headers={"retry-after": "1"}
@@ -211,7 +216,7 @@ class Idempotency:
             self._running.pop(scoped, None)
 
     def _snapshot(self, fingerprint: str, response: Response) -> StoredResponse:
-        body = bytes(response.body)
+        body = b"".join(response.chunks) if isinstance(response, ChunksResponse) else bytes(response.body)
         ttl = self._ttl
         if b'"url":"' in body:  # hosted links: a replay must not hand out expired links
             ttl = min(ttl, self._link_ttl)

@@ -11,10 +11,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpcore
 import httpx
 from fastapi import Depends, FastAPI
 
 from app import access_log
+from app.admission import AdmissionGate, AdmissionLimits, AdmissionMiddleware
 from app.api import health, images, models
 from app.auth import KeyCheck
 from app.body_timeout import BodyTimeoutMiddleware
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     catalog = build_catalog(settings)
     providers = provider_settings(settings)
     host = build_host(settings)
+    admission = AdmissionGate(admission_limits(settings))
     keys = KeyCheck([key.get_secret_value() for key in settings.api_keys])
     state = build_state(settings)
     limiter = build_limiter(
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         redactor = access_log.install()
+        read_whole_chunks()
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(120.0, connect=10.0),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
@@ -107,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gateway=gateway,
             fetch_input=_input_fetcher(client, settings),
             idempotency=idempotency,
+            admission=admission,
         )
         try:
             yield
@@ -131,12 +136,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(ShutdownMiddleware, inflight=inflight)
     app.add_middleware(LimitsMiddleware)
+    app.add_middleware(AdmissionMiddleware, gate=admission)  # inside: its 503 gets an id
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(images.router, dependencies=[Depends(keys), Depends(limiter)])
     app.include_router(models.router, dependencies=[Depends(keys)])
     app.include_router(host.router())
     return app
+
+
+UPSTREAM_READ_BYTES = 1024 * 1024
+
+
+def read_whole_chunks() -> None:
+    """Let httpcore take each chunk the event loop received whole (process-wide; idempotent).
+
+    httpcore asks for at most 64 KiB per read; anyio then cuts every 256 KiB chunk that uvloop
+    delivered and queues the rest again, a copy of the remainder per cut. For 2-3 MB image answers
+    that multiplied the short-lived allocations: a client doing 8 such downloads at once peaked at
+    214 MiB RSS, 107 MiB with whole chunks (measured), at the same CPU.
+    """
+    http11 = httpcore.AsyncHTTP11Connection
+    http11.READ_NUM_BYTES = max(http11.READ_NUM_BYTES, UPSTREAM_READ_BYTES)
+
+
+def admission_limits(settings: Settings) -> AdmissionLimits:
+    return AdmissionLimits(
+        max_inflight=settings.max_inflight,
+        max_queued=settings.max_queued,
+        queue_timeout_seconds=settings.queue_timeout_seconds,
+        retry_after_seconds=settings.overload_retry_after_seconds,
+    )
 
 
 def _input_fetcher(client: httpx.AsyncClient, settings: Settings) -> UrlFetcher:

@@ -185,6 +185,30 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PIXELGATE_FETCH_TIMEOUT_SECONDS", "fetch_timeout_seconds"),
         description="whole download of a JSON edit's image_url input",
     )
+    max_inflight: int = Field(
+        default_factory=lambda: 2 * (os.cpu_count() or 1),
+        ge=1,
+        validation_alias=AliasChoices("PIXELGATE_MAX_INFLIGHT", "max_inflight"),
+        description="image requests in progress at once (admission control); the rest wait in FIFO order",
+    )
+    max_queued: int = Field(
+        default=1024,
+        ge=0,
+        validation_alias=AliasChoices("PIXELGATE_MAX_QUEUED", "max_queued"),
+        description="image requests waiting for a slot; one more is refused with 503 and retry-after",
+    )
+    queue_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=AliasChoices("PIXELGATE_QUEUE_TIMEOUT_SECONDS", "queue_timeout_seconds"),
+        description="longest wait for a slot before a 503",
+    )
+    overload_retry_after_seconds: int = Field(
+        default=2,
+        ge=1,
+        validation_alias=AliasChoices("PIXELGATE_OVERLOAD_RETRY_AFTER_SECONDS", "overload_retry_after_seconds"),
+        description="retry-after of the 503 sent when the gateway is at capacity",
+    )
     fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias=AliasChoices("PIXELGATE_FETCH_ALLOW_HOSTS", "fetch_allow_hosts"),

@@ -95,6 +95,18 @@ def write_markdown(results: dict[str, Any], cells: list[CellResult], path: Path)
         f"Peak RSS (VmHWM, process tree): pixelgate {rss['pixelgate'] / 1048576:.0f} MiB, "
         f"LiteLLM {rss['litellm'] / 1048576:.0f} MiB.",
         "",
+        *target_rows(results, cells),
+    ]
+    errors = [(c, n, s.first_error) for c in cells for n, s in c.targets.items() if s.first_error]
+    if errors:
+        rows += ["", "First errors:"] + [f"- {c.workload} c={c.concurrency} {n}: {e}" for c, n, e in errors]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def target_rows(results: dict[str, Any], cells: list[CellResult]) -> list[str]:
+    """The issue's four targets as a markdown table (also the README's benchmark summary)."""
+    rss = results["peak_rss_bytes"]
+    rows = [
         "| target | pixelgate | LiteLLM | wanted | result |",
         "|---|---|---|---|---|",
     ]
@@ -123,7 +135,26 @@ def write_markdown(results: dict[str, Any], cells: list[CellResult], path: Path)
             )
         )
     rows.append(_check("peak RSS (MiB)", rss["pixelgate"] / 1048576, rss["litellm"] / 1048576, "<= 1/4"))
-    errors = [(c, n, s.first_error) for c in cells for n, s in c.targets.items() if s.first_error]
-    if errors:
-        rows += ["", "First errors:"] + [f"- {c.workload} c={c.concurrency} {n}: {e}" for c, n, e in errors]
-    path.write_text("\n".join(rows) + "\n")
+    return rows
+
+
+README_START = "<!-- bench-summary:start (written by make bench) -->"
+README_END = "<!-- bench-summary:end -->"
+
+
+def update_readme(readme: Path, results: dict[str, Any], cells: list[CellResult]) -> None:
+    """Replace the summary between the README's markers with this run's target table."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{readme} has no benchmark summary markers")
+    summary = [
+        README_START,
+        f"Last `make bench` ({results['cpus']}-core host, {results['seconds']} s): "
+        "full table in [bench/results/results.md](bench/results/results.md), "
+        "chart in [bench/results/chart.png](bench/results/chart.png).",
+        "",
+        *target_rows(results, cells),
+        "",
+    ]
+    readme.write_text(text[:start] + "\n".join(summary) + text[end:])

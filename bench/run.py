@@ -6,7 +6,8 @@ built-in ``gpt-image-1`` on the ``openai`` provider pointed at the fake) and Lit
 4 MiB edits) and concurrency (1, 16, 64) sends a fixed number of requests to each target
 (direct, pixelgate, litellm), interleaved in rounds with the order rotating, from one load
 generator. Writes ``bench/results/results.json``, ``results.md`` and ``chart.png`` (matplotlib, run
-in the LiteLLM venv so it is no dependency of pixelgate). Bounded: a fixed request count per cell.
+in the LiteLLM venv so it is no dependency of pixelgate), and the summary in ``README.md``.
+Bounded: a fixed request count per cell.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +29,7 @@ import uvloop
 
 from bench.load import Samples, Target, make_client, run_batch
 from bench.processes import Server, start, wait_ready
-from bench.report import CellResult, summarize, write_markdown
+from bench.report import CellResult, summarize, update_readme, write_markdown
 from bench.workloads import Workload, build_workloads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +46,7 @@ def _free_port() -> int:
         return port
 
 
-def _start_servers(log_dir: Path, data_dir: Path) -> tuple[dict[str, Server], list[Target]]:
+def _start_servers(log_dir: Path, data_dir: Path, with_litellm: bool) -> tuple[dict[str, Server], list[Target]]:
     fake_port, gate_port, lite_port = _free_port(), _free_port(), _free_port()
     upstream = f"http://127.0.0.1:{fake_port}/v1"
     gate_key, lite_key = "sk-bench-" + secrets.token_hex(12), "sk-bench-" + secrets.token_hex(12)
@@ -66,36 +68,55 @@ def _start_servers(log_dir: Path, data_dir: Path) -> tuple[dict[str, Server], li
             log_dir,
             ROOT,
         ),
-        "litellm": start(
+    }
+    targets = [
+        Target("direct", upstream, "sk-fake-upstream"),
+        Target("pixelgate", f"http://127.0.0.1:{gate_port}/v1", gate_key),
+    ]
+    if with_litellm:
+        servers["litellm"] = start(
             "litellm",
             [str(ROOT / "bench" / "start_litellm.sh"), str(lite_port), upstream],
             {"LITELLM_MASTER_KEY": lite_key},
             log_dir,
             ROOT,
-        ),
-    }
+        )
+        targets.append(Target("litellm", f"http://127.0.0.1:{lite_port}/v1", lite_key))
     wait_ready(servers["fake"], f"{upstream}/files/result.png")
     wait_ready(servers["pixelgate"], f"http://127.0.0.1:{gate_port}/healthz")
-    wait_ready(servers["litellm"], f"http://127.0.0.1:{lite_port}/health/liveliness", timeout_seconds=600)
-    targets = [
-        Target("direct", upstream, "sk-fake-upstream"),
-        Target("pixelgate", f"http://127.0.0.1:{gate_port}/v1", gate_key),
-        Target("litellm", f"http://127.0.0.1:{lite_port}/v1", lite_key),
-    ]
+    if with_litellm:
+        wait_ready(servers["litellm"], f"http://127.0.0.1:{lite_port}/health/liveliness", timeout_seconds=600)
     return servers, targets
 
 
+def _start_profiler(pid: int, svg: Path) -> subprocess.Popen[bytes]:
+    """py-spy attached to ``pid`` (sampling without pausing it); SIGINT makes it write ``svg``.
+
+    An ``.svg`` path gets a flame graph, any other the collapsed stacks (one ``stack count`` a line).
+    """
+    py_spy = Path(sys.executable).parent / "py-spy"
+    if not py_spy.exists():
+        raise SystemExit(f"--profile needs py-spy in this venv: {Path(sys.executable).parent / 'pip'} install py-spy")
+    kind = "flamegraph" if svg.suffix == ".svg" else "raw"  # raw: collapsed stacks, one per line
+    argv = [str(py_spy), "record", "--pid", str(pid), "--nonblocking", "--rate", "200", "-f", kind, "-o", str(svg)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+
+
 async def _measure(
-    targets: list[Target], workloads: list[Workload], counts: dict[int, int], rounds: int
+    targets: list[Target],
+    workloads: list[Workload],
+    concurrencies: tuple[int, ...],
+    counts: dict[int, int],
+    rounds: int,
 ) -> list[CellResult]:
     cells: list[CellResult] = []
-    async with make_client(max(CONCURRENCY)) as client:
+    async with make_client(max(concurrencies)) as client:
         for workload in workloads:
             for target in targets:  # warm-up: connections, caches, lazy imports
                 warm = await run_batch(client, target, workload, 4, 8)
                 if warm.errors:
                     raise RuntimeError(f"{target.name} fails {workload.name}: {warm.first_error}")
-            for concurrency in CONCURRENCY:
+            for concurrency in concurrencies:
                 per_round = max(1, counts[concurrency] // rounds)
                 samples = {t.name: Samples() for t in targets}
                 for round_index in range(rounds):
@@ -111,18 +132,47 @@ async def _measure(
 def main() -> int:
     parser = argparse.ArgumentParser(description="pixelgate vs LiteLLM added latency and throughput")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the per-cell request counts")
+    parser.add_argument(
+        "--only",
+        metavar="WORKLOAD",
+        action="append",
+        choices=("generations", "edits1", "edits4"),
+        help="measure only this workload (repeatable); a partial run prints its lines and writes nothing",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        action="append",
+        choices=CONCURRENCY,
+        help="measure only this concurrency (repeatable); a partial run writes nothing",
+    )
+    parser.add_argument(
+        "--without-litellm", action="store_true", help="direct and pixelgate only (iterating; writes nothing)"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="SVG",
+        type=Path,
+        help="attach py-spy (this venv) to pixelgate: flame graph if .svg, else collapsed stacks (writes nothing else)",
+    )
     args = parser.parse_args()
     counts = {c: max(ROUNDS, int(n * args.scale)) for c, n in COUNTS.items()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    workloads = build_workloads()
+    concurrencies = tuple(sorted(set(args.concurrency))) if args.concurrency else CONCURRENCY
+    short = {"generations": "generations", "edits 1 MiB": "edits1", "edits 4 MiB": "edits4"}
+    workloads = [w for w in build_workloads() if not args.only or short[w.name] in args.only]
+    partial = bool(args.only or args.concurrency or args.without_litellm or args.profile)
     with tempfile.TemporaryDirectory(prefix="pixelgate-bench-") as tmp:
         log_dir = Path(tmp)
-        servers, targets = _start_servers(log_dir, log_dir / "data")
+        servers, targets = _start_servers(log_dir, log_dir / "data", with_litellm=not args.without_litellm)
+        profiler = _start_profiler(servers["pixelgate"].process.pid, args.profile) if args.profile else None
         started = time.monotonic()
         try:
-            cells = uvloop.run(_measure(targets, workloads, counts, ROUNDS))
-            rss = {name: servers[name].peak_rss_bytes() for name in ("pixelgate", "litellm")}
+            cells = uvloop.run(_measure(targets, workloads, concurrencies, counts, ROUNDS))
+            rss = {name: server.peak_rss_bytes() for name, server in servers.items() if name != "fake"}
         finally:
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(timeout=60)
             for server in servers.values():
                 server.stop()
     results = {
@@ -134,8 +184,13 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "seconds": round(time.monotonic() - started, 1),
     }
+    if partial:
+        print(f"partial run (nothing written): peak RSS {rss}, {results['seconds']} s")
+        return 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, cells, RESULTS / "results.md")
+    update_readme(ROOT / "README.md", results, cells)
     chart_python = ROOT / "bench" / ".venv-litellm" / "bin" / "python"
     subprocess.run(
         [

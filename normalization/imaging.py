@@ -121,30 +121,59 @@ def convert(
     :class:`~app.errors.InvalidRequestError` for client-supplied images) with code
     ``invalid_image`` or ``image_too_large``.
     """
-    source_type = sniff_media_type(data)
-    if source_type is None:
-        raise error_class("the image is of an unsupported or unknown type", code="invalid_image")
-    target_type = MEDIA_TYPES[spec.format]
-    img = _open_header(data, source_type, max_pixels, error_class)
+    img, source_type = _open_checked(data, max_pixels, error_class)
     try:
-        if (
-            source_type == target_type
-            and spec.compression is None
-            and (spec.target is None or img.size == spec.target)
-            and _is_upright(img)
-        ):
-            return EncodedImage(
-                data=data,
-                media_type=target_type,
-                width=img.width,
-                height=img.height,
-                reencoded=False,
-                resized=False,
-            )
+        unchanged = _unchanged(data, img, source_type, spec)
+        if unchanged is not None:
+            return unchanged
         _decode(img, error_class)
         return _encode_decoded(img, spec)
     finally:
         img.close()
+
+
+def passthrough(
+    data: bytes,
+    spec: OutputSpec,
+    *,
+    max_pixels: int,
+    error_class: type[GatewayError] = UpstreamError,
+) -> EncodedImage | None:
+    """:func:`convert`'s answer when it is the input unchanged, else None; reads the header only.
+
+    Cheap enough for the event loop (tens of microseconds): what needs no conversion skips the
+    thread pool. Raises as :func:`convert` does for an unknown type, a bad header or too many pixels.
+    """
+    img, source_type = _open_checked(data, max_pixels, error_class)
+    try:
+        return _unchanged(data, img, source_type, spec)
+    finally:
+        img.close()
+
+
+def _open_checked(
+    data: bytes, max_pixels: int, error_class: type[GatewayError]
+) -> tuple[ImageFile.ImageFile, ImageMediaType]:
+    source_type = sniff_media_type(data)
+    if source_type is None:
+        raise error_class("the image is of an unsupported or unknown type", code="invalid_image")
+    return _open_header(data, source_type, max_pixels, error_class), source_type
+
+
+def _unchanged(
+    data: bytes, img: ImageFile.ImageFile, source_type: ImageMediaType, spec: OutputSpec
+) -> EncodedImage | None:
+    target_type = MEDIA_TYPES[spec.format]
+    if (
+        source_type == target_type
+        and spec.compression is None
+        and (spec.target is None or img.size == spec.target)
+        and _is_upright(img)
+    ):
+        return EncodedImage(
+            data=data, media_type=target_type, width=img.width, height=img.height, reencoded=False, resized=False
+        )
+    return None
 
 
 def _open_header(
@@ -304,7 +333,14 @@ class ImageWorkers:
         *,
         error_class: type[GatewayError] = UpstreamError,
     ) -> EncodedImage:
-        """:func:`convert` in the pool; same result and errors."""
+        """:func:`convert` in the pool; same result and errors.
+
+        An image that passes unchanged (:func:`passthrough`) is answered on the event loop: the
+        hop to a thread and back costs more than its header read.
+        """
+        unchanged = passthrough(data, spec, max_pixels=max_pixels, error_class=error_class)
+        if unchanged is not None:
+            return unchanged
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._executor, lambda: convert(data, spec, max_pixels=max_pixels, error_class=error_class)

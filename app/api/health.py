@@ -1,4 +1,4 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (storage writable, configuration usable)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (storage writable, configuration usable; admission load)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ async def readyz(state: AppStateDep) -> Response:
     checks: dict[str, Any] = {"catalog": len(state.catalog.entries()) > 0}
     checks["storage"] = await asyncio.to_thread(_storage_writable, state.settings.data_dir)
     ready = all(checks.values())
-    return json_response({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+    gate = state.admission
+    load = {"inflight": gate.inflight, "queued": gate.queued, "max_inflight": gate.limits.max_inflight}
+    body = {"status": "ready" if ready else "not_ready", "checks": checks, "admission": load}
+    return json_response(body, 200 if ready else 503)
 
 
 def _storage_writable(data_dir: os.PathLike[str]) -> bool:

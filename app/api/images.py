@@ -18,11 +18,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import JsonValue
 
+from app.admission import slot_of
 from app.api import openapi_bodies
 from app.deps import AppState, AppStateDep
 from app.errors import InvalidRequestError, PayloadTooLargeError
 from app.forms import FormLimits, read_limited, read_multipart
-from app.handlers import json_response
+from app.handlers import ChunksResponse, json_response
 from app.idempotency import form_material, json_material
 from app.inputs import build_request, form_inputs, json_inputs
 from normalization.catalog import Mode
@@ -120,8 +121,12 @@ async def _serve(
     if _dry_run(request):
         return json_response(describe_plan(plan), headers=_warning_headers(plan.warnings))
     base_url = state.settings.public_url or str(request.base_url)
-    result: ImagesResponse = await gateway.execute(plan, base_url=base_url)
-    return json_response(result.wire(), headers=_warning_headers(plan.warnings))
+    slot = slot_of(request.scope)
+    # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
+    result: ImagesResponse = await gateway.execute(
+        plan, base_url=base_url, while_upstream=slot.released if slot else None
+    )
+    return ChunksResponse(result.wire_chunks(), headers=_warning_headers(plan.warnings))
 
 
 def _refuse_declared_length(request: Request, max_bytes: int) -> None:

@@ -30,7 +30,7 @@ from providers.fetch import FetchPolicy
 from providers.openai.errors import error_from_response, error_from_transport
 from providers.openai.results import collect_images, parse_body
 from providers.openai.retry import RetryPolicy, send_with_retry
-from providers.openai.wire import generation_body, multipart_body
+from providers.openai.wire import ChunkedBody, generation_body, multipart_body
 
 MiB = 1024 * 1024
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -93,13 +93,14 @@ class OpenAIAdapter(ImageAdapter):
             return {"Accept": "application/json"}
         return {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
 
-    def _request(self, call: UpstreamCall, headers: dict[str, str]) -> tuple[str, bytes, dict[str, str]]:
+    def _request(self, call: UpstreamCall, headers: dict[str, str]) -> tuple[str, bytes | ChunkedBody, dict[str, str]]:
         """URL, body and headers of ``call``: built once, sent as they are on every attempt."""
         if call.mode == "generate":
             body = orjson.dumps(generation_body(call))
             return f"{self.base_url}/images/generations", body, {**headers, "Content-Type": "application/json"}
-        body, content_type = multipart_body(call)
-        return f"{self.base_url}/images/edits", body, {**headers, "Content-Type": content_type}
+        multipart, content_type = multipart_body(call)
+        edit_headers = {**headers, "Content-Type": content_type, "Content-Length": str(len(multipart))}
+        return f"{self.base_url}/images/edits", multipart, edit_headers
 
     async def run(self, call: UpstreamCall) -> ProviderResult:
         """Send ``call`` and return its images; see the module docstring for steps and failures."""
@@ -121,6 +122,8 @@ class OpenAIAdapter(ImageAdapter):
             raise error_from_transport(exc) from exc
         if not response.is_success:
             raise error_from_response(response, upstream_model=call.upstream, secret=self._key or None)
+        request_id = response.headers.get("x-request-id")
         body = parse_body(response.content)
+        del response  # its 2-3 MB of JSON need not live on while the images are decoded
         images = await collect_images(body, self._client, self.fetch_policy, self.max_result_pixels)
-        return ProviderResult(images=images, upstream_request_id=response.headers.get("x-request-id"))
+        return ProviderResult(images=images, upstream_request_id=request_id)

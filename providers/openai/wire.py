@@ -8,14 +8,16 @@
   as repeated ``key[]`` and objects as ``key[sub]``. File parts carry a real filename and the
   sniffed media type: OpenAI refuses ``application/octet-stream`` parts.
 
-The multipart body is built as one buffer (:func:`multipart_body`): sent in one write rather than
-httpx's 64 KiB file chunks, and re-sendable as is on a retry.
+The multipart body (:func:`multipart_body`) is a :class:`ChunkedBody`: the image bytes as they are
+(never copied into a joined buffer), the small pieces between them joined, sent with an exact
+``Content-Length`` and re-sendable as is on a retry.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import AsyncIterator
 
 from pydantic import JsonValue
 
@@ -85,19 +87,48 @@ def _quote(name: str) -> str:
     return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def multipart_body(call: UpstreamCall) -> tuple[bytes, str]:
-    """The whole ``multipart/form-data`` body of an edit and its ``Content-Type`` (with boundary)."""
+class ChunkedBody:
+    """A request body as a fixed list of byte chunks: async-iterable any number of times (retries).
+
+    Give httpx its ``Content-Length`` header explicitly (``len(body)``), or it sends chunked.
+    """
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+        self.length = sum(len(chunk) for chunk in chunks)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.chunks)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+
+def multipart_body(call: UpstreamCall) -> tuple[ChunkedBody, str]:
+    """The whole ``multipart/form-data`` body of an edit and its ``Content-Type`` (with boundary).
+
+    Each image is its own chunk, the original ``bytes`` object; the text between two images is
+    joined into one chunk (a write per field part would cost more than the copy it saves).
+    """
     boundary = secrets.token_hex(16)
     chunks: list[bytes] = []
+    pending: list[bytes] = []
     for name, value in form_fields(call).items():
         for text in value if isinstance(value, list) else [value]:
             head = f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"\r\n\r\n'
-            chunks += [head.encode(), text.encode(), b"\r\n"]
+            pending += [head.encode(), text.encode(), b"\r\n"]
     for name, (filename, data, media_type) in file_parts(call):
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"; '
             f'filename="{_quote(filename)}"\r\nContent-Type: {media_type}\r\n\r\n'
         )
-        chunks += [head.encode(), data, b"\r\n"]
-    chunks.append(f"--{boundary}--\r\n".encode())
-    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+        pending.append(head.encode())
+        chunks += [b"".join(pending), data]
+        pending = [b"\r\n"]
+    pending.append(f"--{boundary}--\r\n".encode())
+    chunks.append(b"".join(pending))
+    return ChunkedBody(chunks), f"multipart/form-data; boundary={boundary}"

@@ -1,0 +1,199 @@
+"""Global admission control: at most N image requests in progress, a bounded FIFO queue, then 503.
+
+:class:`AdmissionMiddleware` (pure ASGI) sits in front of the image endpoints. A request takes a
+slot *before* its body is read; while it waits, the server reads none of its body either, so
+the upload stays in the client's and the kernel's socket buffers (TCP back-pressure) instead of in
+our memory. Slots are handed out strictly first come, first served, so under overload every request
+waits about as long as the others (tight p99) and memory is bounded by the number of slots, not by
+the number of clients. A request that finds the queue full, or waits longer than the queue timeout,
+gets a 503 ``server_overloaded`` with ``retry-after``; nothing of it reached a provider.
+
+A slot covers the gateway's own work (reading and parsing the body, converting and encoding the
+results), not the wait for the upstream: :meth:`Slot.released` hands it on while the provider works
+(seconds to a minute for an image model) and takes it back, ahead of new arrivals, when the results
+are in. So the slots bound the CPU and memory the gateway spends at once, and a slow upstream does
+not cap how many images are generated at once.
+
+Other routes (``/healthz``, ``/v1/models``, hosted image links) pass straight through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.errors import ServiceUnavailableError
+from app.handlers import error_response
+
+ADMITTED_PATHS = frozenset({"/v1/images/edits", "/v1/images/generations"})
+SCOPE_KEY = "pixelgate.admission"
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class AdmissionLimits:
+    """``max_inflight`` requests in progress, ``max_queued`` waiting for at most ``queue_timeout_seconds``."""
+
+    max_inflight: int
+    max_queued: int
+    queue_timeout_seconds: float
+    retry_after_seconds: int
+
+
+class Overloaded(Exception):
+    """No slot: the queue is full, or the wait ran out."""
+
+
+class AdmissionGate:
+    """A FIFO counting gate: ``acquire`` waits in arrival order; raises :class:`Overloaded` instead of queueing
+    past ``max_queued`` or waiting past the timeout. ``reacquire`` (a request taking its slot back after
+    the upstream answered) waits ahead of every new arrival, without limit or timeout: that request has
+    already cost an upstream call. Single event loop; not thread-safe."""
+
+    def __init__(self, limits: AdmissionLimits) -> None:
+        self.limits = limits
+        self.inflight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._returning: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    async def acquire(self) -> None:
+        if self._free():
+            self.inflight += 1
+            return
+        if len(self._waiters) >= self.limits.max_queued:
+            raise Overloaded
+        try:
+            async with asyncio.timeout(self.limits.queue_timeout_seconds):
+                await self._wait(self._waiters)
+        except TimeoutError:
+            raise Overloaded from None
+
+    async def reacquire(self) -> None:
+        if self._free():
+            self.inflight += 1
+            return
+        await self._wait(self._returning)
+
+    def release(self) -> None:
+        for queue in (self._returning, self._waiters):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the slot passes to the next waiter directly
+                    return
+        self.inflight -= 1
+
+    def _free(self) -> bool:
+        return self.inflight < self.limits.max_inflight and not self._waiters and not self._returning
+
+    async def _wait(self, queue: deque[asyncio.Future[None]]) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(waiter)
+        try:
+            await waiter  # release() counted us in before waking us
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # woken and cancelled or timed out in the same instant: hand the slot on
+            else:
+                queue.remove(waiter)
+            raise
+
+
+class Slot:
+    """One admitted request's slot. Closed when the request's response is done; work that outlives
+    it (an Idempotency-Key request whose client left) goes on without a slot."""
+
+    def __init__(self, gate: AdmissionGate) -> None:
+        self._gate = gate
+        self._held = True
+        self._closed = False
+
+    @asynccontextmanager
+    async def released(self) -> AsyncIterator[None]:
+        """Hand the slot on for the duration (waiting for an upstream); take it back afterwards."""
+        if not self._held:
+            yield
+            return
+        self._held = False
+        self._gate.release()
+        try:
+            yield
+        finally:
+            if not self._closed:
+                await self._gate.reacquire()
+                self._held = True
+                if self._closed:  # closed while waiting to come back: nobody will release it
+                    self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._held:
+            self._held = False
+            self._gate.release()
+
+
+def slot_of(scope: Scope) -> Slot | None:
+    """The admission slot of an image request (None outside the admission middleware, e.g. in tests)."""
+    slot = scope.get(SCOPE_KEY)
+    return slot if isinstance(slot, Slot) else None
+
+
+class AdmissionMiddleware:
+    """Runs image requests through an :class:`AdmissionGate`; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, gate: AdmissionGate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in ADMITTED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.gate.acquire()
+        except Overloaded:
+            await _drain(receive)
+            await _overloaded(self.gate.limits)(scope, receive, send)
+            return
+        slot = Slot(self.gate)
+        scope[SCOPE_KEY] = slot
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            slot.close()
+
+
+async def _drain(receive: Receive) -> None:
+    """Discard the body (bounded) so the client, which sends it all before reading, sees our 503."""
+    drained = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while drained <= DRAIN_BYTES:
+                message = await receive()
+                drained += len(message.get("body", b""))
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
+
+
+def _overloaded(limits: AdmissionLimits) -> ASGIApp:
+    retry_after = max(1, math.ceil(limits.retry_after_seconds))
+    return error_response(
+        ServiceUnavailableError(
+            "the gateway is at capacity; retry after the number of seconds in the retry-after header",
+            code="server_overloaded",
+            headers={"retry-after": str(retry_after)},
+        )
+    )
