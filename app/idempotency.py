@@ -129,6 +129,9 @@ class _Running:
 
 
 Work = Callable[[], Awaitable[Response]]
+Material = Callable[[], bytes]
+"""What the request asks for, computed only when it carries an Idempotency-Key (hashing every upload
+on every request would cost milliseconds per MiB for nothing)."""
 
 
 def form_material(form: ParsedForm) -> bytes:
@@ -159,7 +162,7 @@ class Idempotency:
         self._keyed = keyed
         self._running: dict[str, _Running] = {}
 
-    async def serve(self, request: Request, material: bytes, work: Work) -> Response:
+    async def serve(self, request: Request, material: Material, work: Work) -> Response:
         """``work()``'s answer, or the stored/shared answer of an earlier request with the same key."""
         key = request.headers.get(HEADER)
         if key is None:
@@ -171,7 +174,7 @@ class Idempotency:
                 code="invalid_idempotency_key",
             )
         scoped = client_identity(request, keyed=self._keyed) + "\n" + key
-        fingerprint = self._fingerprint(request, material)
+        fingerprint = self._fingerprint(request, material())
         stored = await self._store.get(scoped)
         if stored is not None:
             self._check(stored.fingerprint, fingerprint)

@@ -24,7 +24,7 @@ from app.deps import AppState, AppStateDep
 from app.errors import InvalidRequestError, PayloadTooLargeError
 from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
-from app.idempotency import form_material, json_material
+from app.idempotency import Material, form_material, json_material
 from app.inputs import build_request, form_inputs, json_inputs
 from normalization.catalog import Mode
 from normalization.dryrun import describe_plan
@@ -64,7 +64,7 @@ async def create_edit(request: Request, state: AppStateDep) -> Response:
             inputs = form_inputs(form, max_pixels=settings.max_pixels)
             return await _serve(request, state, image_request, "edit", inputs)
 
-        return await _respond(request, state, form_material(form), multipart_edit)
+        return await _respond(request, state, lambda: form_material(form), multipart_edit)
     if content_type.startswith("application/x-www-form-urlencoded"):
         # What a form without files becomes (curl -d, httpx data=): scalars only, so no image.
         raw = await read_limited(request.stream(), 4 * 1024 * 1024)
@@ -73,10 +73,9 @@ async def create_edit(request: Request, state: AppStateDep) -> Response:
         async def form_edit() -> Response:
             return await _serve(request, state, build_request(fields), "edit", EditInputs(images=()))
 
-        return await _respond(request, state, json_material(fields), form_edit)
+        return await _respond(request, state, lambda: json_material(fields), form_edit)
     if content_type.startswith("application/json"):
         body = _json_object(await read_limited(request.stream(), max_request * MAX_JSON_BYTES_FACTOR))
-        material = json_material(body)
 
         async def json_edit() -> Response:
             inputs = await json_inputs(
@@ -88,7 +87,7 @@ async def create_edit(request: Request, state: AppStateDep) -> Response:
             )
             return await _serve(request, state, build_request(body), "edit", inputs)
 
-        return await _respond(request, state, material, json_edit)
+        return await _respond(request, state, lambda: json_material(body), json_edit)
     raise InvalidRequestError(
         "edits take multipart/form-data (as the OpenAI SDKs send) or application/json",
         code="unsupported_content_type",
@@ -103,11 +102,11 @@ async def create_generation(request: Request, state: AppStateDep) -> Response:
     async def generation() -> Response:
         return await _serve(request, state, build_request(body), "generate", None)
 
-    return await _respond(request, state, json_material(body), generation)
+    return await _respond(request, state, lambda: json_material(body), generation)
 
 
 async def _respond(
-    request: Request, state: AppState, material: bytes, work: Callable[[], Awaitable[Response]]
+    request: Request, state: AppState, material: Material, work: Callable[[], Awaitable[Response]]
 ) -> Response:
     """``work()`` once per Idempotency-Key (see :mod:`app.idempotency`), cancelled if the client leaves."""
     return await _until_disconnect(request, state.idempotency.serve(request, material, work))
