@@ -415,7 +415,8 @@ async def _run_load(
     data_dir: Path,
 ) -> None:
     warmup = [("none", "url")] * min(config.concurrency, 20)
-    await _drive(gateway.base_url, warmup, config, keys)
+    # The warm-up's links count as handed out too: on a run shorter than the TTL their files remain.
+    warmup_links = [link for outcome in await _drive(gateway.base_url, warmup, config, keys) for link in outcome.links]
     await asyncio.sleep(1.0)
     report.rss_baseline_mib = gateway.rss_bytes() / 2**20
     fake.reset()
@@ -444,11 +445,11 @@ async def _run_load(
     if sum(classes.values()) != config.requests or len(outcomes) != config.requests:
         report.problems.append(f"outcomes {sum(classes.values())} != requests sent {config.requests}")
 
-    _check_store(data_dir, links, report, config)
+    _check_store(data_dir, [*warmup_links, *links], report, config)
     await asyncio.sleep(2.0)
     report.rss_after_mib = gateway.rss_bytes() / 2**20
 
-    newest_expiry = max((_link_name(link)[1] for link in links), default=0)
+    newest_expiry = max((_link_name(link)[1] for link in [*warmup_links, *links]), default=0)
     deadline = time.monotonic() + config.ttl_seconds + 10 * config.sweep_seconds + 10
     while time.time() < newest_expiry + 2 * config.sweep_seconds and time.monotonic() < deadline:
         await asyncio.sleep(0.25)
