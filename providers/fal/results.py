@@ -2,9 +2,9 @@
 
 The images sit under the call's ``result_field``: a list of file objects (``images``, most
 models) or one object (``image``, e.g. SeedEdit). Each ``url`` is a ``data:`` URI (``sync_mode``)
-or an http(s) URL downloaded through the guarded fetch. Each image's type is sniffed from its
-bytes and the image fully decoded once, so a truncated or non-image download is an
-``UpstreamError`` here rather than a broken file handed to the client.
+or an http(s) URL downloaded through the guarded fetch. Each image is checked without a decode
+(:mod:`providers.result_check`: type, end marker, header, pixel cap), so a truncated or non-image
+download is an ``UpstreamError`` here rather than a broken file handed to the client.
 
 Seeds: fal returns one ``seed`` per job, the seed of the whole batch. fal does not document that
 image ``i`` of a batch equals a run with ``seed + i``, so only the first image gets the returned
@@ -16,18 +16,14 @@ per-image ``seed`` on a file object, or a ``seeds`` list, wins when a model retu
 from __future__ import annotations
 
 import asyncio
-import io
-import warnings
 
 import httpx
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
-from app.errors import UpstreamError
-from normalization.imagetype import sniff_media_type
 from providers.base import GeneratedImage
 from providers.fal.errors import bad_response
 from providers.fetch import FetchPolicy, decode_data_uri, fetch_image_bytes
+from providers.result_check import checked_result
 
 
 class _File(BaseModel):
@@ -58,27 +54,12 @@ def _files(body: dict[str, JsonValue], result_field: str) -> list[_File]:
     return files
 
 
-def _check_image(data: bytes, max_pixels: int) -> None:
-    if sniff_media_type(data) is None:
-        raise UpstreamError("fal returned a result that is not an image", code="upstream_bad_response")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if image.width * image.height > max_pixels:
-                    raise UpstreamError("fal returned an image over the pixel limit", code="upstream_bad_response")
-                image.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise UpstreamError("fal returned a truncated or corrupt image", code="upstream_bad_response") from exc
-
-
 async def _download(client: httpx.AsyncClient, url: str, policy: FetchPolicy, max_pixels: int) -> bytes:
     if url[:5].lower() == "data:":
         data = decode_data_uri(url, policy.max_bytes)
     else:
         data = await fetch_image_bytes(client, url, policy)
-    await asyncio.to_thread(_check_image, data, max_pixels)
-    return data
+    return checked_result(data, upstream="fal", max_pixels=max_pixels)
 
 
 async def collect_images(

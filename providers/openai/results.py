@@ -2,8 +2,8 @@
 
 ``data[i]`` carries ``b64_json`` (decoded here) or ``url`` (downloaded through the guarded
 fetch, :mod:`providers.fetch`), and optionally ``revised_prompt``. Each result must be an image
-by its magic bytes and within the pixel cap (header only: the pipeline decodes it anyway when it
-converts or resizes); anything else is an ``UpstreamError`` here rather than a broken file later.
+whole and within the pixel cap (:mod:`providers.result_check`); anything else is an
+``UpstreamError`` here rather than a broken file later.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import httpx
 import pybase64
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from app.errors import InvalidRequestError, UpstreamError
-from normalization.imagetype import image_dimensions, looks_complete, sniff_media_type
 from providers.base import GeneratedImage
 from providers.fetch import FetchPolicy, fetch_image_bytes
 from providers.openai.errors import bad_response
+from providers.result_check import checked_result
 
 
 class ImageItem(BaseModel):
@@ -49,22 +48,6 @@ def parse_body(content: bytes) -> ImagesBody:
     return body
 
 
-def _checked(data: bytes, max_pixels: int) -> bytes:
-    media_type = sniff_media_type(data)
-    if media_type is None:
-        raise UpstreamError("the upstream returned a result that is not an image", code="upstream_bad_response")
-    if not looks_complete(data, media_type):
-        # Only the header is read here (no decode, for speed), so a cut-off image needs its own check.
-        raise UpstreamError("the upstream returned a truncated image", code="upstream_bad_response")
-    try:
-        image_dimensions(data, param="result", max_pixels=max_pixels)
-    except InvalidRequestError as exc:
-        raise UpstreamError(
-            "the upstream returned a corrupt image or one over the pixel limit", code="upstream_bad_response"
-        ) from exc
-    return data
-
-
 async def _image_bytes(item: ImageItem, client: httpx.AsyncClient, policy: FetchPolicy) -> bytes:
     if item.b64_json is not None:
         try:
@@ -92,6 +75,9 @@ async def collect_images(
         # The first failure speaks for the call; TaskGroup has cancelled the other downloads.
         raise failed.exceptions[0] from None
     return tuple(
-        GeneratedImage(data=_checked(task.result(), max_pixels), revised_prompt=item.revised_prompt)
+        GeneratedImage(
+            data=checked_result(task.result(), upstream="the upstream", max_pixels=max_pixels),
+            revised_prompt=item.revised_prompt,
+        )
         for item, task in zip(body.data, tasks, strict=True)
     )
