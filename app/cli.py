@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config:
         os.environ["PIXELGATE_CONFIG"] = args.config
 
+    from app.http_protocol import header_deadline_protocol
     from app.main import create_app
     from app.settings import Settings
 
@@ -57,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # One process: per-key limits, the admission queue and the image store's state live in it.
     # uvloop and httptools (uvicorn[standard]) named explicitly: a missing one fails at start
-    # instead of silently falling back to the slower asyncio loop and h11 parser.
+    # instead of silently falling back to the slower asyncio loop and h11 parser. The httptools
+    # protocol is ours for its request-head deadline (app/http_protocol.py).
     uvicorn.run(
         app,
         host=args.host,
@@ -67,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGTERM: stop accepting, let requests in flight finish this long, then cancel the rest.
         timeout_graceful_shutdown=settings.drain_timeout_seconds,
         loop="uvloop",
-        http="httptools",
+        http=header_deadline_protocol(settings.header_timeout_seconds),
     )
     return 0
 

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=AliasChoices("PIXELGATE_MAX_UPLOAD_BYTES", "max_upload_bytes"),
     )
+    header_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("PIXELGATE_HEADER_TIMEOUT_SECONDS", "header_timeout_seconds"),
+        description="longest wait for a request's line and headers; past it the connection is closed",
+    )
     upload_idle_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

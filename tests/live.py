@@ -14,6 +14,7 @@ from types import TracebackType
 
 import uvicorn
 
+from app.http_protocol import header_deadline_protocol
 from app.main import create_app
 from app.settings import Settings
 
@@ -26,7 +27,13 @@ class LiveGateway:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            create_app(settings),
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            http=header_deadline_protocol(settings.header_timeout_seconds),  # as `pixelgate serve` runs it
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 

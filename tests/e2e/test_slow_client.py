@@ -127,3 +127,55 @@ def test_a_slow_but_steady_upload_within_the_limits_succeeds(live: LiveGateway) 
 def test_the_timeouts_are_settings(tmp_path: Path) -> None:
     conf = make_settings(tmp_path)
     assert (conf.upload_idle_timeout_seconds, conf.upload_timeout_seconds) == (30.0, 300.0)
+
+
+# --- a request head that never completes ----------------------------------------------------------
+
+HEAD_TIMEOUT = 0.8
+
+
+@pytest.fixture(scope="module")
+def strict_heads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    conf = make_settings(tmp_path_factory.mktemp("heads"), header_timeout_seconds=HEAD_TIMEOUT)
+    with LiveGateway(conf) as gateway:
+        yield gateway
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> float:
+    """Seconds until the server closed ``sock`` (reads return b""); fails if it is still open after ``seconds``."""
+    started = time.monotonic()
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        pytest.fail(f"the connection was still open after {seconds} s")
+    return time.monotonic() - started
+
+
+def test_a_request_head_that_stops_halfway_is_closed(strict_heads: LiveGateway) -> None:
+    with socket.create_connection(("127.0.0.1", strict_heads.port)) as sock:
+        sock.sendall(b"POST /v1/images/edits HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/")
+        waited = _closed_within(sock, HEAD_TIMEOUT + 10)
+    assert waited >= HEAD_TIMEOUT * 0.9
+    # Other clients were served meanwhile and still are.
+    assert httpx.get(f"{strict_heads.base_url}/healthz", timeout=5).status_code == 200
+
+
+def test_a_connection_that_sends_nothing_is_closed(strict_heads: LiveGateway) -> None:
+    with socket.create_connection(("127.0.0.1", strict_heads.port)) as sock:
+        _closed_within(sock, HEAD_TIMEOUT + 10)
+
+
+def test_the_next_request_on_a_kept_alive_connection_has_the_same_deadline(strict_heads: LiveGateway) -> None:
+    with socket.create_connection(("127.0.0.1", strict_heads.port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sock.settimeout(10)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(
+            HEAD_TIMEOUT * 1.5
+        )  # idle, under uvicorn's keep-alive timeout (5 s): the head deadline only runs per request
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 1")
+        _closed_within(sock, HEAD_TIMEOUT + 10)
