@@ -4,15 +4,19 @@
 slot *before* its body is read; while it waits, the server reads none of its body either, so
 the upload stays in the client's and the kernel's socket buffers (TCP back-pressure) instead of in
 our memory. Slots are handed out strictly first come, first served, so under overload every request
-waits about as long as the others (tight p99) and memory is bounded by the number of slots, not by
-the number of clients. A request that finds the queue full, or waits longer than the queue timeout,
-gets a 503 ``server_overloaded`` with ``retry-after``; nothing of it reached a provider.
+waits about as long as the others (tight p99), and the bodies being read and the results being
+converted at once are bounded by the number of slots, not by the number of clients. A request that
+finds the queue full, or waits longer than the queue timeout, gets a 503 ``server_overloaded`` with
+``retry-after``; nothing of it reached a provider.
 
 A slot covers the gateway's own work (reading and parsing the body, converting and encoding the
 results), not the wait for the upstream: :meth:`Slot.released` hands it on while the provider works
 (seconds to a minute for an image model) and takes it back, ahead of new arrivals, when the results
-are in. So the slots bound the CPU and memory the gateway spends at once, and a slow upstream does
-not cap how many images are generated at once.
+are in. So the slots bound the gateway's CPU work at once, and a slow upstream does not cap how
+many images are generated at once. A request waiting on its upstream keeps its inputs in memory; how
+many do is bounded per key (``PIXELGATE_MAX_CONCURRENT_PER_KEY``) and by the rate limits, not here.
+Requests without a valid API key take no slot (the app answers them 401 at once), and a slot is
+freed as soon as the response starts: sending it to a slow reader needs none.
 
 Other routes (``/healthz``, ``/v1/models``, hosted image links) pass straight through.
 """
@@ -26,8 +30,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth import KeyCheck
 from app.errors import ServiceUnavailableError
 from app.handlers import error_response
 
@@ -105,7 +110,7 @@ class AdmissionGate:
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # woken and cancelled or timed out in the same instant: hand the slot on
-            else:
+            elif waiter in queue:  # a release() may already have dropped it, cancelled, from the queue
                 queue.remove(waiter)
             raise
 
@@ -127,14 +132,12 @@ class Slot:
             return
         self._held = False
         self._gate.release()
-        try:
-            yield
-        finally:
-            if not self._closed:
-                await self._gate.reacquire()
-                self._held = True
-                if self._closed:  # closed while waiting to come back: nobody will release it
-                    self.close()
+        yield  # a failure or cancellation propagates without the slot: rendering an error needs none
+        if not self._closed:
+            await self._gate.reacquire()
+            self._held = True
+            if self._closed:  # closed while waiting to come back: nobody will release it
+                self.close()
 
     def close(self) -> None:
         self._closed = True
@@ -152,12 +155,15 @@ def slot_of(scope: Scope) -> Slot | None:
 class AdmissionMiddleware:
     """Runs image requests through an :class:`AdmissionGate`; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, gate: AdmissionGate) -> None:
+    def __init__(self, app: ASGIApp, gate: AdmissionGate, keys: KeyCheck) -> None:
         self.app = app
         self.gate = gate
+        self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in ADMITTED_PATHS:
+        if scope["type"] != "http" or scope["path"] not in ADMITTED_PATHS or not self._authorized(scope):
+            # Without a valid key the app answers 401 at once, reading no body: no slot, no queueing
+            # behind (or pushing out) the clients that have one.
             await self.app(scope, receive, send)
             return
         try:
@@ -168,10 +174,20 @@ class AdmissionMiddleware:
             return
         slot = Slot(self.gate)
         scope[SCOPE_KEY] = slot
+
+        async def send_then_free(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                slot.close()  # the answer is made: sending it to a slow reader needs no slot
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_then_free)
         finally:
             slot.close()
+
+    def _authorized(self, scope: Scope) -> bool:
+        header = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+        return self.keys.accepts(header.decode("latin-1"))
 
 
 async def _drain(receive: Receive) -> None:

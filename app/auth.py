@@ -29,15 +29,31 @@ class KeyCheck:
         if not self._keys:
             return
         header = request.headers.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
+        if self.accepts(header):
+            return
+        if not _presented(header):
             raise AuthenticationError(
                 "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
                 code="missing_api_key",
             )
-        candidate = presented.strip().encode()
+        raise AuthenticationError("Incorrect API key provided.")
+
+    def accepts(self, authorization: str) -> bool:
+        """Whether an ``Authorization`` header value carries one of the keys (always, with none configured)."""
+        if not self._keys:
+            return True
+        presented = _presented(authorization)
+        if presented is None:
+            return False
+        candidate = presented.encode()
         matched = False
         for key in self._keys:
             matched |= hmac.compare_digest(candidate, key)
-        if not matched:
-            raise AuthenticationError("Incorrect API key provided.")
+        return matched
+
+
+def _presented(authorization: str) -> str | None:
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return None
+    return presented.strip()

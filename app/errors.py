@@ -155,3 +155,7 @@ class UpstreamTimeoutError(GatewayError):
     status_code = 504
     error_type = "timeout_error"
     default_code = "upstream_timeout"
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer: its work was cancelled and nothing is sent."""

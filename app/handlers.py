@@ -15,11 +15,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import GatewayError, InvalidRequestError
+from app.errors import ClientGone, GatewayError, InvalidRequestError
 
 log = logging.getLogger("pixelgate")
+CLIENT_CLOSED_REQUEST = 499
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -89,7 +91,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return json_response(body, 500)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # Nobody reads this answer; 499 (nginx's "client closed request") is what the access log shows.
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientGone, _client_gone)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

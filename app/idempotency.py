@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -46,11 +47,15 @@ from app.forms import ParsedForm
 from app.handlers import ChunksResponse, error_response
 from app.ratelimit import client_identity, hold_slot_until
 
+log = logging.getLogger("pixelgate")
+
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "idempotent-replayed"
 MAX_KEY_LENGTH = 255
 _NOT_STORED = frozenset({408, 409, 429})
-_KEPT_HEADERS = frozenset({"content-type", "x-pixelgate-warnings"})
+# Framing and per-request headers are the new response's own; every other header (retry-after,
+# x-should-retry, x-pixelgate-warnings...) belongs to the answer and is sent again with it.
+_DROPPED_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "date", "server", "x-request-id"})
 
 
 @dataclass(frozen=True)
@@ -174,7 +179,8 @@ class Idempotency:
                 code="invalid_idempotency_key",
             )
         scoped = client_identity(request, keyed=self._keyed) + "\n" + key
-        fingerprint = self._fingerprint(request, material())
+        # Off the event loop: the material hashes every uploaded image (up to hundreds of MiB).
+        fingerprint = self._fingerprint(request, await asyncio.to_thread(material))
         stored = await self._store.get(scoped)
         if stored is not None:
             self._check(stored.fingerprint, fingerprint)
@@ -213,7 +219,11 @@ class Idempotency:
                 response = error_response(exc)
             stored = self._snapshot(fingerprint, response)
             if stored.status_code < 500 and stored.status_code not in _NOT_STORED:
-                await self._store.put(scoped, stored)
+                try:
+                    await self._store.put(scoped, stored)
+                except GatewayError as exc:
+                    # The work is done (and paid for): its answer goes out; only a later replay is lost.
+                    log.warning("idempotency: could not keep the answer for a key: %s", exc.message)
             return stored
         finally:
             self._running.pop(scoped, None)
@@ -223,7 +233,7 @@ class Idempotency:
         ttl = self._ttl
         if b'"url":"' in body:  # hosted links: a replay must not hand out expired links
             ttl = min(ttl, self._link_ttl)
-        headers = tuple((name, value) for name, value in response.headers.items() if name in _KEPT_HEADERS)
+        headers = tuple((name, value) for name, value in response.headers.items() if name not in _DROPPED_HEADERS)
         return StoredResponse(fingerprint, response.status_code, headers, body, time.time() + ttl)
 
     @staticmethod

@@ -134,10 +134,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         idle_seconds=settings.upload_idle_timeout_seconds,
         total_seconds=settings.upload_timeout_seconds,
     )
-    app.add_middleware(ShutdownMiddleware, inflight=inflight)
     app.add_middleware(LimitsMiddleware)
-    app.add_middleware(AdmissionMiddleware, gate=admission)  # inside: its 503 gets an id
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(AdmissionMiddleware, gate=admission, keys=keys)
+    # Outside admission: a request still queued when the drain ends gets the 503 shutting_down too.
+    app.add_middleware(ShutdownMiddleware, inflight=inflight)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer, 503s included, gets an id
     app.include_router(health.router)
     app.include_router(images.router, dependencies=[Depends(keys), Depends(limiter)])
     app.include_router(models.router, dependencies=[Depends(keys)])

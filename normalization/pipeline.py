@@ -97,10 +97,11 @@ class Gateway:
         """
         adapter = adapter_for(self._adapters, plan.entry.provider)
         try:
-            async with asyncio.timeout(self._config.request_timeout_seconds):
-                async with while_upstream() if while_upstream else contextlib.nullcontext():
+            # The deadline is the upstream's: results that are in are not lost to the wait for a slot.
+            async with while_upstream() if while_upstream else contextlib.nullcontext():
+                async with asyncio.timeout(self._config.request_timeout_seconds):
                     results = await self._fan_out(adapter, plan)
-                return await self._emulate(plan, results, base_url)
+            return await self._emulate(plan, results, base_url)
         except TimeoutError as exc:
             raise UpstreamTimeoutError(
                 f"the upstream did not answer within {self._config.request_timeout_seconds:g} s"

@@ -9,6 +9,7 @@ calling the provider. A client that disconnects cancels its upstream work, unles
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -21,7 +22,7 @@ from pydantic import JsonValue
 from app.admission import slot_of
 from app.api import openapi_bodies
 from app.deps import AppState, AppStateDep
-from app.errors import InvalidRequestError, PayloadTooLargeError
+from app.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
 from app.idempotency import Material, form_material, json_material
@@ -78,13 +79,16 @@ async def create_edit(request: Request, state: AppStateDep) -> Response:
         body = _json_object(await read_limited(request.stream(), max_request * MAX_JSON_BYTES_FACTOR))
 
         async def json_edit() -> Response:
-            inputs = await json_inputs(
-                body,
-                fetch=state.fetch_input,
-                max_bytes=settings.max_upload_bytes,
-                max_images=settings.max_images,
-                max_pixels=settings.max_pixels,
-            )
+            slot = slot_of(request.scope)
+            # Downloading image_url inputs waits on someone else's server: not on an admission slot.
+            async with slot.released() if slot else contextlib.nullcontext():
+                inputs = await json_inputs(
+                    body,
+                    fetch=state.fetch_input,
+                    max_bytes=settings.max_upload_bytes,
+                    max_images=settings.max_images,
+                    max_pixels=settings.max_pixels,
+                )
             return await _serve(request, state, build_request(body), "edit", inputs)
 
         return await _respond(request, state, lambda: json_material(body), json_edit)
@@ -160,8 +164,8 @@ async def _until_disconnect(request: Request, work: Coroutine[Any, Any, T]) -> T
         done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if task not in done:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise asyncio.CancelledError("client disconnected")
+            await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
+            raise ClientGone
         return task.result()
     finally:
         watcher.cancel()

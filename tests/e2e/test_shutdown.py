@@ -46,7 +46,7 @@ def _free_port() -> int:
 class Served:
     """``pixelgate serve`` on a free loopback port, configured by environment as a user would."""
 
-    def __init__(self, data_dir: Path, fake: FakeFal, drain_seconds: int) -> None:
+    def __init__(self, data_dir: Path, fake: FakeFal, drain_seconds: int, env: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         env = {
             **os.environ,
@@ -57,6 +57,7 @@ class Served:
             "PIXELGATE_FAL_BASE_URL": fake.base_url,
             "PIXELGATE_FAL_STORAGE_URL": fake.storage_url,
             "PIXELGATE_DRAIN_TIMEOUT_SECONDS": str(drain_seconds),
+            **(env or {}),
         }
         self.proc = subprocess.Popen(
             [str(PIXELGATE), "serve", "--port", str(self.port), "--log-level", "info"],
@@ -161,6 +162,36 @@ def test_past_the_drain_timeout_requests_are_cut_and_their_fal_jobs_cancelled(
     served.proc.wait(timeout=15)
     assert time.monotonic() - signalled < 8
     assert fake.cancelled == [fake.submissions[0].request_id]
+    assert "Exception in ASGI application" not in served.output()
+
+
+def test_a_request_still_queued_for_admission_is_cut_with_the_same_503(tmp_path: Path, fake: FakeFal) -> None:
+    served = Served(tmp_path, fake, drain_seconds=1, env={"PIXELGATE_MAX_INFLIGHT": "1"})
+    # An upload that stalls after its head holds the only slot; the generation behind it queues.
+    stalled = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+    stalled.sendall(
+        (
+            "POST /v1/images/edits HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {TEST_KEY}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            "Content-Length: 100000\r\n\r\n--b\r\n"
+        ).encode()
+    )
+
+    def load() -> dict[str, int]:
+        admission: dict[str, int] = httpx.get(f"{served.base_url}/readyz", timeout=5).json()["admission"]
+        return admission
+
+    _wait_for(lambda: load()["inflight"] == 1, 10)
+    call = Call(served, "a lighthouse")
+    call.start()
+    _wait_for(lambda: load()["queued"] == 1, 10)
+    served.proc.send_signal(signal.SIGTERM)
+    call.join(timeout=20)
+    stalled.close()
+    assert call.error is not None and call.error.status_code == 503
+    assert isinstance(call.error.body, dict) and call.error.body["code"] == "shutting_down"
+    served.proc.wait(timeout=15)
+    assert fake.submissions == []
     assert "Exception in ASGI application" not in served.output()
 
 
