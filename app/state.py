@@ -47,7 +47,11 @@ def _redis(settings: Settings) -> StateBackend:
         limits=RedisLimitStore(
             redis,
             prefix=settings.state_prefix,
-            slot_max_age_seconds=settings.request_timeout_seconds + SLOT_MARGIN_SECONDS,
+            # A request's whole life: queued for admission, its upload, its upstream work, then margin.
+            slot_max_age_seconds=settings.queue_timeout_seconds
+            + settings.upload_timeout_seconds
+            + settings.request_timeout_seconds
+            + SLOT_MARGIN_SECONDS,
         ),
         idempotency=RedisIdempotencyStore(
             redis, prefix=settings.state_prefix, max_answer_bytes=settings.idempotency_max_bytes
