@@ -74,47 +74,36 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """Every setting of the gateway. Field docs name the environment variable of the contract."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    model_config = SettingsConfigDict(env_prefix="PIXELGATE_", extra="ignore", populate_by_name=True, frozen=True)
 
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list, validation_alias=AliasChoices("PIXELGATE_API_KEYS", "api_keys")
-    )
-    allow_open: bool = Field(default=False, validation_alias=AliasChoices("PIXELGATE_ALLOW_OPEN", "allow_open"))
-    data_dir: Path = Field(default=Path("./data"), validation_alias=AliasChoices("PIXELGATE_DATA_DIR", "data_dir"))
-    public_url: str | None = Field(default=None, validation_alias=AliasChoices("PIXELGATE_PUBLIC_URL", "public_url"))
-    image_ttl_seconds: int = Field(
-        default=3600, gt=0, validation_alias=AliasChoices("PIXELGATE_IMAGE_TTL_SECONDS", "image_ttl_seconds")
-    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    allow_open: bool = Field(default=False)
+    data_dir: Path = Field(default=Path("./data"))
+    public_url: str | None = Field(default=None)
+    image_ttl_seconds: int = Field(default=3600, gt=0)
     sweep_interval_seconds: float = Field(
         default=60.0,
         gt=0,
-        validation_alias=AliasChoices("PIXELGATE_SWEEP_INTERVAL_SECONDS", "sweep_interval_seconds"),
         description="how often expired hosted images are deleted",
     )
-    signing_secret: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("PIXELGATE_SIGNING_SECRET", "signing_secret")
-    )
+    signing_secret: SecretStr | None = Field(default=None)
     max_upload_bytes: int = Field(
         default=50 * MiB,
         gt=0,
-        validation_alias=AliasChoices("PIXELGATE_MAX_UPLOAD_BYTES", "max_upload_bytes"),
     )
     header_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
-        validation_alias=AliasChoices("PIXELGATE_HEADER_TIMEOUT_SECONDS", "header_timeout_seconds"),
         description="longest wait for a request's line and headers; past it the connection is closed",
     )
     upload_idle_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
-        validation_alias=AliasChoices("PIXELGATE_UPLOAD_IDLE_TIMEOUT_SECONDS", "upload_idle_timeout_seconds"),
         description="longest wait for the next chunk of a request body (408 past it)",
     )
     upload_timeout_seconds: float = Field(
         default=300.0,
         gt=0,
-        validation_alias=AliasChoices("PIXELGATE_UPLOAD_TIMEOUT_SECONDS", "upload_timeout_seconds"),
         description="longest time a whole request body may take to arrive (408 past it)",
     )
     max_images: int = Field(default=16, ge=1, le=64)
@@ -123,101 +112,82 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(
         default=300.0,
         gt=0,
-        validation_alias=AliasChoices("PIXELGATE_REQUEST_TIMEOUT_SECONDS", "request_timeout_seconds"),
     )
     max_fanout_per_request: int = Field(
         # 10, the largest n a client may ask for: n on a one-image-per-call model is one wave of calls.
         default=10,
         ge=1,
-        validation_alias=AliasChoices("PIXELGATE_MAX_FANOUT_PER_REQUEST", "max_fanout_per_request"),
         description="parallel upstream calls for one request",
     )
     max_fanout_global: int = Field(
         default=64,
         ge=1,
-        validation_alias=AliasChoices("PIXELGATE_MAX_FANOUT_GLOBAL", "max_fanout_global"),
         description="parallel upstream calls across all requests",
     )
     rate_limit_rpm: int = Field(
         default=6000,
         ge=0,
-        validation_alias=AliasChoices("PIXELGATE_RATE_LIMIT_RPM", "rate_limit_rpm"),
         description="image requests per minute per API key (per client address without keys); 0: off",
     )
     rate_limit_burst: int | None = Field(
         default=None,
         ge=1,
-        validation_alias=AliasChoices("PIXELGATE_RATE_LIMIT_BURST", "rate_limit_burst"),
         description="token-bucket capacity; unset: one minute's worth (rate_limit_rpm)",
     )
     max_concurrent_per_key: int = Field(
         default=128,
         ge=0,
-        validation_alias=AliasChoices("PIXELGATE_MAX_CONCURRENT_PER_KEY", "max_concurrent_per_key"),
         description="image requests in flight per API key (per client address without keys); 0: off",
     )
     idempotency_ttl_seconds: int = Field(
         default=86_400,
         ge=1,
-        validation_alias=AliasChoices("PIXELGATE_IDEMPOTENCY_TTL_SECONDS", "idempotency_ttl_seconds"),
     )
     idempotency_max_entries: int = Field(
         default=10_000,
         ge=1,
-        validation_alias=AliasChoices("PIXELGATE_IDEMPOTENCY_MAX_ENTRIES", "idempotency_max_entries"),
     )
     idempotency_max_bytes: int = Field(
         default=256 * MiB,
         ge=0,
-        validation_alias=AliasChoices("PIXELGATE_IDEMPOTENCY_MAX_BYTES", "idempotency_max_bytes"),
     )
     state_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("PIXELGATE_STATE_URL", "state_url"),
         description="redis://host:port/db to share limits and idempotency state between processes",
     )
-    state_prefix: str = Field(
-        default="pixelgate:", validation_alias=AliasChoices("PIXELGATE_STATE_PREFIX", "state_prefix")
-    )
+    state_prefix: str = Field(default="pixelgate:")
     drain_timeout_seconds: int = Field(
         default=30,
         ge=0,
-        validation_alias=AliasChoices("PIXELGATE_DRAIN_TIMEOUT_SECONDS", "drain_timeout_seconds"),
         description="on SIGTERM: how long in-flight requests may still run before they are cancelled",
     )
     fetch_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
-        validation_alias=AliasChoices("PIXELGATE_FETCH_TIMEOUT_SECONDS", "fetch_timeout_seconds"),
         description="whole download of a JSON edit's image_url input",
     )
     max_inflight: int = Field(
         default_factory=lambda: 2 * (os.cpu_count() or 1),
         ge=1,
-        validation_alias=AliasChoices("PIXELGATE_MAX_INFLIGHT", "max_inflight"),
         description="image requests in progress at once (admission control); the rest wait in FIFO order",
     )
     max_queued: int = Field(
         default=1024,
         ge=0,
-        validation_alias=AliasChoices("PIXELGATE_MAX_QUEUED", "max_queued"),
         description="image requests waiting for a slot; one more is refused with 503 and retry-after",
     )
     queue_timeout_seconds: float = Field(
         default=60.0,
         gt=0,
-        validation_alias=AliasChoices("PIXELGATE_QUEUE_TIMEOUT_SECONDS", "queue_timeout_seconds"),
         description="longest wait for a slot before a 503",
     )
     overload_retry_after_seconds: int = Field(
         default=2,
         ge=1,
-        validation_alias=AliasChoices("PIXELGATE_OVERLOAD_RETRY_AFTER_SECONDS", "overload_retry_after_seconds"),
         description="retry-after of the 503 sent when the gateway is at capacity",
     )
     fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        validation_alias=AliasChoices("PIXELGATE_FETCH_ALLOW_HOSTS", "fetch_allow_hosts"),
     )
     fal_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("FAL_KEY"))
     fal_base_url: str | None = Field(default=None, validation_alias=AliasChoices("PIXELGATE_FAL_BASE_URL"))

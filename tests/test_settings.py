@@ -97,3 +97,13 @@ def test_fanout_bounds_from_environment_and_yaml(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("PIXELGATE_MAX_FANOUT_PER_REQUEST", "2")
     monkeypatch.setenv("PIXELGATE_MAX_FANOUT_GLOBAL", "20")
     assert (Settings().max_fanout_per_request, Settings().max_fanout_global) == (2, 20)
+
+
+def test_every_setting_reads_its_prefixed_variable_and_no_bare_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_IMAGES", "2")  # a generic name another program may set: never ours
+    monkeypatch.setenv("MAX_INFLIGHT", "3")
+    assert Settings().max_images == 16
+    monkeypatch.setenv("PIXELGATE_MAX_IMAGES", "4")
+    monkeypatch.setenv("PIXELGATE_MAX_INFLIGHT", "5")
+    settings = Settings()
+    assert (settings.max_images, settings.max_inflight) == (4, 5)
