@@ -23,6 +23,7 @@ from tests.conftest import TEST_KEY, make_settings
 from tests.fakes.fake_fal import FakeFal, Submission
 from tests.images import png_bytes
 from tests.live import LiveGateway
+from tests.polling import wait_until
 
 FAL_KEY = "e2e-fal-key-id:e2e-fal-secret-9f8e7d"
 DEADLINE_SECONDS = 3.0
@@ -291,7 +292,9 @@ def test_deadline_cancels_the_fal_job(sdk: openai.OpenAI, fake: FakeFal) -> None
     started = time.monotonic()
     error = _error(sdk, "[fake:never]")
     assert error.status_code == 504 and _body(error)["code"] == "upstream_timeout"
-    assert DEADLINE_SECONDS <= time.monotonic() - started < DEADLINE_SECONDS + 3
+    # The job never ends: only the deadline answers. The upper bound is loose for a loaded machine, yet
+    # well below the SDK's own 30 s timeout, which a gateway that does not enforce it would run into.
+    assert DEADLINE_SECONDS <= time.monotonic() - started < DEADLINE_SECONDS + 15
     assert fake.cancelled == [_only_submission(fake).request_id]
 
 
@@ -305,9 +308,7 @@ def test_client_disconnect_cancels_the_fal_job(fal_gateway: LiveGateway, fake: F
         impatient.images.generate(
             model="hidream-i1-full", prompt="[fake:never]", size="128x128", response_format="b64_json"
         )
-    deadline = time.monotonic() + 2
-    while not fake.cancelled and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: bool(fake.cancelled), "pixelgate cancelled the fal job of the client that left")
     assert fake.cancelled == [_only_submission(fake).request_id]
 
 

@@ -20,6 +20,7 @@ from tests.conftest import TEST_KEY, make_settings
 from tests.fakes.fake_fal import FakeFal
 from tests.images import png_bytes
 from tests.live import LiveGateway
+from tests.polling import wait_until
 
 FAL_KEY = "idem-fal-key:secret"
 OTHER_KEY = "sk-test-idem-other"
@@ -95,12 +96,16 @@ def test_without_a_key_every_request_is_served(sdk: openai.OpenAI, fake: FakeFal
 def test_same_key_with_another_body_is_409_and_not_retried(live: LiveGateway, fake: FakeFal) -> None:
     fake.reset()
     key = _key()
-    with openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=2, timeout=30) as sdk:
+    sent: list[object] = []  # every HTTP request the SDK sends, retries included
+    with (
+        openai.DefaultHttpx2Client(event_hooks={"request": [sent.append]}) as counting,
+        openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=2, timeout=30, http_client=counting) as sdk,
+    ):
         _edit(sdk, key, "make it purple")
-        started = time.monotonic()
+        assert len(sent) == 1
         with pytest.raises(openai.ConflictError) as caught:
             _edit(sdk, key, "make it green")
-        assert time.monotonic() - started < 0.5  # x-should-retry: false, so no SDK backoff and retry
+    assert len(sent) == 2  # x-should-retry: false, so the SDK (max_retries=2) did not send it again
     error = caught.value
     assert error.status_code == 409
     assert isinstance(error.body, dict)
@@ -127,9 +132,11 @@ def test_concurrent_duplicates_share_the_first_call(live: LiveGateway, sdk: open
     key = _key()
     results: list[tuple[str, dict[str, str]]] = []
     threads = [threading.Thread(target=lambda: results.append(_edit(sdk, key))) for _ in range(3)]
-    for thread in threads:
+    threads[0].start()
+    # The duplicates arrive while fal works on the first (1 s), not after it answered.
+    wait_until(lambda: len(fake.submissions) == 1, "the first request reached fal")
+    for thread in threads[1:]:
         thread.start()
-        time.sleep(0.1)
     for thread in threads:
         thread.join(timeout=30)
     assert len(results) == 3
@@ -248,14 +255,16 @@ def test_leaving_does_not_free_the_concurrency_slot_while_the_work_runs_on(tmp_p
             httpx.post(
                 url, json=_generate_body(), headers={**url_headers, **_key()}, timeout=httpx.Timeout(10, read=1.0)
             )
+        wait_until(lambda: len(fake.submissions) == 1, "the abandoned request reached fal")
         refused = httpx.post(url, json=_generate_body("another"), headers=url_headers, timeout=30)
         assert refused.status_code == 429, refused.text
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            later = httpx.post(url, json=_generate_body("later"), headers=url_headers, timeout=30)
-            if later.status_code != 429:
-                break
-            time.sleep(0.2)
-        assert later.status_code == 200
+        answers: list[httpx.Response] = []
+
+        def served_later() -> bool:
+            answers.append(httpx.post(url, json=_generate_body("later"), headers=url_headers, timeout=30))
+            return answers[-1].status_code != 429
+
+        wait_until(served_later, "the slot came back once the abandoned work ended", interval=0.2)
+        assert answers[-1].status_code == 200
     assert fake.cancelled == []
     assert len(fake.submissions) == 2

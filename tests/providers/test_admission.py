@@ -27,6 +27,7 @@ from PIL import Image
 from tests.conftest import TEST_KEY, make_settings
 from tests.fakes.fake_openai import FakeOpenAIServer, result_png
 from tests.live import LiveGateway
+from tests.polling import wait_until
 from tests.providers.openai_calls import API_KEY
 
 HOLD_SECONDS = 1.5
@@ -60,10 +61,7 @@ def _load(gateway: LiveGateway) -> dict[str, int]:
 
 
 def _until(gateway: LiveGateway, condition: Callable[[dict[str, int]], bool]) -> None:
-    deadline = time.monotonic() + 10
-    while not condition(_load(gateway)):
-        assert time.monotonic() < deadline, f"admission never reached the expected state: {_load(gateway)}"
-        time.sleep(0.01)
+    wait_until(lambda: condition(_load(gateway)), "admission reached the expected state")
 
 
 @contextmanager
@@ -150,10 +148,9 @@ def test_requests_waiting_for_a_slow_upstream_hold_no_slot(
             _hold_next_upstream_answer(fake_openai)
         running = [pool.submit(_generate, client) for _ in range(3)]
         # All three reach the upstream while it still works on the first: one slot, three images at once.
-        deadline = time.monotonic() + 10
-        while len(fake_openai.app.requests) < 3:
-            assert time.monotonic() < deadline, "the upstream calls were serialised by the admission slot"
-            time.sleep(0.01)
+        wait_until(
+            lambda: len(fake_openai.app.requests) == 3, "the upstream calls were serialised by the admission slot"
+        )
         assert not any(future.done() for future in running)
         assert _load(gateway)["inflight"] == 0
         assert [future.result(timeout=30) for future in running] == [1, 1, 1]
@@ -179,8 +176,7 @@ def test_duplicates_of_an_idempotent_request_wait_without_a_slot(
             return result.data[0].b64_json
 
         first = pool.submit(generate)
-        while not fake_openai.app.requests:
-            time.sleep(0.01)
+        wait_until(lambda: bool(fake_openai.app.requests), "the first request reached the upstream")
         duplicates = [pool.submit(generate) for _ in range(2)]
         answers = {future.result(timeout=15) for future in [first, *duplicates]}
         assert len(answers) == 1
