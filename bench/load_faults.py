@@ -31,7 +31,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bench.processes import free_port
 from tests.fakes.fake_fal import FakeFal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,16 +192,9 @@ class Secrets:
         return (self.fal_key, *self.fal_key.split(":"), self.openai_key, self.signing_secret, self.client_key)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_gateway(workdir: Path, fake: FakeFal, config: LoadConfig, keys: Secrets) -> GatewayProcess:
     """``pixelgate serve`` on a free loopback port with its own data dir, config file and log."""
-    port = _free_port()
+    port = free_port()
     config_file = workdir / "pixelgate.yaml"
     config_file.write_text(
         json.dumps({"providers": {"fal": {"max_retries": MAX_RETRIES}}}),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -64,6 +65,14 @@ def _vm_hwm(pid: int) -> int:
     except OSError:
         return 0
     return 0
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago, for a server started in another process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def start(name: str, argv: list[str], env: dict[str, str], log_dir: Path, cwd: Path) -> Server:

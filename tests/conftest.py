@@ -1,4 +1,4 @@
-"""Shared fixtures: a live gateway with default settings, an OpenAI client pointed at it."""
+"""Shared fixtures: a live gateway with default settings, an OpenAI client pointed at it; settings for the fakes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import openai
 import pytest
 
 from app.settings import Settings
+from tests.fakes.fake_fal import FakeFal
+from tests.fakes.fake_openai import FakeOpenAIServer
 from tests.live import LiveGateway
 
 TEST_KEY = "sk-test-pixelgate"
@@ -23,6 +25,34 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings.model_validate(values)
+
+
+def upstream_settings(
+    data_dir: Path,
+    *,
+    fal: FakeFal | None = None,
+    fal_key: str | None = None,
+    openai_server: FakeOpenAIServer | None = None,
+    openai_key: str | None = None,
+    max_retries: int | None = None,
+    **overrides: object,
+) -> Settings:
+    """``make_settings`` with the fal and/or OpenAI provider pointed at the given fakes.
+
+    ``max_retries`` (when given) applies to each provider pointed at a fake; ``None`` keeps the default.
+    """
+    values: dict[str, object] = {}
+    retries: dict[str, object] = {}
+    if fal is not None:
+        values.update(fal_key=fal_key, fal_base_url=fal.base_url, fal_storage_url=fal.storage_url)
+        retries["fal"] = {"max_retries": max_retries}
+    if openai_server is not None:
+        values.update(openai_api_key=openai_key, openai_base_url=openai_server.base_url)
+        retries["openai"] = {"max_retries": max_retries}
+    if max_retries is not None:
+        values["providers_yaml"] = retries
+    values.update(overrides)
+    return make_settings(data_dir, **values)
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from app.main import create_app
-from tests.conftest import TEST_KEY, make_settings
+from tests.conftest import TEST_KEY, make_settings, upstream_settings
 from tests.fakes.fake_fal import FakeFal
 from tests.fakes.fake_openai import FakeOpenAI, FakeOpenAIServer
 from tests.live import LiveGateway
@@ -39,14 +39,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
         FakeFal(api_key=FAL_KEY, latency=0.01) as fal,
         FakeOpenAIServer(FakeOpenAI(capture=False)) as upstream,
     ):
-        conf = make_settings(
+        conf = upstream_settings(
             data_dir,
+            fal=fal,
             fal_key=FAL_KEY,
-            fal_base_url=fal.base_url,
-            fal_storage_url=fal.storage_url,
-            openai_api_key=OPENAI_KEY,
-            openai_base_url=upstream.base_url,
-            providers_yaml={"fal": {"max_retries": 0}, "openai": {"max_retries": 0}},
+            openai_server=upstream,
+            openai_key=OPENAI_KEY,
+            max_retries=0,
             request_timeout_seconds=10,
         )
         with LiveGateway(conf) as gateway:

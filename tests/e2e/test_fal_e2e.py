@@ -19,45 +19,27 @@ import pytest
 from PIL import Image
 from pydantic import JsonValue
 
-from tests.conftest import TEST_KEY, make_settings
+from tests.conftest import TEST_KEY, upstream_settings
+from tests.e2e.conftest import FAL_KEY
 from tests.fakes.fake_fal import FakeFal, Submission
 from tests.images import png_bytes
 from tests.live import LiveGateway
 from tests.polling import wait_until
 
-FAL_KEY = "e2e-fal-key-id:e2e-fal-secret-9f8e7d"
 DEADLINE_SECONDS = 3.0
 
 
 def _gateway(data_dir: Path, fake: FakeFal, fal_key: str | None) -> LiveGateway:
-    settings = make_settings(
-        data_dir,
-        fal_key=fal_key,
-        fal_base_url=fake.base_url,
-        fal_storage_url=fake.storage_url,
-        providers_yaml={"fal": {"max_retries": 2}},
-        request_timeout_seconds=DEADLINE_SECONDS,
+    settings = upstream_settings(
+        data_dir, fal=fake, fal_key=fal_key, max_retries=2, request_timeout_seconds=DEADLINE_SECONDS
     )
     return LiveGateway(settings)
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeFal]:
-    with FakeFal(api_key=FAL_KEY, latency=0.05) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def fal_gateway(fake: FakeFal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    with _gateway(tmp_path_factory.mktemp("fal-data"), fake, FAL_KEY) as live:
+def fal_gateway(fal_server: FakeFal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    with _gateway(tmp_path_factory.mktemp("fal-data"), fal_server, FAL_KEY) as live:
         yield live
-
-
-@pytest.fixture
-def sdk(fal_gateway: LiveGateway, fake: FakeFal) -> Iterator[openai.OpenAI]:
-    fake.reset()
-    with openai.OpenAI(base_url=fal_gateway.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client:
-        yield client
 
 
 def _decoded_size(b64: str | None) -> tuple[int, int]:
@@ -220,7 +202,6 @@ def test_fal_refusing_our_credentials_is_a_502_that_says_so(sdk: openai.OpenAI, 
 
 
 def test_a_wrong_fal_key_is_a_502_without_the_key(fake: FakeFal, tmp_path: Path) -> None:
-    fake.reset()
     wrong = "wrong-key-id:wrong-secret-5a4b3c"
     with (
         _gateway(tmp_path, fake, wrong) as live,
@@ -299,7 +280,6 @@ def test_deadline_cancels_the_fal_job(sdk: openai.OpenAI, fake: FakeFal) -> None
 
 
 def test_client_disconnect_cancels_the_fal_job(fal_gateway: LiveGateway, fake: FakeFal) -> None:
-    fake.reset()
     with (
         openai.OpenAI(base_url=fal_gateway.api_url, api_key=TEST_KEY, max_retries=0, timeout=0.5) as impatient,
         pytest.raises(openai.APITimeoutError),
@@ -313,7 +293,6 @@ def test_client_disconnect_cancels_the_fal_job(fal_gateway: LiveGateway, fake: F
 
 
 def test_no_fal_key_is_provider_not_configured(fake: FakeFal, tmp_path: Path) -> None:
-    fake.reset()
     with (
         _gateway(tmp_path, fake, None) as live,
         openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=0) as sdk,

@@ -25,6 +25,7 @@ import yaml
 from app.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.fakes.fake_fal import FakeFal
+from tests.live import free_port
 
 FAL_KEY = "shutdown-fal-key:secret"
 PIXELGATE = Path(sys.executable).parent / "pixelgate"
@@ -36,18 +37,11 @@ def fake() -> Iterator[FakeFal]:
         yield server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Served:
     """``pixelgate serve`` on a free loopback port, configured by environment as a user would."""
 
     def __init__(self, data_dir: Path, fake: FakeFal, drain_seconds: int) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = {
             **os.environ,
             "PIXELGATE_API_KEYS": TEST_KEY,
