@@ -28,6 +28,10 @@ class Server:
         """Sum of ``VmHWM`` over the process tree (0 for processes already gone)."""
         return sum(_vm_hwm(pid) for pid in _tree(self.process.pid))
 
+    def rss_bytes(self) -> int:
+        """The process's resident memory now (``VmRSS``; 0 once it is gone), its children not counted."""
+        return _status_kib(self.process.pid, "VmRSS:") * 1024
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -58,10 +62,15 @@ def _tree(pid: int) -> list[int]:
 
 
 def _vm_hwm(pid: int) -> int:
+    return _status_kib(pid, "VmHWM:") * 1024
+
+
+def _status_kib(pid: int, field: str) -> int:
+    """A ``kB`` field of ``/proc/<pid>/status`` (0 for a process already gone)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+            if line.startswith(field):
+                return int(line.split()[1])
     except OSError:
         return 0
     return 0
@@ -77,10 +86,10 @@ def free_port() -> int:
 
 def start(name: str, argv: list[str], env: dict[str, str], log_dir: Path, cwd: Path) -> Server:
     log_path = log_dir / f"{name}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        argv, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with log_path.open("wb") as log:  # the child has its own copy of the descriptor
+        process = subprocess.Popen(
+            argv, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     return Server(name, process, log_path)
 
 
