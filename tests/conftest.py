@@ -1,4 +1,7 @@
-"""Shared fixtures: a live gateway with default settings, an OpenAI client pointed at it; settings for the fakes."""
+"""Shared fixtures: a live gateway, an OpenAI client on it, the fake OpenAI upstream; settings for the fakes.
+
+The gateway has default settings; the fake OpenAI server is one per module, reset for every test.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import pytest
 
 from app.settings import Settings
 from tests.fakes.fake_fal import FakeFal
-from tests.fakes.fake_openai import FakeOpenAIServer
+from tests.fakes.fake_openai import FakeOpenAI, FakeOpenAIServer
 from tests.live import LiveGateway
 
 TEST_KEY = "sk-test-pixelgate"
@@ -80,3 +83,19 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
 @pytest.fixture
 def client(gateway: LiveGateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway.api_url, api_key=TEST_KEY, max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(FakeOpenAI()) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_openai(openai_server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
+    openai_server.app.result = "b64_json"
+    openai_server.app.revised_prompt = None
+    openai_server.app.url_host = None
+    openai_server.app.reset()
+    yield openai_server
+    openai_server.app.reset()
