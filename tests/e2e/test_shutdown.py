@@ -26,6 +26,7 @@ from app.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.fakes.fake_fal import FakeFal
 from tests.live import free_port
+from tests.polling import wait_until
 
 FAL_KEY = "shutdown-fal-key:secret"
 PIXELGATE = Path(sys.executable).parent / "pixelgate"
@@ -111,21 +112,14 @@ class Call(threading.Thread):
                 self.error = exc
 
 
-def _wait_for(condition: object, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.02)
-    assert condition(), f"not true after {seconds} s"  # type: ignore[operator]
-
-
 def test_sigterm_drains_in_flight_requests_and_refuses_new_connections(tmp_path: Path, fake: FakeFal) -> None:
     served = Served(tmp_path, fake, drain_seconds=20)
     call = Call(served, "a lighthouse")
     call.start()
-    _wait_for(lambda: len(fake.submissions) == 1, 10)  # the job is at fal, ~1.5 s from done
+    wait_until(lambda: len(fake.submissions) == 1, "the job is at fal")  # ~1.5 s from done
     signalled = time.monotonic()
     served.proc.send_signal(signal.SIGTERM)
-    _wait_for(served.refuses_connections, 3.0)
+    wait_until(served.refuses_connections, "the listener closed on SIGTERM", timeout=3.0)
     call.join(timeout=20)
     assert call.error is None and call.result is not None
     assert call.result.data is not None and len(call.result.data) == 1
@@ -144,7 +138,7 @@ def test_past_the_drain_timeout_requests_are_cut_and_their_fal_jobs_cancelled(
     served = Served(tmp_path, fake, drain_seconds=1)
     call = Call(served, "a lighthouse that never ends [fake:never]", headers)
     call.start()
-    _wait_for(lambda: len(fake.submissions) == 1, 10)
+    wait_until(lambda: len(fake.submissions) == 1, "the job is at fal")
     signalled = time.monotonic()
     served.proc.send_signal(signal.SIGTERM)
     call.join(timeout=20)
