@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from typing import Literal
 
 import openai
 
-from bench.processes import Server, start, wait_ready
+from bench.processes import Server, free_port, start, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -61,15 +60,8 @@ class Row:
         return statistics.median(self.fanned) / statistics.median(self.single)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _start(tmp: Path, latency: float) -> tuple[list[Server], str, str]:
-    fake_port, gate_port = _free_port(), _free_port()
+    fake_port, gate_port = free_port(), free_port()
     fal_key, gate_key = "bench-id:" + secrets.token_hex(8), "sk-bench-" + secrets.token_hex(12)
     config = tmp / "pixelgate.yaml"
     config.write_text(CONFIG)

@@ -27,12 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import random
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,142 +38,25 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bench.fault_plan import FAULTS, MAX_RETRIES, LoadConfig, plan_faults
+from bench.processes import Server, free_port, start, wait_ready
+from bench.reliability_report import LoadReport
 from tests.fakes.fake_fal import FakeFal
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 MODEL = "hidream-i1-full"
-MAX_RETRIES = 2
-SLOW_SECONDS = 1.5
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One injected fault: its marker, the client's expected answer and what the fake must record."""
-
-    marker: str | None
-    status: int
-    code: str | None
-    attempts: int
-    """Submit requests the fake receives for one client request (retries included)."""
-    accepted: bool
-    """Whether the fake accepts the job (a submit that succeeds at some attempt)."""
-
-
-FAULTS: dict[str, Fault] = {
-    "none": Fault(None, 200, None, 1, True),
-    "429_retry_after": Fault("429:1", 200, None, 2, True),
-    "503_once": Fault("503", 200, None, 2, True),
-    "reset_once": Fault("reset", 200, None, 2, True),
-    "slow": Fault(f"slow:{SLOW_SECONDS}", 200, None, 1, True),
-    "reset_always": Fault("reset_always", 502, "upstream_unreachable", MAX_RETRIES + 1, False),
-    "500": Fault("500", 502, "upstream_error", 1, False),
-    "422": Fault("422:guidance_scale", 400, "invalid_value", 1, False),
-    "content_policy": Fault("content_policy", 400, "moderation_blocked", 1, False),
-    "completed_error": Fault("completed_error", 502, "upstream_error", 1, True),
-    "malformed_json": Fault("malformed", 502, "upstream_bad_response", 1, True),
-    "truncated_image": Fault("truncated", 502, "upstream_bad_response", 1, True),
-    "html_not_json": Fault("html", 502, "upstream_bad_response", 1, False),
-}
-NO_FAULT_SHARE = 0.3
-
-
-@dataclass(frozen=True)
-class LoadConfig:
-    requests: int = 2000
-    concurrency: int = 100
-    seed: int = 7
-    timeout_seconds: float = 60.0
-    url_share: float = 0.8
-    ttl_seconds: int = 20
-    sweep_seconds: float = 1.0
-    fetch_every: int = 10
-    """Download every N-th handed-out link right away as it is handed out (it must serve an image)."""
-
-
-@dataclass
-class LoadReport:
-    config: LoadConfig
-    seconds: float = 0.0
-    faults: dict[str, int] = field(default_factory=dict)
-    outcomes: dict[str, int] = field(default_factory=dict)
-    fake_attempts: int = 0
-    fake_accepted: int = 0
-    links_handed_out: int = 0
-    links_fetched: int = 0
-    files_after_run: int = 0
-    files_after_sweep: int = 0
-    rss_baseline_mib: float = 0.0
-    rss_peak_mib: float = 0.0
-    rss_after_mib: float = 0.0
-    hung: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    def markdown(self) -> str:
-        c = self.config
-        lines = [
-            "# Reliability: load with injected upstream faults",
-            "",
-            f"`python -m bench.load_faults --requests {c.requests} --concurrency {c.concurrency} --seed {c.seed}` "
-            f"(pixelgate as its own process in front of the fake fal on loopback; {c.url_share:.0%} of requests "
-            f"ask for `response_format=url`; image TTL {c.ttl_seconds} s, sweep every {c.sweep_seconds:g} s).",
-            "",
-            f"- requests: {sum(self.faults.values())} in {self.seconds:.1f} s; without an answer within the "
-            f"{c.timeout_seconds:g} s per-request timeout: {self.hung}",
-            f"- fake fal recorded {self.fake_attempts} submit attempts and {self.fake_accepted} accepted jobs "
-            "(both as expected per fault kind)"
-            if not self.problems
-            else f"- fake fal recorded {self.fake_attempts} submit attempts and {self.fake_accepted} accepted jobs",
-            f"- gateway RSS: baseline {self.rss_baseline_mib:.1f} MiB, peak {self.rss_peak_mib:.1f} MiB, "
-            f"after the run {self.rss_after_mib:.1f} MiB",
-            f"- links handed out: {self.links_handed_out} ({self.links_fetched} downloaded during the run); files in "
-            f"the data dir after the run: {self.files_after_run} (only unexpired handed-out links); after the TTL "
-            f"and a sweep: {self.files_after_sweep}",
-            f"- problems: {len(self.problems)}" + "".join(f"\n  - {p}" for p in self.problems[:20]),
-            "",
-            "| fault injected | requests | expected answer |",
-            "|---|---:|---|",
-        ]
-        for name, count in sorted(self.faults.items(), key=lambda kv: -kv[1]):
-            fault = FAULTS[name]
-            answer = "200" if fault.status == 200 else f"{fault.status} `{fault.code}`"
-            lines.append(f"| {name} | {count} | {answer} |")
-        lines += ["", "| outcome | requests |", "|---|---:|"]
-        for outcome, count in sorted(self.outcomes.items(), key=lambda kv: -kv[1]):
-            lines.append(f"| {outcome} | {count} |")
-        return "\n".join(lines) + "\n"
 
 
 # --- the gateway process ------------------------------------------------------------------------
 
 
-@dataclass
-class GatewayProcess:
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
+@dataclass(frozen=True)
+class Gateway:
+    """``pixelgate serve`` in its own process group, and where it listens."""
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def rss_bytes(self) -> int:
-        try:
-            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            return 0
-        return 0
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+    server: Server
+    base_url: str
 
 
 @dataclass(frozen=True)
@@ -192,23 +70,15 @@ class Secrets:
         return (self.fal_key, *self.fal_key.split(":"), self.openai_key, self.signing_secret, self.client_key)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_gateway(workdir: Path, fake: FakeFal, config: LoadConfig, keys: Secrets) -> GatewayProcess:
+def start_gateway(workdir: Path, fake: FakeFal, config: LoadConfig, keys: Secrets) -> Gateway:
     """``pixelgate serve`` on a free loopback port with its own data dir, config file and log."""
-    port = _free_port()
+    port = free_port()
     config_file = workdir / "pixelgate.yaml"
     config_file.write_text(
         json.dumps({"providers": {"fal": {"max_retries": MAX_RETRIES}}}),
         encoding="utf-8",
     )
     env = {
-        **os.environ,
         "PIXELGATE_DATA_DIR": str(workdir / "data"),
         "PIXELGATE_API_KEYS": keys.client_key,
         "PIXELGATE_SIGNING_SECRET": keys.signing_secret,
@@ -221,24 +91,11 @@ def start_gateway(workdir: Path, fake: FakeFal, config: LoadConfig, keys: Secret
         "OPENAI_API_KEY": keys.openai_key,
         "PIXELGATE_CONFIG": str(config_file),
     }
-    log_path = workdir / "gateway.log"
     argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--log-level", "info"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    gateway = GatewayProcess(process, port, log_path)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{gateway.base_url}/healthz", timeout=2).status_code == 200:
-                return gateway
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    gateway.stop()
-    raise RuntimeError(f"pixelgate did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
+    server = start("gateway", [*argv, "--log-level", "info"], env, workdir, ROOT)
+    base_url = f"http://127.0.0.1:{port}"
+    wait_ready(server, f"{base_url}/healthz", timeout_seconds=60)
+    return Gateway(server, base_url)
 
 
 # --- the load -----------------------------------------------------------------------------------
@@ -252,17 +109,6 @@ class _Outcome:
     links: list[str] = field(default_factory=list)
     fetched: bool = False
     problem: str | None = None
-
-
-def plan_faults(config: LoadConfig) -> list[tuple[str, str]]:
-    """(fault, response_format) per request, from the seeded RNG: the same seed, the same load."""
-    rng = random.Random(config.seed)
-    names = [name for name in FAULTS if name != "none"]
-    plan = []
-    for _ in range(config.requests):
-        fault = "none" if rng.random() < NO_FAULT_SHARE else rng.choice(names)
-        plan.append((fault, "url" if rng.random() < config.url_share else "b64_json"))
-    return plan
 
 
 def _error_shape_problem(body: object) -> str | None:
@@ -361,14 +207,14 @@ def _link_name(link: str) -> tuple[str, int]:
 
 
 class _RssSampler:
-    def __init__(self, gateway: GatewayProcess) -> None:
+    def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.peak = 0
         self._task: asyncio.Task[None] | None = None
 
     async def _loop(self) -> None:
         while True:
-            self.peak = max(self.peak, self.gateway.rss_bytes())
+            self.peak = max(self.peak, self.gateway.server.rss_bytes())
             await asyncio.sleep(0.1)
 
     def start(self) -> None:
@@ -378,7 +224,7 @@ class _RssSampler:
         assert self._task is not None
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
-        self.peak = max(self.peak, self.gateway.rss_bytes())
+        self.peak = max(self.peak, self.gateway.server.rss_bytes())
 
 
 def run(config: LoadConfig, workdir: Path, *, rss_slack_mib: float = 64.0) -> LoadReport:
@@ -392,9 +238,9 @@ def run(config: LoadConfig, workdir: Path, *, rss_slack_mib: float = 64.0) -> Lo
         try:
             asyncio.run(_run_load(gateway, fake, plan, config, keys, report, workdir / "data"))
         finally:
-            gateway.stop()
+            gateway.server.stop()
         _reconcile(fake, plan, report)
-    log_text = gateway.log_path.read_text(errors="replace")
+    log_text = gateway.server.log_path.read_text(errors="replace")
     for secret in keys.all():
         if secret in log_text:
             report.problems.append("a secret appears in the gateway's output")
@@ -406,7 +252,7 @@ def run(config: LoadConfig, workdir: Path, *, rss_slack_mib: float = 64.0) -> Lo
 
 
 async def _run_load(
-    gateway: GatewayProcess,
+    gateway: Gateway,
     fake: FakeFal,
     plan: list[tuple[str, str]],
     config: LoadConfig,
@@ -418,7 +264,7 @@ async def _run_load(
     # The warm-up's links count as handed out too: on a run shorter than the TTL their files remain.
     warmup_links = [link for outcome in await _drive(gateway.base_url, warmup, config, keys) for link in outcome.links]
     await asyncio.sleep(1.0)
-    report.rss_baseline_mib = gateway.rss_bytes() / 2**20
+    report.rss_baseline_mib = gateway.server.rss_bytes() / 2**20
     fake.reset()
 
     sampler = _RssSampler(gateway)
@@ -447,7 +293,7 @@ async def _run_load(
 
     _check_store(data_dir, [*warmup_links, *links], report, config)
     await asyncio.sleep(2.0)
-    report.rss_after_mib = gateway.rss_bytes() / 2**20
+    report.rss_after_mib = gateway.server.rss_bytes() / 2**20
 
     newest_expiry = max((_link_name(link)[1] for link in [*warmup_links, *links]), default=0)
     deadline = time.monotonic() + config.ttl_seconds + 10 * config.sweep_seconds + 10

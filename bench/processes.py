@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ class Server:
     def peak_rss_bytes(self) -> int:
         """Sum of ``VmHWM`` over the process tree (0 for processes already gone)."""
         return sum(_vm_hwm(pid) for pid in _tree(self.process.pid))
+
+    def rss_bytes(self) -> int:
+        """The process's resident memory now (``VmRSS``; 0 once it is gone), its children not counted."""
+        return _status_kib(self.process.pid, "VmRSS:") * 1024
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -57,21 +62,34 @@ def _tree(pid: int) -> list[int]:
 
 
 def _vm_hwm(pid: int) -> int:
+    return _status_kib(pid, "VmHWM:") * 1024
+
+
+def _status_kib(pid: int, field: str) -> int:
+    """A ``kB`` field of ``/proc/<pid>/status`` (0 for a process already gone)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+            if line.startswith(field):
+                return int(line.split()[1])
     except OSError:
         return 0
     return 0
 
 
+def free_port() -> int:
+    """A loopback port that was free a moment ago, for a server started in another process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def start(name: str, argv: list[str], env: dict[str, str], log_dir: Path, cwd: Path) -> Server:
     log_path = log_dir / f"{name}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        argv, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with log_path.open("wb") as log:  # the child has its own copy of the descriptor
+        process = subprocess.Popen(
+            argv, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     return Server(name, process, log_path)
 
 

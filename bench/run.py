@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 import uvloop
 
 from bench.load import Samples, Target, make_client, run_batch
-from bench.processes import Server, start, wait_ready
+from bench.processes import Server, free_port, start, wait_ready
 from bench.report import CellResult, summarize, update_readme, write_markdown
 from bench.workloads import Workload, build_workloads
 
@@ -39,15 +38,8 @@ COUNTS = {1: 100, 16: 240, 64: 384}
 ROUNDS = 4
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _start_servers(log_dir: Path, data_dir: Path, with_litellm: bool) -> tuple[dict[str, Server], list[Target]]:
-    fake_port, gate_port, lite_port = _free_port(), _free_port(), _free_port()
+    fake_port, gate_port, lite_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{fake_port}/v1"
     gate_key, lite_key = "sk-bench-" + secrets.token_hex(12), "sk-bench-" + secrets.token_hex(12)
     env_py = {"PYTHONPATH": str(ROOT), "PIXELGATE_CONFIG": ""}

@@ -1,4 +1,7 @@
-"""Shared fixtures: a live gateway with default settings, an OpenAI client pointed at it."""
+"""Shared fixtures: a live gateway, an OpenAI client on it, the fake OpenAI upstream; settings for the fakes.
+
+The gateway has default settings; the fake OpenAI server is one per module, reset for every test.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import openai
 import pytest
 
 from app.settings import Settings
+from tests.fakes.fake_fal import FakeFal
+from tests.fakes.fake_openai import FakeOpenAI, FakeOpenAIServer
 from tests.live import LiveGateway
 
 TEST_KEY = "sk-test-pixelgate"
@@ -23,6 +28,34 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings.model_validate(values)
+
+
+def upstream_settings(
+    data_dir: Path,
+    *,
+    fal: FakeFal | None = None,
+    fal_key: str | None = None,
+    openai_server: FakeOpenAIServer | None = None,
+    openai_key: str | None = None,
+    max_retries: int | None = None,
+    **overrides: object,
+) -> Settings:
+    """``make_settings`` with the fal and/or OpenAI provider pointed at the given fakes.
+
+    ``max_retries`` (when given) applies to each provider pointed at a fake; ``None`` keeps the default.
+    """
+    values: dict[str, object] = {}
+    retries: dict[str, object] = {}
+    if fal is not None:
+        values.update(fal_key=fal_key, fal_base_url=fal.base_url, fal_storage_url=fal.storage_url)
+        retries["fal"] = {"max_retries": max_retries}
+    if openai_server is not None:
+        values.update(openai_api_key=openai_key, openai_base_url=openai_server.base_url)
+        retries["openai"] = {"max_retries": max_retries}
+    if max_retries is not None:
+        values["providers_yaml"] = retries
+    values.update(overrides)
+    return make_settings(data_dir, **values)
 
 
 @pytest.fixture(autouse=True)
@@ -50,3 +83,19 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
 @pytest.fixture
 def client(gateway: LiveGateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway.api_url, api_key=TEST_KEY, max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(FakeOpenAI()) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_openai(openai_server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
+    openai_server.app.result = "b64_json"
+    openai_server.app.revised_prompt = None
+    openai_server.app.url_host = None
+    openai_server.app.reset()
+    yield openai_server
+    openai_server.app.reset()

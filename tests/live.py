@@ -19,6 +19,14 @@ from app.main import create_app
 from app.settings import Settings
 
 
+def free_port() -> int:
+    """A loopback port that was free a moment ago, for a server started in another process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 class LiveGateway:
     def __init__(self, settings: Settings, *, startup_timeout: float = 15.0) -> None:
         self.settings = settings

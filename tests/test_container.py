@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from tests.images import png_bytes
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,16 +73,9 @@ def clean_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _run_cmd(venv: Path, data_dir: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
     cmd, env = dockerfile_cmd_and_env()
-    port = _free_port()
+    port = free_port()
     cmd = [str(venv / "bin" / cmd[0]), *cmd[1:]]
     cmd[cmd.index("--port") + 1] = str(port)  # the one change: a free port instead of 8080
     proc_env = {"PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "HOME": str(data_dir), **env}

@@ -22,14 +22,14 @@ import pytest
 from PIL import Image
 
 from normalization.catalog import ModelEntry
-from tests.conftest import TEST_KEY, make_settings
+from tests.conftest import TEST_KEY, upstream_settings
+from tests.e2e.conftest import FAL_KEY
 from tests.e2e.test_output_formats import MAGIC
 from tests.fakes.fake_fal import FakeFal
 from tests.fakes.fal_images import ROTATED_MARK, render
 from tests.images import png_bytes
 from tests.live import LiveGateway
 
-FAL_KEY = "e2e-emul-key-id:e2e-emul-secret"
 PER_REQUEST = 2
 GLOBAL = 3
 ONE_PER_CALL = ModelEntry.model_validate(
@@ -46,19 +46,12 @@ ONE_PER_CALL = ModelEntry.model_validate(
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeFal]:
-    with FakeFal(api_key=FAL_KEY, latency=0.05) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def fal_gateway(fake: FakeFal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    settings = make_settings(
+def fal_gateway(fal_server: FakeFal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    settings = upstream_settings(
         tmp_path_factory.mktemp("emul-fal"),
+        fal=fal_server,
         fal_key=FAL_KEY,
-        fal_base_url=fake.base_url,
-        fal_storage_url=fake.storage_url,
-        providers_yaml={"fal": {"max_retries": 1}},
+        max_retries=1,
         request_timeout_seconds=20,
         max_fanout_per_request=PER_REQUEST,
         max_fanout_global=GLOBAL,
@@ -66,13 +59,6 @@ def fal_gateway(fake: FakeFal, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     with LiveGateway(settings) as live:
         yield live
-
-
-@pytest.fixture
-def sdk(fal_gateway: LiveGateway, fake: FakeFal) -> Iterator[openai.OpenAI]:
-    fake.reset()
-    with openai.OpenAI(base_url=fal_gateway.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client:
-        yield client
 
 
 def _images(result: openai.types.ImagesResponse) -> list[bytes]:
@@ -273,7 +259,6 @@ def test_fan_out_is_bounded_per_request(sdk: openai.OpenAI, fake: FakeFal) -> No
 
 
 def test_fan_out_is_bounded_globally(fal_gateway: LiveGateway, fake: FakeFal) -> None:
-    fake.reset()
     outcomes: list[int] = []
 
     def one() -> None:

@@ -24,16 +24,9 @@ from PIL import Image
 from app.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.e2e.test_readme_examples import ROOT, readme_example
-from tests.live import LiveGateway
+from tests.live import LiveGateway, free_port
 
 README_PORT = "8090"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_for(port: int, process: subprocess.Popen[str], seconds: float = 15.0) -> None:
@@ -53,7 +46,7 @@ def documented_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     block = readme_example("fake-fal")
     command = re.search(r"^\.venv/bin/python (-m tests\.fakes\.fake_fal [^&#\n]*)&", block, re.MULTILINE)
     assert command, block
-    port = _free_port()
+    port = free_port()
     args = [arg.replace(README_PORT, str(port)) for arg in shlex.split(command.group(1))]
     variables = dict(re.findall(r"\b(FAL_KEY|PIXELGATE_FAL_BASE_URL|PIXELGATE_FAL_STORAGE_URL)=(\S+)", block))
     assert set(variables) == {"FAL_KEY", "PIXELGATE_FAL_BASE_URL", "PIXELGATE_FAL_STORAGE_URL"}

@@ -26,7 +26,7 @@ import orjson
 import pytest
 
 from normalization.signing import LinkSigner
-from tests.conftest import TEST_KEY, make_settings
+from tests.conftest import TEST_KEY, upstream_settings
 from tests.fakes.fake_fal import FakeFal
 from tests.fakes.fake_openai import FakeOpenAI, FakeOpenAIServer, result_png
 from tests.live import LiveGateway
@@ -48,15 +48,14 @@ def live(
     upstreams: tuple[FakeFal, FakeOpenAIServer], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveGateway]:
     fal, upstream = upstreams
-    conf = make_settings(
+    conf = upstream_settings(
         tmp_path_factory.mktemp("leaks"),
-        signing_secret=SIGNING_SECRET,
+        fal=fal,
         fal_key=FAL_KEY,
-        fal_base_url=fal.base_url,
-        fal_storage_url=fal.storage_url,
-        openai_api_key=OPENAI_KEY,
-        openai_base_url=upstream.base_url,
-        providers_yaml={"fal": {"max_retries": 1}, "openai": {"max_retries": 1}},
+        openai_server=upstream,
+        openai_key=OPENAI_KEY,
+        max_retries=1,
+        signing_secret=SIGNING_SECRET,
         request_timeout_seconds=10,
     )
     with LiveGateway(conf) as gateway:

@@ -16,42 +16,28 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import TEST_KEY, make_settings
+from tests.conftest import TEST_KEY, make_settings, upstream_settings
+from tests.e2e.conftest import FAL_KEY
 from tests.fakes.fake_fal import FakeFal
 from tests.images import png_bytes
 from tests.live import LiveGateway
+from tests.polling import wait_until
 
-FAL_KEY = "idem-fal-key:secret"
 OTHER_KEY = "sk-test-idem-other"
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeFal]:
-    with FakeFal(api_key=FAL_KEY, latency=0.05) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def live(fake: FakeFal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    settings = make_settings(
+def fal_gateway(fal_server: FakeFal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    settings = upstream_settings(
         tmp_path_factory.mktemp("idem"),
-        api_keys=[TEST_KEY, OTHER_KEY],
+        fal=fal_server,
         fal_key=FAL_KEY,
-        fal_base_url=fake.base_url,
-        fal_storage_url=fake.storage_url,
-        providers_yaml={"fal": {"max_retries": 0}},
+        max_retries=0,
+        api_keys=[TEST_KEY, OTHER_KEY],
         request_timeout_seconds=10,
     )
     with LiveGateway(settings) as server:
         yield server
-
-
-@pytest.fixture
-def sdk(live: LiveGateway, fake: FakeFal) -> Iterator[openai.OpenAI]:
-    fake.reset()
-    fake.latency = 0.05
-    with openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client:
-        yield client
 
 
 def _key() -> dict[str, str]:
@@ -92,15 +78,20 @@ def test_without_a_key_every_request_is_served(sdk: openai.OpenAI, fake: FakeFal
     assert len(fake.submissions) == 2
 
 
-def test_same_key_with_another_body_is_409_and_not_retried(live: LiveGateway, fake: FakeFal) -> None:
-    fake.reset()
+def test_same_key_with_another_body_is_409_and_not_retried(fal_gateway: LiveGateway, fake: FakeFal) -> None:
     key = _key()
-    with openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=2, timeout=30) as sdk:
+    sent: list[object] = []  # every HTTP request the SDK sends, retries included
+    with (
+        openai.DefaultHttpx2Client(event_hooks={"request": [sent.append]}) as counting,
+        openai.OpenAI(
+            base_url=fal_gateway.api_url, api_key=TEST_KEY, max_retries=2, timeout=30, http_client=counting
+        ) as sdk,
+    ):
         _edit(sdk, key, "make it purple")
-        started = time.monotonic()
+        assert len(sent) == 1
         with pytest.raises(openai.ConflictError) as caught:
             _edit(sdk, key, "make it green")
-        assert time.monotonic() - started < 0.5  # x-should-retry: false, so no SDK backoff and retry
+    assert len(sent) == 2  # x-should-retry: false, so the SDK (max_retries=2) did not send it again
     error = caught.value
     assert error.status_code == 409
     assert isinstance(error.body, dict)
@@ -113,23 +104,25 @@ def test_same_key_with_another_body_is_409_and_not_retried(live: LiveGateway, fa
     assert len(fake.submissions) == 1
 
 
-def test_keys_are_scoped_per_api_key(live: LiveGateway, sdk: openai.OpenAI, fake: FakeFal) -> None:
+def test_keys_are_scoped_per_api_key(fal_gateway: LiveGateway, sdk: openai.OpenAI, fake: FakeFal) -> None:
     key = _key()
     _edit(sdk, key)
-    with openai.OpenAI(base_url=live.api_url, api_key=OTHER_KEY, max_retries=0, timeout=30) as other:
+    with openai.OpenAI(base_url=fal_gateway.api_url, api_key=OTHER_KEY, max_retries=0, timeout=30) as other:
         _, headers = _edit(other, key, "make it green")  # another team's key: no conflict, no replay
     assert "idempotent-replayed" not in headers
     assert len(fake.submissions) == 2
 
 
-def test_concurrent_duplicates_share_the_first_call(live: LiveGateway, sdk: openai.OpenAI, fake: FakeFal) -> None:
+def test_concurrent_duplicates_share_the_first_call(sdk: openai.OpenAI, fake: FakeFal) -> None:
     fake.latency = 1.0
     key = _key()
     results: list[tuple[str, dict[str, str]]] = []
     threads = [threading.Thread(target=lambda: results.append(_edit(sdk, key))) for _ in range(3)]
-    for thread in threads:
+    threads[0].start()
+    # The duplicates arrive while fal works on the first (1 s), not after it answered.
+    wait_until(lambda: len(fake.submissions) == 1, "the first request reached fal")
+    for thread in threads[1:]:
         thread.start()
-        time.sleep(0.1)
     for thread in threads:
         thread.join(timeout=30)
     assert len(results) == 3
@@ -138,11 +131,10 @@ def test_concurrent_duplicates_share_the_first_call(live: LiveGateway, sdk: open
     assert sorted(headers.get("idempotent-replayed", "") for _, headers in results) == ["", "true", "true"]
 
 
-def test_sdk_timeout_retry_gets_the_first_result_without_a_second_call(live: LiveGateway, fake: FakeFal) -> None:
+def test_sdk_timeout_retry_gets_the_first_result_without_a_second_call(fal_gateway: LiveGateway, fake: FakeFal) -> None:
     """The SDK gives up on a slow answer and retries with the same key: the work was not cancelled."""
-    fake.reset()
     fake.latency = 1.5
-    with openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=2, timeout=0.8) as sdk:
+    with openai.OpenAI(base_url=fal_gateway.api_url, api_key=TEST_KEY, max_retries=2, timeout=0.8) as sdk:
         raw = sdk.images.with_raw_response.generate(
             model="hidream-i1-full",
             prompt="a slow lighthouse",
@@ -156,12 +148,11 @@ def test_sdk_timeout_retry_gets_the_first_result_without_a_second_call(live: Liv
     assert fake.cancelled == []
 
 
-def test_server_errors_are_not_stored_so_a_retry_can_succeed(live: LiveGateway, fake: FakeFal) -> None:
-    fake.reset()
+def test_server_errors_are_not_stored_so_a_retry_can_succeed(fal_gateway: LiveGateway, fake: FakeFal) -> None:
     fake.scenario = "503_always"
     key = _key()
     headers = {"Authorization": f"Bearer {TEST_KEY}", **key}
-    url = f"{live.api_url}/images/generations"
+    url = f"{fal_gateway.api_url}/images/generations"
     failed = httpx.post(url, json=_generate_body(), headers=headers, timeout=30)
     assert failed.status_code >= 500
     fake.scenario = "ok"
@@ -171,10 +162,9 @@ def test_server_errors_are_not_stored_so_a_retry_can_succeed(live: LiveGateway, 
     assert len(fake.attempts) == 2 and len(fake.submissions) == 1
 
 
-def test_client_errors_are_stored_and_replayed(live: LiveGateway, fake: FakeFal) -> None:
-    fake.reset()
+def test_client_errors_are_stored_and_replayed(fal_gateway: LiveGateway, fake: FakeFal) -> None:
     headers = {"Authorization": f"Bearer {TEST_KEY}", **_key()}
-    url = f"{live.api_url}/images/generations"
+    url = f"{fal_gateway.api_url}/images/generations"
     body = _generate_body("[fake:content_policy]")
     first = httpx.post(url, json=body, headers=headers, timeout=30)
     again = httpx.post(url, json=body, headers=headers, timeout=30)
@@ -185,10 +175,9 @@ def test_client_errors_are_stored_and_replayed(live: LiveGateway, fake: FakeFal)
     assert len(fake.attempts) == 1
 
 
-def test_json_bodies_match_whatever_their_key_order(live: LiveGateway, fake: FakeFal) -> None:
-    fake.reset()
+def test_json_bodies_match_whatever_their_key_order(fal_gateway: LiveGateway, fake: FakeFal) -> None:
     headers = {"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json", **_key()}
-    url = f"{live.api_url}/images/generations"
+    url = f"{fal_gateway.api_url}/images/generations"
     one = b'{"model": "hidream-i1-full", "prompt": "p", "size": "64x64", "response_format": "b64_json"}'
     two = b'{"response_format":"b64_json","size":"64x64","prompt":"p","model":"hidream-i1-full"}'
     assert httpx.post(url, content=one, headers=headers, timeout=30).status_code == 200
@@ -196,9 +185,9 @@ def test_json_bodies_match_whatever_their_key_order(live: LiveGateway, fake: Fak
     assert len(fake.submissions) == 1
 
 
-def test_a_malformed_key_is_400(live: LiveGateway) -> None:
+def test_a_malformed_key_is_400(fal_gateway: LiveGateway) -> None:
     response = httpx.post(
-        f"{live.api_url}/images/generations",
+        f"{fal_gateway.api_url}/images/generations",
         json=_generate_body(),
         headers={"Authorization": f"Bearer {TEST_KEY}", "Idempotency-Key": "k" * 256},
         timeout=30,
@@ -232,15 +221,8 @@ def test_answers_with_links_are_kept_no_longer_than_the_links(tmp_path: Path) ->
 
 def test_leaving_does_not_free_the_concurrency_slot_while_the_work_runs_on(tmp_path: Path, fake: FakeFal) -> None:
     """Work that outlives its request (a key, a client that left) still counts against the key's cap."""
-    fake.reset()
     fake.latency = 3.0
-    settings = make_settings(
-        tmp_path,
-        fal_key=FAL_KEY,
-        fal_base_url=fake.base_url,
-        fal_storage_url=fake.storage_url,
-        max_concurrent_per_key=1,
-    )
+    settings = upstream_settings(tmp_path, fal=fake, fal_key=FAL_KEY, max_concurrent_per_key=1)
     url_headers = {"Authorization": f"Bearer {TEST_KEY}"}
     with LiveGateway(settings) as server:
         url = f"{server.api_url}/images/generations"
@@ -248,14 +230,16 @@ def test_leaving_does_not_free_the_concurrency_slot_while_the_work_runs_on(tmp_p
             httpx.post(
                 url, json=_generate_body(), headers={**url_headers, **_key()}, timeout=httpx.Timeout(10, read=1.0)
             )
+        wait_until(lambda: len(fake.submissions) == 1, "the abandoned request reached fal")
         refused = httpx.post(url, json=_generate_body("another"), headers=url_headers, timeout=30)
         assert refused.status_code == 429, refused.text
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            later = httpx.post(url, json=_generate_body("later"), headers=url_headers, timeout=30)
-            if later.status_code != 429:
-                break
-            time.sleep(0.2)
-        assert later.status_code == 200
+        answers: list[httpx.Response] = []
+
+        def served_later() -> bool:
+            answers.append(httpx.post(url, json=_generate_body("later"), headers=url_headers, timeout=30))
+            return answers[-1].status_code != 429
+
+        wait_until(served_later, "the slot came back once the abandoned work ended", interval=0.2)
+        assert answers[-1].status_code == 200
     assert fake.cancelled == []
     assert len(fake.submissions) == 2

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.load_faults import FAULTS, LoadConfig, plan_faults, run
+from bench.fault_plan import FAULTS, LoadConfig, plan_faults
+from bench.load_faults import run
 
 CONFIG = LoadConfig(requests=300, concurrency=50, seed=11, timeout_seconds=45, ttl_seconds=4, sweep_seconds=0.5)
 

@@ -19,6 +19,7 @@ from app.ratelimit import duration
 from tests.conftest import TEST_KEY, make_settings
 from tests.images import png_bytes
 from tests.live import LiveGateway
+from tests.polling import wait_until
 
 OTHER_KEY = "sk-test-other-team"
 
@@ -136,17 +137,28 @@ def test_concurrency_cap_per_key_and_slots_come_back(tmp_path: Path) -> None:
         slow_done = threading.Event()
 
         def slow() -> None:
-            _generate(sdk, delay_ms=3000)
+            # Retries: should a probe below hold the slot at the moment this arrives, it waits its turn.
+            with _sdk(live, retries=3) as patient:
+                _generate(patient, delay_ms=3000)
             slow_done.set()
 
         worker = threading.Thread(target=slow)
         worker.start()
         try:
-            time.sleep(0.5)  # the slow request holds the key's only slot
-            with pytest.raises(openai.RateLimitError) as caught:
-                _generate(sdk)
-            assert caught.value.response.headers["retry-after"] == "1"
-            assert "concurrent" in caught.value.message
+            refusals: list[openai.RateLimitError] = []
+
+            def refused() -> bool:
+                """Probe until the slow request holds the key's only slot; probes served before that are harmless."""
+                try:
+                    _generate(sdk)
+                except openai.RateLimitError as error:
+                    refusals.append(error)
+                return bool(refusals)
+
+            wait_until(refused, "a second request of the key is refused while the slow one runs")
+            caught = refusals[0]
+            assert caught.response.headers["retry-after"] == "1"
+            assert "concurrent" in caught.message
             _generate(other)  # another key is not affected
         finally:
             worker.join(timeout=30)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import redis
 from tests.conftest import TEST_KEY, make_settings
 from tests.fakes.fake_fal import FakeFal
 from tests.live import LiveGateway
+from tests.polling import wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 FAL_KEY = "redis-fal-key:secret"
@@ -98,7 +98,8 @@ def test_the_concurrency_cap_is_shared_and_slots_come_back(tmp_path: Path, prefi
     with two_gateways(tmp_path, prefix, fake, max_concurrent_per_key=1) as (one, two):
         slow = threading.Thread(target=_generate, args=(one, "slow"))
         slow.start()
-        time.sleep(0.5)
+        # Once fal has the submission, the slow request holds the key's only slot (for 3 s more).
+        wait_until(lambda: len(fake.submissions) == 1, "the slow request reached fal")
         refused = _generate(two, "meanwhile")
         slow.join(timeout=30)
         fake.latency = 0.05

@@ -18,26 +18,19 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import TEST_KEY, make_settings
+from tests.conftest import TEST_KEY, upstream_settings
+from tests.e2e.conftest import FAL_KEY
 from tests.fakes.fake_fal import FakeFal
 from tests.live import LiveGateway
-
-FAL_KEY = "guards-fal-key:secret"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeFal]:
-    with FakeFal(api_key=FAL_KEY, latency=0.02) as server:
-        yield server
+from tests.polling import wait_until
 
 
 @pytest.fixture(scope="module")
-def live(fake: FakeFal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    settings = make_settings(
+def live(fal_server: FakeFal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    settings = upstream_settings(
         tmp_path_factory.mktemp("guards"),
+        fal=fal_server,
         fal_key=FAL_KEY,
-        fal_base_url=fake.base_url,
-        fal_storage_url=fake.storage_url,
         max_inflight=1,
         max_queued=8,
         queue_timeout_seconds=30,
@@ -61,10 +54,7 @@ def _stalled_upload(live: LiveGateway) -> socket.socket:
             "Content-Length: 100000\r\n\r\n--b\r\n"
         ).encode()
     )
-    deadline = time.monotonic() + 10
-    while _inflight(live) != 1:
-        assert time.monotonic() < deadline, "the stalled upload was never admitted"
-        time.sleep(0.01)
+    wait_until(lambda: _inflight(live) == 1, "the stalled upload is admitted")
     return sock
 
 
@@ -113,8 +103,5 @@ def test_a_client_leaving_mid_upload_is_not_logged_as_an_error(
     caplog.set_level(logging.INFO, logger="pixelgate")
     sock = _stalled_upload(live)
     sock.close()
-    deadline = time.monotonic() + 10
-    while _inflight(live) != 0:  # the request has ended: its slot is free
-        assert time.monotonic() < deadline, "the abandoned upload kept its slot"
-        time.sleep(0.01)
+    wait_until(lambda: _inflight(live) == 0, "the abandoned upload's slot is free again")
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -25,6 +25,8 @@ import yaml
 from app.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.fakes.fake_fal import FakeFal
+from tests.live import free_port
+from tests.polling import wait_until
 
 FAL_KEY = "shutdown-fal-key:secret"
 PIXELGATE = Path(sys.executable).parent / "pixelgate"
@@ -36,18 +38,11 @@ def fake() -> Iterator[FakeFal]:
         yield server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Served:
     """``pixelgate serve`` on a free loopback port, configured by environment as a user would."""
 
     def __init__(self, data_dir: Path, fake: FakeFal, drain_seconds: int, env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = {
             **os.environ,
             "PIXELGATE_API_KEYS": TEST_KEY,
@@ -118,21 +113,14 @@ class Call(threading.Thread):
                 self.error = exc
 
 
-def _wait_for(condition: object, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.02)
-    assert condition(), f"not true after {seconds} s"  # type: ignore[operator]
-
-
 def test_sigterm_drains_in_flight_requests_and_refuses_new_connections(tmp_path: Path, fake: FakeFal) -> None:
     served = Served(tmp_path, fake, drain_seconds=20)
     call = Call(served, "a lighthouse")
     call.start()
-    _wait_for(lambda: len(fake.submissions) == 1, 10)  # the job is at fal, ~1.5 s from done
+    wait_until(lambda: len(fake.submissions) == 1, "the job is at fal")  # ~1.5 s from done
     signalled = time.monotonic()
     served.proc.send_signal(signal.SIGTERM)
-    _wait_for(served.refuses_connections, 3.0)
+    wait_until(served.refuses_connections, "the listener closed on SIGTERM", timeout=3.0)
     call.join(timeout=20)
     assert call.error is None and call.result is not None
     assert call.result.data is not None and len(call.result.data) == 1
@@ -151,7 +139,7 @@ def test_past_the_drain_timeout_requests_are_cut_and_their_fal_jobs_cancelled(
     served = Served(tmp_path, fake, drain_seconds=1)
     call = Call(served, "a lighthouse that never ends [fake:never]", headers)
     call.start()
-    _wait_for(lambda: len(fake.submissions) == 1, 10)
+    wait_until(lambda: len(fake.submissions) == 1, "the job is at fal")
     signalled = time.monotonic()
     served.proc.send_signal(signal.SIGTERM)
     call.join(timeout=20)
@@ -181,10 +169,10 @@ def test_a_request_still_queued_for_admission_is_cut_with_the_same_503(tmp_path:
         admission: dict[str, int] = httpx.get(f"{served.base_url}/readyz", timeout=5).json()["admission"]
         return admission
 
-    _wait_for(lambda: load()["inflight"] == 1, 10)
+    wait_until(lambda: load()["inflight"] == 1, "the stalled upload holds the slot")
     call = Call(served, "a lighthouse")
     call.start()
-    _wait_for(lambda: load()["queued"] == 1, 10)
+    wait_until(lambda: load()["queued"] == 1, "the generation waits for admission")
     served.proc.send_signal(signal.SIGTERM)
     call.join(timeout=20)
     stalled.close()

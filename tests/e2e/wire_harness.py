@@ -25,7 +25,7 @@ from pydantic import JsonValue
 
 from normalization.catalog import Mode, ModelEntry
 from providers.fal import FalAdapter
-from tests.conftest import TEST_KEY, make_settings
+from tests.conftest import TEST_KEY, upstream_settings
 from tests.fakes.fake_fal import FakeFal
 from tests.fakes.fake_openai import Captured, FakeOpenAI, FakeOpenAIServer
 from tests.images import png_bytes
@@ -275,14 +275,8 @@ def start_harness(data_dir: Path) -> Iterator[Harness]:
         # A job of the fake is done at once; the first poll need not wait the production 20 ms.
         patch.setattr(FalAdapter, "poll_initial_seconds", 0.001)
         fal.default_size = (64, 64)  # generations without a size: no 1024x1024 image to encode per probe
-        settings = make_settings(
-            data_dir,
-            fal_key=FAL_KEY,
-            fal_base_url=fal.base_url,
-            fal_storage_url=fal.storage_url,
-            openai_api_key=OPENAI_KEY,
-            openai_base_url=upstream.base_url,
-            providers_yaml={"fal": {"max_retries": 0}, "openai": {"max_retries": 0}},
+        settings = upstream_settings(
+            data_dir, fal=fal, fal_key=FAL_KEY, openai_server=upstream, openai_key=OPENAI_KEY, max_retries=0
         )
         with (
             LiveGateway(settings) as live,

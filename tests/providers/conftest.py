@@ -1,4 +1,7 @@
-"""Fixtures for adapter tests: the fake fal and fake OpenAI servers, a real httpx client, adapters built on them."""
+"""Fixtures for adapter tests: the fake fal server, a real httpx client, adapters built on it.
+
+The fake OpenAI server (``openai_server``, ``fake_openai``) is in ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ from app.settings import ProviderSettings
 from providers.base import InputImage, UpstreamCall
 from providers.fal import FalAdapter
 from tests.fakes.fake_fal import FakeFal
-from tests.fakes.fake_openai import FakeOpenAI, FakeOpenAIServer
 from tests.images import png_bytes
 
 FAL_TEST_KEY = "fal-key-id:fal-key-secret-0123456789"
@@ -84,19 +86,3 @@ def generate_call(prompt: str = "a lighthouse", extra: dict[str, JsonValue] | No
         mode="generate",
         payload={"prompt": prompt, "image_size": {"width": 128, "height": 96}, **(extra or {})},
     )
-
-
-@pytest.fixture(scope="module")
-def openai_server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer(FakeOpenAI()) as server:
-        yield server
-
-
-@pytest.fixture
-def fake_openai(openai_server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
-    openai_server.app.result = "b64_json"
-    openai_server.app.revised_prompt = None
-    openai_server.app.url_host = None
-    openai_server.app.reset()
-    yield openai_server
-    openai_server.app.reset()

@@ -27,6 +27,7 @@ from PIL import Image
 from tests.conftest import TEST_KEY, make_settings
 from tests.fakes.fake_openai import FakeOpenAIServer, result_png
 from tests.live import LiveGateway
+from tests.polling import wait_until
 from tests.providers.openai_calls import API_KEY
 
 HOLD_SECONDS = 1.5
@@ -43,9 +44,9 @@ def _client(gateway: LiveGateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway.api_url, api_key=TEST_KEY, max_retries=0, timeout=30)
 
 
-def _hold_next_upstream_answer(fake: FakeOpenAIServer) -> None:
+def _hold_next_upstream_answer(fake: FakeOpenAIServer, seconds: float = HOLD_SECONDS) -> None:
     body = orjson.dumps({"created": 1, "data": [{"b64_json": base64.b64encode(result_png()).decode()}]})
-    fake.app.answer_next(200, body, delay_seconds=HOLD_SECONDS)
+    fake.app.answer_next(200, body, delay_seconds=seconds)
 
 
 def _generate(client: openai.OpenAI) -> int:
@@ -60,10 +61,7 @@ def _load(gateway: LiveGateway) -> dict[str, int]:
 
 
 def _until(gateway: LiveGateway, condition: Callable[[dict[str, int]], bool]) -> None:
-    deadline = time.monotonic() + 10
-    while not condition(_load(gateway)):
-        assert time.monotonic() < deadline, f"admission never reached the expected state: {_load(gateway)}"
-        time.sleep(0.01)
+    wait_until(lambda: condition(_load(gateway)), "admission reached the expected state")
 
 
 @contextmanager
@@ -147,13 +145,14 @@ def test_requests_waiting_for_a_slow_upstream_hold_no_slot(
     with _gateway(fake_openai, tmp_path, max_inflight=1, max_queued=4) as gateway:
         client = _client(gateway)
         for _ in range(3):
-            _hold_next_upstream_answer(fake_openai)
+            _hold_next_upstream_answer(fake_openai, seconds=5.0)  # room for a loaded machine
         running = [pool.submit(_generate, client) for _ in range(3)]
         # All three reach the upstream while it still works on the first: one slot, three images at once.
-        deadline = time.monotonic() + 10
-        while len(fake_openai.app.requests) < 3:
-            assert time.monotonic() < deadline, "the upstream calls were serialised by the admission slot"
-            time.sleep(0.01)
+        wait_until(
+            lambda: len(fake_openai.app.requests) == 3,
+            "the upstream calls were serialised by the admission slot",
+            timeout=4.0,  # under the 5 s hold: serialised calls could not all arrive in time
+        )
         assert not any(future.done() for future in running)
         assert _load(gateway)["inflight"] == 0
         assert [future.result(timeout=30) for future in running] == [1, 1, 1]
@@ -179,8 +178,7 @@ def test_duplicates_of_an_idempotent_request_wait_without_a_slot(
             return result.data[0].b64_json
 
         first = pool.submit(generate)
-        while not fake_openai.app.requests:
-            time.sleep(0.01)
+        wait_until(lambda: bool(fake_openai.app.requests), "the first request reached the upstream")
         duplicates = [pool.submit(generate) for _ in range(2)]
         answers = {future.result(timeout=15) for future in [first, *duplicates]}
         assert len(answers) == 1
