@@ -24,10 +24,11 @@ Other routes (``/healthz``, ``/v1/models``, hosted image links) pass straight th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -146,10 +147,11 @@ class Slot:
             self._gate.release()
 
 
-def slot_of(scope: Scope) -> Slot | None:
-    """The admission slot of an image request (None outside the admission middleware, e.g. in tests)."""
+def slot_released(scope: Scope) -> AbstractAsyncContextManager[None]:
+    """The request's admission slot handed on for the duration (:meth:`Slot.released`); nothing for a
+    request that has none (outside the admission middleware)."""
     slot = scope.get(SCOPE_KEY)
-    return slot if isinstance(slot, Slot) else None
+    return slot.released() if isinstance(slot, Slot) else contextlib.nullcontext()
 
 
 class AdmissionMiddleware:

@@ -31,7 +31,7 @@ class KeyCheck:
         header = request.headers.get("authorization", "")
         if self.accepts(header):
             return
-        if not _presented(header):
+        if not presented_key(header):
             raise AuthenticationError(
                 "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
                 code="missing_api_key",
@@ -42,7 +42,7 @@ class KeyCheck:
         """Whether an ``Authorization`` header value carries one of the keys (always, with none configured)."""
         if not self._keys:
             return True
-        presented = _presented(authorization)
+        presented = presented_key(authorization)
         if presented is None:
             return False
         candidate = presented.encode()
@@ -52,7 +52,8 @@ class KeyCheck:
         return matched
 
 
-def _presented(authorization: str) -> str | None:
+def presented_key(authorization: str) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header value, or None when there is none."""
     scheme, _, presented = authorization.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         return None

@@ -41,7 +41,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import JsonValue
 
-from app.admission import slot_of
+from app.admission import slot_released
 from app.errors import ConflictError, GatewayError, InvalidRequestError, ServiceUnavailableError
 from app.forms import ParsedForm
 from app.handlers import ChunksResponse, error_response
@@ -194,9 +194,8 @@ class Idempotency:
             running = self._running[scoped] = _Running(fingerprint, task)
         self._check(running.fingerprint, fingerprint)
         # Waiting does not tie the work to this connection: a client that leaves stops waiting only.
-        slot = None if leader else slot_of(request.scope)
         # A duplicate holds no admission slot while it waits: the leader needs one to finish.
-        async with slot.released() if slot else contextlib.nullcontext():
+        async with contextlib.nullcontext() if leader else slot_released(request.scope):
             await asyncio.wait({running.task})
         if running.task.cancelled():
             raise ServiceUnavailableError(

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth import presented_key
 from app.errors import RequestRateLimitError
 
 _TICKET = "pixelgate_limits"
@@ -143,7 +144,7 @@ def client_identity(request: Request, *, keyed: bool) -> str:
     Only meaningful after authentication (with keys configured, the key is then a valid one).
     """
     if keyed:
-        presented = request.headers.get("authorization", "").partition(" ")[2].strip()
+        presented = presented_key(request.headers.get("authorization", "")) or ""
         return "key:" + hashlib.sha256(presented.encode()).hexdigest()[:32]
     host = request.client.host if request.client else "unknown"
     return "addr:" + host

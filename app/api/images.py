@@ -9,8 +9,7 @@ calling the provider. A client that disconnects cancels its upstream work, unles
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -19,13 +18,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import JsonValue
 
-from app.admission import slot_of
+from app.admission import slot_released
 from app.api import openapi_bodies
 from app.deps import AppState, AppStateDep
 from app.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
-from app.idempotency import Material, form_material, json_material
+from app.idempotency import Material, Work, form_material, json_material
 from app.inputs import build_request, form_inputs, json_inputs
 from normalization.catalog import Mode
 from normalization.dryrun import describe_plan
@@ -79,9 +78,8 @@ async def create_edit(request: Request, state: AppStateDep) -> Response:
         body = _json_object(await read_limited(request.stream(), max_request * MAX_JSON_BYTES_FACTOR))
 
         async def json_edit() -> Response:
-            slot = slot_of(request.scope)
             # Downloading image_url inputs waits on someone else's server: not on an admission slot.
-            async with slot.released() if slot else contextlib.nullcontext():
+            async with slot_released(request.scope):
                 inputs = await json_inputs(
                     body,
                     fetch=state.fetch_input,
@@ -109,9 +107,7 @@ async def create_generation(request: Request, state: AppStateDep) -> Response:
     return await _respond(request, state, lambda: json_material(body), generation)
 
 
-async def _respond(
-    request: Request, state: AppState, material: Material, work: Callable[[], Awaitable[Response]]
-) -> Response:
+async def _respond(request: Request, state: AppState, material: Material, work: Work) -> Response:
     """``work()`` once per Idempotency-Key (see :mod:`app.idempotency`), cancelled if the client leaves."""
     return await _until_disconnect(request, state.idempotency.serve(request, material, work))
 
@@ -124,10 +120,9 @@ async def _serve(
     if _dry_run(request):
         return json_response(describe_plan(plan), headers=_warning_headers(plan.warnings))
     base_url = state.settings.public_url or str(request.base_url)
-    slot = slot_of(request.scope)
     # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
     result: ImagesResponse = await gateway.execute(
-        plan, base_url=base_url, while_upstream=slot.released if slot else None
+        plan, base_url=base_url, while_upstream=lambda: slot_released(request.scope)
     )
     return ChunksResponse(result.wire_chunks(), headers=_warning_headers(plan.warnings))
 
