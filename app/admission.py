@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import KeyCheck
-from app.errors import ServiceUnavailableError
 from app.handlers import error_response
+from core.errors import ServiceUnavailableError
 
 ADMITTED_PATHS = frozenset({"/v1/images/edits", "/v1/images/generations"})
 SCOPE_KEY = "pixelgate.admission"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from fastapi import Request
 
-from app.errors import AuthenticationError
+from core.errors import AuthenticationError
 
 
 class KeyCheck:

@@ -4,7 +4,7 @@ uvicorn has no read timeout for a request body: a client that sends its headers 
 (or stops sending) the body keeps the request, and every buffer it filled, alive indefinitely.
 :class:`BodyTimeoutMiddleware` bounds the wait for each body chunk (``idle_seconds`` without a
 byte) and for the whole body (``total_seconds`` from the first read). Past either, the read raises
-:class:`~app.errors.RequestTimeoutError`, which the one error handler renders as a 408 in the
+:class:`~core.errors.RequestTimeoutError`, which the one error handler renders as a 408 in the
 OpenAI shape. Once the body is complete, later ``receive`` calls (disconnect watching) are untouched.
 """
 
@@ -15,7 +15,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import RequestTimeoutError
+from core.errors import RequestTimeoutError
 
 
 class BodyTimeoutMiddleware:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pydantic import JsonValue
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.errors import GatewayError, InvalidRequestError, PayloadTooLargeError
+from core.errors import GatewayError, InvalidRequestError, PayloadTooLargeError
 
 _IMAGE_PART = re.compile(r"^image(\[\d*\])?$")
 _MASK_PART = re.compile(r"^mask(\[\d*\])?$")

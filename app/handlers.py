@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ClientGone, GatewayError, InvalidRequestError
+from core.errors import ClientGone, GatewayError, InvalidRequestError
 
 log = logging.getLogger("pixelgate")
 CLIENT_CLOSED_REQUEST = 499

@@ -42,10 +42,10 @@ from fastapi.responses import Response
 from pydantic import JsonValue
 
 from app.admission import slot_released
-from app.errors import ConflictError, GatewayError, InvalidRequestError, ServiceUnavailableError
 from app.forms import ParsedForm
 from app.handlers import ChunksResponse, error_response
 from app.ratelimit import client_identity, hold_slot_until
+from core.errors import ConflictError, GatewayError, InvalidRequestError, ServiceUnavailableError
 
 log = logging.getLogger("pixelgate")
 

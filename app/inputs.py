@@ -13,11 +13,10 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import JsonValue, ValidationError
 
-from app.errors import InvalidRequestError, PayloadTooLargeError
 from app.forms import ParsedForm
-from normalization.imagetype import probe_input
+from core.errors import InvalidRequestError, PayloadTooLargeError
+from core.images import InputImage, probe_input
 from normalization.request import EditInputs, ImageRequest
-from providers.base import InputImage
 
 UrlFetcher = Callable[[str], Awaitable[bytes]]
 """Downloads an ``image_url`` input (https or an allowed host) within the size cap."""

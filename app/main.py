@@ -21,15 +21,16 @@ from app.api import health, images, models
 from app.auth import KeyCheck
 from app.body_timeout import BodyTimeoutMiddleware
 from app.deps import AppState
-from app.errors import InvalidRequestError, UpstreamError
 from app.handlers import RequestIdMiddleware, install_error_handlers
 from app.hosting import build_host
 from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
 from app.ratelimit import LimitsMiddleware, build_limiter
-from app.settings import ProviderSettings, Settings
+from app.settings import Settings
 from app.shutdown import InFlight, ShutdownMiddleware
 from app.state import build_state
+from core.errors import InvalidRequestError, UpstreamError
+from core.provider_settings import ProviderSettings
 from normalization.catalog import Catalog, load_builtin_catalog
 from normalization.imaging import ImageWorkers
 from normalization.pipeline import Gateway, GatewayConfig

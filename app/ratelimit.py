@@ -32,7 +32,7 @@ from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import presented_key
-from app.errors import RequestRateLimitError
+from core.errors import RequestRateLimitError
 
 _TICKET = "pixelgate_limits"
 

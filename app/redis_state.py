@@ -24,9 +24,9 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.errors import ServiceUnavailableError
 from app.idempotency import StoredResponse
 from app.ratelimit import BucketState
+from core.errors import ServiceUnavailableError
 
 _TAKE = """
 local capacity = tonumber(ARGV[1])

@@ -21,8 +21,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ServiceUnavailableError
 from app.handlers import error_response
+from core.errors import ServiceUnavailableError
 
 
 class InFlight:

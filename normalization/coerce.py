@@ -13,7 +13,7 @@ import math
 import orjson
 from pydantic import JsonValue
 
-from app.errors import InvalidRequestError
+from core.errors import InvalidRequestError
 from normalization.catalog import ParamSpec, ParamType
 
 _TRUE = frozenset({"true", "1", "yes", "on"})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pydantic import JsonValue
 
+from core.images import InputImage
 from normalization.engine import Plan
-from providers.base import InputImage, UpstreamCall
+from providers.base import UpstreamCall
 
 
 def _image_ref(image: InputImage) -> str:

@@ -12,7 +12,7 @@ and the :class:`Plan` records which, for the response metadata and ``GET /v1/mod
   dropped with a warning, or refused under strict mode;
 - anything else passes straight through, untyped.
 
-Pure: no I/O, no clock. Raises :class:`app.errors.InvalidRequestError` for bad input.
+Pure: no I/O, no clock. Raises :class:`core.errors.InvalidRequestError` for bad input.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from app.errors import InvalidRequestError, UnsupportedParameterError
+from core.errors import InvalidRequestError, UnsupportedParameterError
+from core.images import InputImage
 from normalization.catalog import Behavior, Mode, ModelEntry, ParamSpec
 from normalization.coerce import coerce_value
 from normalization.request import EditInputs, ImageRequest, OutputFormat
 from normalization.sizes import parse_size_request, resolve_size
-from providers.base import InputImage, JsonObject, UpstreamCall
+from providers.base import JsonObject, UpstreamCall
 
 SIZE_FIELDS = ("size", "aspect_ratio", "resolution")
 OPENAI_ONLY_FIELDS = frozenset(

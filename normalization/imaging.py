@@ -29,9 +29,8 @@ from PIL import (
 )
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from app.errors import GatewayError, UpstreamError
-from normalization.imagetype import sniff_media_type
-from providers.base import ImageMediaType
+from core.errors import GatewayError, UpstreamError
+from core.images import ImageMediaType, sniff_media_type
 
 OutputFormat = Literal["png", "jpeg", "gif", "webp", "avif"]
 
@@ -118,7 +117,7 @@ def convert(
 
     Failure: undecodable or truncated bytes, an unknown type, or more than ``max_pixels`` pixels
     raise ``error_class`` (default :class:`UpstreamError`, for upstream results; pass
-    :class:`~app.errors.InvalidRequestError` for client-supplied images) with code
+    :class:`~core.errors.InvalidRequestError` for client-supplied images) with code
     ``invalid_image`` or ``image_too_large``.
     """
     img, source_type = _open_checked(data, max_pixels, error_class)

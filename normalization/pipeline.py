@@ -18,7 +18,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from app.errors import (
+from core.errors import (
     GatewayError,
     InvalidRequestError,
     ModelNotFoundError,
@@ -30,8 +30,7 @@ from normalization.engine import Plan, plan_request
 from normalization.imaging import EncodedImage, ImageWorkers, OutputSpec
 from normalization.request import EditInputs, ImageRequest
 from normalization.response import ImageData, ImagesResponse, ResponseMetadata
-from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
-from providers.registry import adapter_for
+from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall, adapter_for
 
 UpstreamWait = Callable[[], AbstractAsyncContextManager[None]]
 """Entered around a request's upstream calls (see :meth:`Gateway.execute`)."""

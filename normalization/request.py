@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from providers.base import InputImage
+from core.images import InputImage
 
 OutputFormat = Literal["png", "jpeg", "gif", "webp", "avif"]
 

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from app.errors import InvalidRequestError
+from core.errors import InvalidRequestError
 
 __all__ = [
     "MAX_RATIO",

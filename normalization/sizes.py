@@ -18,7 +18,7 @@ from itertools import product
 
 from pydantic import JsonValue
 
-from app.errors import InvalidRequestError
+from core.errors import InvalidRequestError
 from normalization.catalog import Behavior, SizeSpec
 from normalization.size_parsing import (
     DIMENSIONS_RE,

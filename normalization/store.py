@@ -19,8 +19,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from app.errors import NotFoundError
-from providers.base import ImageMediaType
+from core.errors import NotFoundError
+from core.images import ImageMediaType
 
 _EXTENSIONS: dict[ImageMediaType, str] = {
     "image/png": "png",

@@ -6,24 +6,23 @@ already translated by the catalog; images still bytes), and an adapter turns one
 how to authenticate, poll, retry, upload inputs and download results. They never emulate
 (``n`` fan-out, format conversion, resizing and hosting live in ``normalization/``).
 
-Failure contract: an adapter raises :mod:`app.errors` exceptions only, having mapped its client
+Failure contract: an adapter raises :mod:`core.errors` exceptions only, having mapped its client
 library's exceptions in one place. On ``asyncio.CancelledError`` (client gone, deadline passed,
 sibling call failed) it releases upstream work it started (e.g. fal's cancel) and re-raises.
 """
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from app.settings import ProviderSettings
-
-ImageMediaType = Literal["image/png", "image/jpeg", "image/webp", "image/gif", "image/avif"]
+from core.errors import ProviderNotConfiguredError
+from core.images import InputImage
+from core.provider_settings import ProviderSettings
 
 JsonObject = dict[str, JsonValue]
 """A JSON object as sent on the wire to an upstream (already translated field names and types)."""
@@ -31,24 +30,6 @@ JsonObject = dict[str, JsonValue]
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class InputImage(_Frozen):
-    """An input image whose type was sniffed from its bytes (never from a filename)."""
-
-    data: bytes = Field(repr=False)
-    media_type: ImageMediaType
-    width: int
-    height: int
-
-    @property
-    def digest(self) -> str:
-        """Short content digest, shown instead of bytes in dry runs and logs."""
-        return "sha256:" + hashlib.sha256(self.data).hexdigest()[:16]
-
-    @property
-    def extension(self) -> str:
-        return self.media_type.split("/", 1)[1]
 
 
 class UpstreamCall(_Frozen):
@@ -95,7 +76,7 @@ class ImageAdapter(ABC):
     async def run(self, call: UpstreamCall) -> ProviderResult:
         """Send ``call`` upstream and return its images as bytes.
 
-        Raises :class:`app.errors.GatewayError` subclasses only: ``ProviderNotConfiguredError``
+        Raises :class:`core.errors.GatewayError` subclasses only: ``ProviderNotConfiguredError``
         without credentials, ``InvalidRequestError`` (with the upstream field in ``param``; the
         engine maps it back to the client's name), ``ModerationBlockedError``, ``UpstreamError``,
         ``UpstreamTimeoutError``. Retries retryable failures itself before raising.
@@ -107,3 +88,11 @@ class ImageAdapter(ABC):
 
 AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient], ImageAdapter]
 """Builds an adapter from its provider's settings and the app's one shared HTTP client."""
+
+
+def adapter_for(adapters: Mapping[str, ImageAdapter], provider: str) -> ImageAdapter:
+    """The adapter serving ``provider``; 503 ``provider_not_configured`` when there is none."""
+    adapter = adapters.get(provider)
+    if adapter is None:
+        raise ProviderNotConfiguredError(f"provider {provider!r} is not configured on this gateway")
+    return adapter

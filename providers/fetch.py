@@ -14,7 +14,7 @@ must not turn the gateway into a proxy into its own network (SSRF). The rules:
 - the body is streamed and the download aborted past ``max_bytes``; the whole fetch, redirects
   included, has ``timeout_seconds``.
 
-Every failure is an :class:`app.errors.UpstreamError` with code ``upstream_fetch_failed`` whose
+Every failure is an :class:`core.errors.UpstreamError` with code ``upstream_fetch_failed`` whose
 message names scheme, host and path only: query strings of signed URLs are credentials.
 """
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from app.errors import UpstreamError
+from core.errors import UpstreamError
 
 FETCH_FAILED = "upstream_fetch_failed"
 

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from app.errors import ProviderNotConfiguredError
-from app.settings import ProviderSettings
+from core.provider_settings import ProviderSettings
 from providers.base import AdapterFactory, ImageAdapter
 from providers.fal import FalAdapter
 from providers.openai import OpenAIAdapter
@@ -45,14 +44,6 @@ def build_adapters(providers: Mapping[str, ProviderSettings], client: httpx.Asyn
             )
         adapters[name] = factory(conf, client)
     return adapters
-
-
-def adapter_for(adapters: Mapping[str, ImageAdapter], provider: str) -> ImageAdapter:
-    """The adapter serving ``provider``; 503 ``provider_not_configured`` when there is none."""
-    adapter = adapters.get(provider)
-    if adapter is None:
-        raise ProviderNotConfiguredError(f"provider {provider!r} is not configured on this gateway")
-    return adapter
 
 
 register("sandbox", SandboxAdapter.from_settings)

@@ -8,8 +8,8 @@ already right are passed through untouched.
 
 from __future__ import annotations
 
-from app.errors import InvalidRequestError, UpstreamError
-from normalization.imagetype import image_dimensions, looks_complete, sniff_media_type
+from core.errors import InvalidRequestError, UpstreamError
+from core.images import image_dimensions, looks_complete, sniff_media_type
 
 
 def checked_result(data: bytes, *, upstream: str, max_pixels: int) -> bytes:

@@ -19,9 +19,10 @@ import random
 import httpx
 from PIL import Image, ImageChops, ImageDraw, ImageOps
 
-from app.errors import InvalidRequestError
-from app.settings import ProviderSettings
-from providers.base import GeneratedImage, ImageAdapter, InputImage, ProviderResult, UpstreamCall
+from core.errors import InvalidRequestError
+from core.images import InputImage
+from core.provider_settings import ProviderSettings
+from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
 
 
 def _int_field(call: UpstreamCall, name: str, default: int) -> int:

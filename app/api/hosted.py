@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
-from app.errors import PermissionDeniedError
+from core.errors import PermissionDeniedError
 from normalization.signing import LinkSigner
 from normalization.store import ImageStore
 

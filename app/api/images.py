@@ -21,11 +21,11 @@ from pydantic import JsonValue
 from app.admission import slot_released
 from app.api import openapi_bodies
 from app.deps import AppState, AppStateDep
-from app.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
 from app.idempotency import Material, Work, form_material, json_material
 from app.inputs import build_request, form_inputs, json_inputs
+from core.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from normalization.catalog import Mode
 from normalization.dryrun import describe_plan
 from normalization.engine import Plan

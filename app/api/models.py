@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.deps import AppStateDep
-from app.errors import ModelNotFoundError
+from core.errors import ModelNotFoundError
 from normalization.catalog import ModelEntry
 from normalization.introspect import parameter_table
 

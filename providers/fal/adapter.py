@@ -21,9 +21,11 @@ import base64
 import httpx
 from pydantic import JsonValue
 
-from app.errors import GatewayError, ProviderNotConfiguredError
-from app.settings import DEFAULT_FAL_BASE_URL, DEFAULT_FAL_STORAGE_URL, ProviderSettings
-from providers.base import ImageAdapter, InputImage, ProviderResult, UpstreamCall
+from core.errors import GatewayError, ProviderNotConfiguredError
+from core.images import InputImage
+from core.provider_settings import ProviderSettings
+from providers.base import ImageAdapter, ProviderResult, UpstreamCall
+from providers.fal.defaults import DEFAULT_FAL_BASE_URL, DEFAULT_FAL_STORAGE_URL
 from providers.fal.queue import FalQueue, QueueHandle
 from providers.fal.results import collect_images
 from providers.fal.retry import RetryPolicy

@@ -1,4 +1,4 @@
-"""The one place where fal's answers and httpx's exceptions become :mod:`app.errors`.
+"""The one place where fal's answers and httpx's exceptions become :mod:`core.errors`.
 
 fal reports failures in three shapes (see the fal reference, section 2.4):
 
@@ -40,7 +40,7 @@ from typing import Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
-from app.errors import (
+from core.errors import (
     GatewayError,
     InvalidRequestError,
     ModerationBlockedError,

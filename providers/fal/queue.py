@@ -51,7 +51,7 @@ class QueueStatus(BaseModel):
 
 @dataclass
 class FalQueue:
-    """One fal account's queue. Every method raises ``app.errors`` (see :mod:`providers.fal.errors`)."""
+    """One fal account's queue. Every method raises ``core.errors`` (see :mod:`providers.fal.errors`)."""
 
     http: FalHttp
     base_url: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from providers.base import InputImage
+from core.images import InputImage
 from providers.fal.errors import parse_model
 from providers.fal.transport import FalHttp
 
@@ -23,7 +23,7 @@ class _Initiated(BaseModel):
 
 
 async def upload_image(http: FalHttp, storage_url: str, image: InputImage, file_name: str) -> str:
-    """Upload ``image`` to fal storage and return its ``file_url``. Raises ``app.errors`` only."""
+    """Upload ``image`` to fal storage and return its ``file_url``. Raises ``core.errors`` only."""
     initiate = f"{storage_url.rstrip('/')}/storage/upload/initiate?storage_type=fal-cdn-v3"
     response = await http.send(
         "POST", initiate, phase="storage", json={"content_type": image.media_type, "file_name": file_name}

@@ -1,4 +1,4 @@
-"""One fal HTTP exchange: authenticated, timed, retried, and mapped to ``app.errors``.
+"""One fal HTTP exchange: authenticated, timed, retried, and mapped to ``core.errors``.
 
 Queue and storage calls all go through :meth:`FalHttp.send`, so the retry policy, the
 connect/read timeouts and the error mapping are the same for every request to fal.

@@ -23,10 +23,11 @@ import ipaddress
 import httpx
 import orjson
 
-from app.errors import ProviderNotConfiguredError
-from app.settings import DEFAULT_OPENAI_BASE_URL, ProviderSettings
+from core.errors import ProviderNotConfiguredError
+from core.provider_settings import ProviderSettings
 from providers.base import ImageAdapter, ProviderResult, UpstreamCall
 from providers.fetch import FetchPolicy
+from providers.openai.defaults import DEFAULT_OPENAI_BASE_URL
 from providers.openai.errors import error_from_response, error_from_transport
 from providers.openai.results import collect_images, parse_body
 from providers.openai.retry import RetryPolicy, send_with_retry

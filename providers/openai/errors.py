@@ -37,7 +37,7 @@ import re
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from app.errors import (
+from core.errors import (
     GatewayError,
     InvalidRequestError,
     ModerationBlockedError,

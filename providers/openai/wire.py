@@ -21,8 +21,9 @@ from collections.abc import AsyncIterator
 
 from pydantic import JsonValue
 
-from app.errors import GatewayError
-from providers.base import InputImage, JsonObject, UpstreamCall
+from core.errors import GatewayError
+from core.images import InputImage
+from providers.base import JsonObject, UpstreamCall
 
 FormFields = dict[str, str | list[str]]
 FilePart = tuple[str, tuple[str, bytes, str]]

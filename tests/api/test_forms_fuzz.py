@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app.errors import InvalidRequestError, PayloadTooLargeError
 from app.forms import MAX_FIELD_BYTES, MAX_PARTS, FormLimits, ParsedForm, read_multipart
+from core.errors import InvalidRequestError, PayloadTooLargeError
 
 BOUNDARY = "fuzzBoundary7MA4YWxkTrZu0gW"
 LIMITS = FormLimits(max_file_bytes=300, max_request_bytes=4000, max_images=3)

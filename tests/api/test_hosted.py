@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.api.hosted import hosted_images_router, signed_url, sweep_forever
-from app.errors import GatewayError
+from core.errors import GatewayError
 from normalization.signing import LinkSigner
 from normalization.store import DirectoryStore, StoredImage
 

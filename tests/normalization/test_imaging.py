@@ -8,8 +8,8 @@ import io
 import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
-from app.errors import InvalidRequestError, UpstreamError
-from normalization.imagetype import looks_complete, sniff_media_type
+from core.errors import InvalidRequestError, UpstreamError
+from core.images import looks_complete, sniff_media_type
 from normalization.imaging import EncodedImage, ImageWorkers, OutputFormat, OutputSpec, convert
 
 MAX_PIXELS = 10_000_000

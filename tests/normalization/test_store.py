@@ -10,7 +10,7 @@ from typing import cast
 
 import pytest
 
-from app.errors import NotFoundError
+from core.errors import NotFoundError
 from normalization.store import DirectoryStore, is_valid_name
 
 TTL = 3600

@@ -11,8 +11,9 @@ import httpx
 import pytest
 from pydantic import JsonValue
 
-from app.settings import ProviderSettings
-from providers.base import InputImage, UpstreamCall
+from core.images import InputImage
+from core.provider_settings import ProviderSettings
+from providers.base import UpstreamCall
 from providers.fal import FalAdapter
 from tests.fakes.fake_fal import FakeFal
 from tests.images import png_bytes

@@ -9,8 +9,9 @@ import httpx
 from PIL import Image
 from pydantic import JsonValue
 
-from app.settings import ProviderSettings
-from providers.base import InputImage, ProviderResult, UpstreamCall
+from core.images import InputImage
+from core.provider_settings import ProviderSettings
+from providers.base import ProviderResult, UpstreamCall
 from providers.openai import OpenAIAdapter
 
 API_KEY = "sk-upstream-secret-0123456789"

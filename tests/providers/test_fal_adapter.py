@@ -9,7 +9,7 @@ import time
 import pytest
 from PIL import Image
 
-from app.errors import ProviderNotConfiguredError
+from core.errors import ProviderNotConfiguredError
 from providers.base import UpstreamCall
 from tests.fakes.fake_fal import FakeFal
 from tests.providers.conftest import AdapterMaker, edit_call, generate_call, input_image

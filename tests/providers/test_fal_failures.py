@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.errors import (
+from core.errors import (
     GatewayError,
     InvalidRequestError,
     ModerationBlockedError,

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from pydantic import JsonValue
 
-from app.errors import InvalidRequestError, ModerationBlockedError, UpstreamError
-from app.settings import ProviderSettings
+from core.errors import InvalidRequestError, ModerationBlockedError, UpstreamError
+from core.provider_settings import ProviderSettings
 from providers.fal import FalAdapter
 from providers.fal.errors import error_from_response
 from providers.fal.retry import RetryPolicy, retry_after_seconds, should_retry

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 import httpx
 import pytest
 
-from app.errors import UpstreamError
+from core.errors import UpstreamError
 from providers.fetch import FetchPolicy, decode_data_uri, fetch_image_bytes, is_public_address
 from tests.fakes.fake_fal import FakeFal
 

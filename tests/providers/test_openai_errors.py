@@ -8,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from app.errors import (
+from core.errors import (
     InvalidRequestError,
     ModerationBlockedError,
     UpstreamError,

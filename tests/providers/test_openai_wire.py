@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import JsonValue
 
-from app.errors import ProviderNotConfiguredError, UpstreamError
+from core.errors import ProviderNotConfiguredError, UpstreamError
 from tests.fakes.fake_openai import FakeOpenAIServer, result_png
 from tests.providers.openai_calls import (
     API_KEY,

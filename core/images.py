@@ -6,13 +6,38 @@ module is the one place that decides what an image is.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
+from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.errors import InvalidRequestError
-from providers.base import ImageMediaType, InputImage
+from core.errors import InvalidRequestError
+
+ImageMediaType = Literal["image/png", "image/jpeg", "image/webp", "image/gif", "image/avif"]
+
+
+class InputImage(BaseModel):
+    """An input image whose type was sniffed from its bytes (never from a filename)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data: bytes = Field(repr=False)
+    media_type: ImageMediaType
+    width: int
+    height: int
+
+    @property
+    def digest(self) -> str:
+        """Short content digest, shown instead of bytes in dry runs and logs."""
+        return "sha256:" + hashlib.sha256(self.data).hexdigest()[:16]
+
+    @property
+    def extension(self) -> str:
+        return self.media_type.split("/", 1)[1]
+
 
 INPUT_MEDIA_TYPES: tuple[ImageMediaType, ...] = ("image/png", "image/jpeg", "image/webp")
 
