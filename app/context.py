@@ -14,6 +14,7 @@ Code reads it through :func:`context_of` (guards, with the ASGI scope) or the
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -25,10 +26,14 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.handlers import internal_error_response
+
 if TYPE_CHECKING:  # the guards that fill these fields import this module
     from app.admission import Slot
     from app.auth import Principal
     from app.ratelimit import LimitsTicket
+
+log = logging.getLogger("pixelgate")
 
 REQUEST_ID_HEADER = "x-request-id"
 _SCOPE_KEY = "pixelgate.context"
@@ -110,7 +115,10 @@ RequestContextDep = Annotated[RequestContext, Depends(_request_context)]
 
 class RequestContextGuard:
     """Creates each HTTP request's :class:`RequestContext`, adds ``x-request-id`` to its response (the
-    client's, if it sent a sane one) and records the response's status and the total time."""
+    client's, if it sent a sane one) and records the response's status and the total time.
+
+    An exception no handler took (a bug) is logged and answered here, a 500 in the OpenAI shape, so
+    that it too carries the request id (the framework's own last-resort handler sits outside)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -136,6 +144,11 @@ class RequestContextGuard:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if context.outcome.status is not None:  # the answer has started: only the server can end it
+                raise
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            await internal_error_response()(scope, receive, send_with_id)
         finally:
             if context.timings.total is None:  # no complete response (client gone, or cancelled)
                 context.timings.total = time.monotonic() - context.timings.started

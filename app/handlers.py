@@ -77,8 +77,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response(body, status, {**(exc.headers or {}), **_NO_RETRY})
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+def internal_error_response() -> Response:
+    """The 500 for an unexpected exception: the OpenAI shape, nothing internal revealed."""
     body = {
         "error": {
             "message": "internal error in the gateway",
@@ -89,6 +89,11 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     }
     # A bug is likely to fail again the same way, possibly after upstream work was paid for.
     return json_response(body, 500, _NO_RETRY)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return internal_error_response()
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:

@@ -10,6 +10,7 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -280,3 +281,20 @@ async def test_upstream_time_is_counted_and_the_slot_handed_on() -> None:
     await GuardStack(app, guards)(_scope("/v1/images/edits", "Bearer k"), _no_body, _discard)
     assert during == [0, 1]  # handed on while upstream, taken back after
     assert gate.inflight == 0
+
+
+async def test_a_bug_is_a_500_in_the_openai_shape_with_the_request_id(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise KeyError("internal detail")
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await GuardStack(broken, _guards(keys=["k"]))(_scope("/v1/images/edits", "Bearer k"), _no_body, send)
+    assert sent[0]["status"] == 500
+    assert _header(sent, b"x-request-id") is not None and _header(sent, b"x-should-retry") == b"false"
+    assert b"internal detail" not in sent[1]["body"]
+    assert orjson.loads(sent[1]["body"])["error"]["type"] == "server_error"
+    assert "unhandled error" in caplog.text
