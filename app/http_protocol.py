@@ -94,7 +94,7 @@ class _GuardedProtocol(HttpToolsProtocol):
             self._discard(len(data))
             return
         if not self._in_head:
-            super().data_received(data)
+            self._feed(data)
             return
         # Feed at most what the head may still grow by: a head not complete by then is too large,
         # and httptools never gets to buffer more of it.
@@ -202,11 +202,16 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._answer_refusal()
 
     def _answer_refusal(self) -> None:
-        """Answer the refused head, then discard what still arrives (bounded) before closing."""
+        """Answer the refused request, then discard what still arrives (bounded) before closing."""
         refusal = self._refusal
         assert refusal is not None
         self._cancel_head_timer()
         self.logger.warning("refused a request: %s", refusal.message)
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A request on this connection is still being served (the bytes broke HTTP in its body,
+            # or a pipelined head came in): an answer now would interleave with its response.
+            self.transport.close()
+            return
         body = orjson.dumps(refusal.to_body())
         headers = {
             **refusal.response_headers(),

@@ -178,6 +178,20 @@ def test_a_request_that_is_not_http_gets_a_400_in_the_openai_shape(live: LiveGat
     assert headers["x-request-id"]
 
 
+def test_a_body_that_breaks_http_mid_request_closes_only_its_connection(live: LiveGateway) -> None:
+    with socket.create_connection(("127.0.0.1", live.port), timeout=10) as sock:
+        sock.sendall(
+            (
+                f"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TEST_KEY}\r\n"
+                "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ).encode()
+            + _chunk(b'{"model": ')
+        )
+        sock.sendall(b"not-a-chunk-size\r\n")
+        assert _closed(sock)
+    assert httpx.get(f"{live.base_url}/healthz", timeout=10).status_code == 200
+
+
 # --- an upload over its cap ---------------------------------------------------------------------
 
 
