@@ -105,6 +105,8 @@ class _GuardedProtocol(HttpToolsProtocol):
             self._feed(head)
         if not rest or self._refusal is not None or self.transport.is_closing():
             return
+        if self.transport.get_protocol() is not self:  # upgraded to a WebSocket: the rest is not ours
+            return
         if self._in_head:
             limit = self.head_limits.max_head_bytes
             self._refuse(RequestHeaderTooLargeError(f"the request head is larger than {limit} bytes"))
