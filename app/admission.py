@@ -1,6 +1,6 @@
 """Global admission control: at most N image requests in progress, a bounded FIFO queue, then 503.
 
-:class:`AdmissionMiddleware` (pure ASGI) sits in front of the image endpoints. A request takes a
+:class:`AdmissionGuard` (pure ASGI) sits in front of the image endpoints. A request takes a
 slot *before* its body is read; while it waits, the server reads none of its body either, so
 the upload stays in the client's and the kernel's socket buffers (TCP back-pressure) instead of in
 our memory. Slots are handed out strictly first come, first served, so under overload every request
