@@ -1,6 +1,6 @@
 """Global admission control: at most N image requests in progress, a bounded FIFO queue, then 503.
 
-:class:`AdmissionMiddleware` (pure ASGI) sits in front of the image endpoints. A request takes a
+:class:`AdmissionGuard` (pure ASGI) sits in front of the image endpoints. A request takes a
 slot *before* its body is read; while it waits, the server reads none of its body either, so
 the upload stays in the client's and the kernel's socket buffers (TCP back-pressure) instead of in
 our memory. Slots are handed out strictly first come, first served, so under overload every request
@@ -15,8 +15,10 @@ results), not the wait for the upstream: :meth:`Slot.released` hands it on while
 are in. So the slots bound the gateway's CPU work at once, and a slow upstream does not cap how
 many images are generated at once. A request waiting on its upstream keeps its inputs in memory; how
 many do is bounded per key (``PIXELGATE_MAX_CONCURRENT_PER_KEY``) and by the rate limits, not here.
-Requests without a valid API key take no slot (the app answers them 401 at once), and a slot is
-freed as soon as the response starts: sending it to a slow reader needs none.
+Requests without a valid API key take no slot (the route answers them 401 at once), and a slot is
+freed as soon as the response starts: sending it to a slow reader needs none. A refused request is
+answered at once, its body unread; the HTTP protocol then reads and discards what the client still
+sends, within bounds (:mod:`app.http_protocol`), so the client reads the 503.
 
 Other routes (``/healthz``, ``/v1/models``, hosted image links) pass straight through.
 """
@@ -24,23 +26,18 @@ Other routes (``/healthz``, ``/v1/models``, hosted image links) pass straight th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
+import time
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth import KeyCheck
+from app.context import Timings, context_of
 from app.handlers import error_response
 from core.errors import ServiceUnavailableError
-
-ADMITTED_PATHS = frozenset({"/v1/images/edits", "/v1/images/generations"})
-SCOPE_KEY = "pixelgate.admission"
-DRAIN_BYTES = 64 * 1024 * 1024
-DRAIN_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -118,10 +115,12 @@ class AdmissionGate:
 
 class Slot:
     """One admitted request's slot. Closed when the request's response is done; work that outlives
-    it (an Idempotency-Key request whose client left) goes on without a slot."""
+    it (an Idempotency-Key request whose client left) goes on without a slot. Time spent taking it
+    back is added to the request's queue wait."""
 
-    def __init__(self, gate: AdmissionGate) -> None:
+    def __init__(self, gate: AdmissionGate, timings: Timings) -> None:
         self._gate = gate
+        self._timings = timings
         self._held = True
         self._closed = False
 
@@ -135,7 +134,9 @@ class Slot:
         self._gate.release()
         yield  # a failure or cancellation propagates without the slot: rendering an error needs none
         if not self._closed:
+            started = time.monotonic()
             await self._gate.reacquire()
+            self._timings.queue_wait += time.monotonic() - started
             self._held = True
             if self._closed:  # closed while waiting to come back: nobody will release it
                 self.close()
@@ -147,35 +148,30 @@ class Slot:
             self._gate.release()
 
 
-def slot_released(scope: Scope) -> AbstractAsyncContextManager[None]:
-    """The request's admission slot handed on for the duration (:meth:`Slot.released`); nothing for a
-    request that has none (outside the admission middleware)."""
-    slot = scope.get(SCOPE_KEY)
-    return slot.released() if isinstance(slot, Slot) else contextlib.nullcontext()
-
-
-class AdmissionMiddleware:
+class AdmissionGuard:
     """Runs image requests through an :class:`AdmissionGate`; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, gate: AdmissionGate, keys: KeyCheck) -> None:
+    def __init__(self, app: ASGIApp, gate: AdmissionGate, *, paths: frozenset[str]) -> None:
         self.app = app
         self.gate = gate
-        self.keys = keys
+        self._paths = paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in ADMITTED_PATHS or not self._authorized(scope):
-            # Without a valid key the app answers 401 at once, reading no body: no slot, no queueing
-            # behind (or pushing out) the clients that have one.
+        context = context_of(scope) if scope["type"] == "http" and scope["path"] in self._paths else None
+        if context is None or context.principal is None:
+            # Without a valid key the route answers 401 at once, reading no body: no slot, no
+            # queueing behind (or pushing out) the clients that have one.
             await self.app(scope, receive, send)
             return
+        started = time.monotonic()
         try:
             await self.gate.acquire()
         except Overloaded:
-            await _drain(receive)
             await _overloaded(self.gate.limits)(scope, receive, send)
             return
-        slot = Slot(self.gate)
-        scope[SCOPE_KEY] = slot
+        finally:
+            context.timings.queue_wait += time.monotonic() - started
+        slot = context.slot = Slot(self.gate, context.timings)
 
         async def send_then_free(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -186,24 +182,6 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send_then_free)
         finally:
             slot.close()
-
-    def _authorized(self, scope: Scope) -> bool:
-        header = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
-        return self.keys.accepts(header.decode("latin-1"))
-
-
-async def _drain(receive: Receive) -> None:
-    """Discard the body (bounded) so the client, which sends it all before reading, sees our 503."""
-    drained = 0
-    try:
-        async with asyncio.timeout(DRAIN_SECONDS):
-            while drained <= DRAIN_BYTES:
-                message = await receive()
-                drained += len(message.get("body", b""))
-                if message["type"] != "http.request" or not message.get("more_body", False):
-                    return
-    except TimeoutError:
-        return
 
 
 def _overloaded(limits: AdmissionLimits) -> ASGIApp:

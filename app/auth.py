@@ -1,55 +1,129 @@
-"""Bearer-key authentication for the API routes.
+"""Who sent a request: the bearer key, checked once per request, becomes a typed :class:`Principal`.
 
-Keys come from ``PIXELGATE_API_KEYS`` or the YAML ``api_keys``. The presented key is compared with
-every configured key in constant time (no early exit), so timing tells nothing about which prefix
-matched. With no keys configured the API is open (``serve`` then refuses non-loopback hosts).
+:class:`AuthGuard` reads ``Authorization: Bearer <key>``, asks a :class:`KeyResolver` whom it
+belongs to, and puts the answer in the request's context; it refuses nothing itself. The routes
+that need a caller (the image and model endpoints) depend on :func:`require_principal`, which
+answers 401 in the OpenAI shape when there is none, before any body is read. The guards after it
+(per-key limits, admission) skip a request without a principal, so an unauthenticated flood
+takes no admission slot and spends no key's bucket.
+
+Keys come from ``PIXELGATE_API_KEYS`` or the YAML ``api_keys`` (:class:`EnvKeyResolver`); another
+source (managed keys in a database) is another :class:`KeyResolver`, chained with
+:class:`FirstMatch`. With no keys configured the API is open (``serve`` then refuses non-loopback
+hosts) and each client address is its own principal, so per-key limits become per-address limits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Protocol
 
-from fastapi import Request
+from fastapi import Depends, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.context import context_of
 from core.errors import AuthenticationError
 
 
-class KeyCheck:
-    """A FastAPI dependency: raises 401 unless the request carries one of ``keys``."""
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller. ``key_id`` is stable and not secret: limits, idempotency keys and
+    (later) the usage ledger are keyed by it; it may appear in logs. The other fields are a managed
+    key's own limits; None means the gateway's defaults apply."""
+
+    key_id: str
+    name: str | None = None
+    models: frozenset[str] | None = None
+    """The model ids this key may use; None: every model."""
+    rpm: int | None = None
+    """This key's requests per minute (its bucket's capacity too); None: ``PIXELGATE_RATE_LIMIT_RPM``."""
+    budget_usd: Decimal | None = None
+
+
+class KeyResolver(Protocol):
+    """Finds the principal a presented bearer secret belongs to."""
+
+    async def resolve(self, presented_secret: str) -> Principal | None:
+        """The key's principal, or None when the secret is no valid key. Must not leak timing about
+        how much of a key matched (compare in constant time, or look up a digest)."""
+        ...
+
+
+def key_id_for(secret: str) -> str:
+    """The non-secret id of a configured key: a digest of it (the key itself is never kept)."""
+    return "key:" + hashlib.sha256(secret.encode()).hexdigest()[:32]
+
+
+class EnvKeyResolver:
+    """The keys of ``PIXELGATE_API_KEYS`` / ``api_keys``. The presented secret is compared with every
+    configured key in constant time, with no early exit, so timing tells nothing about which
+    prefix matched or which key."""
 
     def __init__(self, keys: Sequence[str]) -> None:
-        self._keys = [key.encode() for key in keys]
+        self._keys = [(key.encode(), Principal(key_id=key_id_for(key))) for key in keys]
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._keys)
+    async def resolve(self, presented_secret: str) -> Principal | None:
+        candidate = presented_secret.encode()
+        found: Principal | None = None
+        for key, principal in self._keys:
+            if hmac.compare_digest(candidate, key):
+                found = principal
+        return found
 
-    async def __call__(self, request: Request) -> None:
-        if not self._keys:
-            return
-        header = request.headers.get("authorization", "")
-        if self.accepts(header):
-            return
-        if not presented_key(header):
-            raise AuthenticationError(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
-                code="missing_api_key",
-            )
-        raise AuthenticationError("Incorrect API key provided.")
 
-    def accepts(self, authorization: str) -> bool:
-        """Whether an ``Authorization`` header value carries one of the keys (always, with none configured)."""
-        if not self._keys:
-            return True
-        presented = presented_key(authorization)
-        if presented is None:
-            return False
-        candidate = presented.encode()
-        matched = False
-        for key in self._keys:
-            matched |= hmac.compare_digest(candidate, key)
-        return matched
+class FirstMatch:
+    """Several key sources in order (the configured keys, then managed keys): the first that knows the key."""
+
+    def __init__(self, resolvers: Sequence[KeyResolver]) -> None:
+        self._resolvers = tuple(resolvers)
+
+    async def resolve(self, presented_secret: str) -> Principal | None:
+        for resolver in self._resolvers:
+            principal = await resolver.resolve(presented_secret)
+            if principal is not None:
+                return principal
+        return None
+
+
+class AuthGuard:
+    """Resolves each HTTP request's principal once (see the module docstring); answers nothing itself."""
+
+    def __init__(self, app: ASGIApp, resolver: KeyResolver, *, open_access: bool) -> None:
+        self.app = app
+        self.resolver = resolver
+        self.open_access = open_access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            context = context_of(scope)
+            presented = presented_key(_authorization(scope))
+            context.credentials_presented = presented is not None
+            if self.open_access:
+                client = scope.get("client")
+                context.principal = Principal(key_id="addr:" + (client[0] if client else "unknown"))
+            elif presented is not None:
+                context.principal = await self.resolver.resolve(presented)
+        await self.app(scope, receive, send)
+
+
+async def require_principal(request: Request) -> Principal:
+    """The route dependency for endpoints that need a caller: the principal, or a 401."""
+    context = context_of(request.scope)
+    if context.principal is not None:
+        return context.principal
+    if not context.credentials_presented:
+        raise AuthenticationError(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            code="missing_api_key",
+        )
+    raise AuthenticationError("Incorrect API key provided.")
+
+
+PrincipalDep = Annotated[Principal, Depends(require_principal)]
 
 
 def presented_key(authorization: str) -> str | None:
@@ -58,3 +132,11 @@ def presented_key(authorization: str) -> str | None:
     if scheme.lower() != "bearer" or not presented.strip():
         return None
     return presented.strip()
+
+
+def _authorization(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            text: str = value.decode("latin-1")
+            return text
+    return ""

@@ -2,7 +2,7 @@
 
 uvicorn has no read timeout for a request body: a client that sends its headers and then trickles
 (or stops sending) the body keeps the request, and every buffer it filled, alive indefinitely.
-:class:`BodyTimeoutMiddleware` bounds the wait for each body chunk (``idle_seconds`` without a
+:class:`BodyDeadlineGuard` bounds the wait for each body chunk (``idle_seconds`` without a
 byte) and for the whole body (``total_seconds`` from the first read). Past either, the read raises
 :class:`~core.errors.RequestTimeoutError`, which the one error handler renders as a 408 in the
 OpenAI shape. Once the body is complete, later ``receive`` calls (disconnect watching) are untouched.
@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.errors import RequestTimeoutError
 
 
-class BodyTimeoutMiddleware:
+class BodyDeadlineGuard:
     def __init__(self, app: ASGIApp, *, idle_seconds: float, total_seconds: float) -> None:
         self.app = app
         self.idle_seconds = idle_seconds

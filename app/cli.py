@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config:
         os.environ["PIXELGATE_CONFIG"] = args.config
 
-    from app.http_protocol import header_deadline_protocol
+    from app.http_protocol import guarded_protocol
     from app.main import create_app
     from app.settings import Settings
 
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One process: per-key limits, the admission queue and the image store's state live in it.
     # uvloop and httptools (uvicorn[standard]) named explicitly: a missing one fails at start
     # instead of silently falling back to the slower asyncio loop and h11 parser. The httptools
-    # protocol is ours for its request-head deadline (app/http_protocol.py).
+    # protocol is ours for its bounds on the request head and on draining (app/http_protocol.py).
     uvicorn.run(
         app,
         host=args.host,
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGTERM: stop accepting, let requests in flight finish this long, then cancel the rest.
         timeout_graceful_shutdown=settings.drain_timeout_seconds,
         loop="uvloop",
-        http=header_deadline_protocol(settings.header_timeout_seconds),
+        http=guarded_protocol(settings.header_timeout_seconds),
     )
     return 0
 

@@ -1,9 +1,10 @@
 """Reading request bodies as they stream in: multipart edits exactly as the OpenAI SDKs send them.
 
 Limits are enforced while bytes arrive (never after buffering a whole body): a file part over the
-per-file cap, a body over the per-request cap, or a 17th image stops the parse. The rest of the
-body is then read and discarded (bounded in bytes and time) so that the client, which is still
-sending, reads a clean 413/400 instead of a broken pipe.
+per-file cap, a body over the per-request cap, or a 17th image stops the parse, and the error is
+answered at once. What the client still sends is read and discarded by the HTTP protocol after the
+answer (bounded in bytes and time, :mod:`app.http_protocol`), so a client that sends its whole body
+before reading reads a clean 413/400 instead of a broken pipe.
 
 Part names: ``image``, ``image[]`` and ``image[N]`` form one ordered list (in part order);
 ``mask`` (or ``mask[]``) is the mask; ``foo[]`` collects a list and ``foo[bar]`` an object; every
@@ -12,7 +13,6 @@ other part is a scalar string. Part filenames and Content-Types are ignored: the
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pydantic import JsonValue
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from core.errors import GatewayError, InvalidRequestError, PayloadTooLargeError
+from core.errors import InvalidRequestError, PayloadTooLargeError
 
 _IMAGE_PART = re.compile(r"^image(\[\d*\])?$")
 _MASK_PART = re.compile(r"^mask(\[\d*\])?$")
@@ -29,8 +29,8 @@ _BRACKETED = re.compile(r"^([A-Za-z0-9_.\-]+)\[([A-Za-z0-9_.\-]*)\]$")
 MAX_FIELD_BYTES = 256 * 1024
 """Cap for one non-file part: a 32,000-character prompt is at most 128 KiB of UTF-8."""
 MAX_PARTS = 200
-DRAIN_BYTES = 64 * 1024 * 1024
-DRAIN_SECONDS = 3.0
+MAX_BOUNDARY_LENGTH = 70
+"""RFC 2046 section 5.1.1: a boundary is 1 to 70 characters."""
 
 
 @dataclass(frozen=True)
@@ -163,12 +163,17 @@ async def read_multipart(content_type: str, chunks: AsyncIterator[bytes], limits
     """Parse a streaming ``multipart/form-data`` body within ``limits``.
 
     Raises :class:`PayloadTooLargeError` (413) or :class:`InvalidRequestError` (400) as soon as the
-    body breaks a rule, after draining what the client still sends (bounded).
+    body breaks a rule.
     """
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
-        raise InvalidRequestError("multipart body without a boundary")
+        raise InvalidRequestError("multipart body without a boundary", code="invalid_multipart")
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise InvalidRequestError(
+            f"the multipart boundary is longer than {MAX_BOUNDARY_LENGTH} characters (RFC 2046)",
+            code="invalid_multipart",
+        )
     collector = _Collector(limits)
     parser = MultipartParser(
         boundary,
@@ -190,12 +195,8 @@ async def read_multipart(content_type: str, chunks: AsyncIterator[bytes], limits
                 raise PayloadTooLargeError(f"request body is larger than {limits.max_request_bytes} bytes")
             parser.write(chunk)
         parser.finalize()
-    except GatewayError:
-        await _drain(chunks)
-        raise
-    except ValueError as exc:  # python-multipart's MultipartParseError is a ValueError
-        await _drain(chunks)
-        raise InvalidRequestError(f"malformed multipart body: {exc}") from exc
+    except ValueError as exc:  # python-multipart's MultipartParseError is a ValueError; ours are not
+        raise InvalidRequestError(f"malformed multipart body: {exc}", code="invalid_multipart") from exc
     return collector.form
 
 
@@ -205,19 +206,5 @@ async def read_limited(chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
     async for chunk in chunks:
         body += chunk
         if len(body) > max_bytes:
-            await _drain(chunks)
             raise PayloadTooLargeError(f"request body is larger than {max_bytes} bytes")
     return bytes(body)
-
-
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
-    """Discard what the client still sends, up to a bound, so it can read our error response."""
-    drained = 0
-    try:
-        async with asyncio.timeout(DRAIN_SECONDS):
-            async for chunk in chunks:
-                drained += len(chunk)
-                if drained > DRAIN_BYTES:
-                    return
-    except (TimeoutError, Exception):  # the client paused, went away, or the stream is spent: stop draining
-        return

@@ -1,14 +1,14 @@
-"""The one place errors become responses, and the ``x-request-id`` every response carries.
+"""The one place errors become responses.
 
-``GatewayError`` subclasses render themselves (status, OpenAI type, code, param); FastAPI's request
-validation errors and Starlette's HTTP errors (404 route, 405 method) are rendered in the same
-``{"error": {...}}`` shape; anything else is a logged 500 that reveals nothing internal.
+``GatewayError`` subclasses render themselves (status, OpenAI type, code, param, and whether to
+retry: ``x-should-retry``, see :mod:`core.errors`); FastAPI's request validation errors and
+Starlette's HTTP errors (404 route, 405 method) are rendered in the same ``{"error": {...}}`` shape;
+anything else is a logged 500 that reveals nothing internal.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 
 import orjson
 from fastapi import FastAPI, Request
@@ -16,14 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from core.errors import ClientGone, GatewayError, InvalidRequestError
+from core.errors import SHOULD_RETRY_HEADER, ClientGone, GatewayError, InvalidRequestError
 
 log = logging.getLogger("pixelgate")
 CLIENT_CLOSED_REQUEST = 499
-
-REQUEST_ID_HEADER = "x-request-id"
+_NO_RETRY = {SHOULD_RETRY_HEADER: "false"}
 
 
 def json_response(body: object, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -52,7 +51,7 @@ class ChunksResponse(Response):
 
 
 def error_response(exc: GatewayError) -> Response:
-    return json_response(exc.to_body(), exc.status_code, exc.headers)
+    return json_response(exc.to_body(), exc.status_code, exc.response_headers())
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -75,11 +74,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     error_type = "invalid_request_error" if status < 500 else "server_error"
     code = {404: "not_found", 405: "method_not_allowed"}.get(status)
     body = {"error": {"message": str(exc.detail), "type": error_type, "param": None, "code": code}}
-    return json_response(body, status, dict(exc.headers or {}))
+    return json_response(body, status, {**(exc.headers or {}), **_NO_RETRY})
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+def internal_error_response() -> Response:
+    """The 500 for an unexpected exception: the OpenAI shape, nothing internal revealed."""
     body = {
         "error": {
             "message": "internal error in the gateway",
@@ -88,7 +87,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
             "code": None,
         }
     }
-    return json_response(body, 500)
+    # A bug is likely to fail again the same way, possibly after upstream work was paid for.
+    return json_response(body, 500, _NO_RETRY)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return internal_error_response()
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
@@ -103,35 +108,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-
-
-class RequestIdMiddleware:
-    """Gives every response an ``x-request-id`` (the client's, if it sent a sane one)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = _incoming_id(scope) or "req_" + secrets.token_hex(12)
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
-def _incoming_id(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
-        if name == b"x-request-id":
-            text: str = value.decode("latin-1")
-            if 0 < len(text) <= 128 and all(ch.isalnum() or ch in "-_.:" for ch in text):
-                return text
-    return None

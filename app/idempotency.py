@@ -18,7 +18,8 @@ afresh. The work of a request with a key is not tied to its connection: when the
 picks up its answer instead of paying for a second image. Answers with hosted links are kept no
 longer than the links live.
 
-"Who sent it" is the API key (a digest), or the client's address when no keys are configured.
+"Who sent it" is the request's principal (``key_id``: a digest of the API key, or the client's
+address when no keys are configured).
 Stored answers live behind :class:`IdempotencyStore` (:class:`MemoryIdempotencyStore`, bounded
 in entries and bytes, oldest evicted first); the waiting for a running first request is within
 this process (pixelgate runs one worker by default).
@@ -41,10 +42,9 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import JsonValue
 
-from app.admission import slot_released
+from app.context import RequestContext
 from app.forms import ParsedForm
 from app.handlers import ChunksResponse, error_response
-from app.ratelimit import client_identity, hold_slot_until
 from core.errors import ConflictError, GatewayError, InvalidRequestError, ServiceUnavailableError
 
 log = logging.getLogger("pixelgate")
@@ -160,15 +160,16 @@ def _retrieve(task: asyncio.Task[StoredResponse]) -> None:
 class Idempotency:
     """Runs image requests at most once per (sender, ``Idempotency-Key``); see the module docstring."""
 
-    def __init__(self, store: IdempotencyStore, *, ttl_seconds: float, link_ttl_seconds: float, keyed: bool) -> None:
+    def __init__(self, store: IdempotencyStore, *, ttl_seconds: float, link_ttl_seconds: float) -> None:
         self._store = store
         self._ttl = ttl_seconds
         self._link_ttl = link_ttl_seconds
-        self._keyed = keyed
         self._running: dict[str, _Running] = {}
 
-    async def serve(self, request: Request, material: Material, work: Work) -> Response:
-        """``work()``'s answer, or the stored/shared answer of an earlier request with the same key."""
+    async def serve(self, request: Request, context: RequestContext, material: Material, work: Work) -> Response:
+        """``work()``'s answer, or the stored/shared answer of an earlier request with the same key.
+
+        Only for requests with a principal (the image routes require one)."""
         key = request.headers.get(HEADER)
         if key is None:
             return await work()
@@ -178,7 +179,9 @@ class Idempotency:
                 param=HEADER,
                 code="invalid_idempotency_key",
             )
-        scoped = client_identity(request, keyed=self._keyed) + "\n" + key
+        if context.principal is None:
+            raise RuntimeError("idempotency needs an authenticated request")
+        scoped = context.principal.key_id + "\n" + key
         # Off the event loop: the material hashes every uploaded image (up to hundreds of MiB).
         fingerprint = self._fingerprint(request, await asyncio.to_thread(material))
         stored = await self._store.get(scoped)
@@ -190,12 +193,13 @@ class Idempotency:
         if running is None:
             task = asyncio.create_task(self._lead(scoped, fingerprint, work))
             task.add_done_callback(_retrieve)
-            hold_slot_until(request, task)
+            if context.limits is not None:
+                context.limits.hold_until(task)
             running = self._running[scoped] = _Running(fingerprint, task)
         self._check(running.fingerprint, fingerprint)
         # Waiting does not tie the work to this connection: a client that leaves stops waiting only.
         # A duplicate holds no admission slot while it waits: the leader needs one to finish.
-        async with contextlib.nullcontext() if leader else slot_released(request.scope):
+        async with contextlib.nullcontext() if leader else context.without_slot():
             await asyncio.wait({running.task})
         if running.task.cancelled():
             raise ServiceUnavailableError(
@@ -251,5 +255,4 @@ class Idempotency:
                 "This Idempotency-Key was already used with a different request; use a new key for a new request.",
                 param=HEADER,
                 code="idempotency_key_reused",
-                headers={"x-should-retry": "false"},
             )

@@ -16,18 +16,19 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from app import access_log
-from app.admission import AdmissionGate, AdmissionLimits, AdmissionMiddleware
+from app.admission import AdmissionGate, AdmissionLimits
 from app.api import health, images, models
-from app.auth import KeyCheck
-from app.body_timeout import BodyTimeoutMiddleware
+from app.api.docs import install_docs
+from app.auth import EnvKeyResolver, require_principal
 from app.deps import AppState
-from app.handlers import RequestIdMiddleware, install_error_handlers
+from app.guards import BodyDeadlines, GuardStack, request_guards
+from app.handlers import install_error_handlers
 from app.hosting import build_host
 from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
-from app.ratelimit import LimitsMiddleware, build_limiter
+from app.ratelimit import limit_config
 from app.settings import Settings
-from app.shutdown import InFlight, ShutdownMiddleware
+from app.shutdown import InFlight
 from app.state import build_state
 from core.errors import InvalidRequestError, UpstreamError
 from core.provider_settings import ProviderSettings
@@ -62,17 +63,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     providers = provider_settings(settings)
     host = build_host(settings)
     admission = AdmissionGate(admission_limits(settings))
-    keys = KeyCheck([key.get_secret_value() for key in settings.api_keys])
     state = build_state(settings)
-    limiter = build_limiter(
-        requests_per_minute=settings.rate_limit_rpm,
-        burst=settings.rate_limit_burst,
-        max_concurrent=settings.max_concurrent_per_key,
-        keyed=keys.enabled,
-        store=state.limits,
-    )
-
     inflight = InFlight()
+    guards = request_guards(
+        inflight=inflight,
+        keys=EnvKeyResolver([key.get_secret_value() for key in settings.api_keys]),
+        open_access=not settings.api_keys,
+        limits=limit_config(
+            requests_per_minute=settings.rate_limit_rpm,
+            burst=settings.rate_limit_burst,
+            max_concurrent=settings.max_concurrent_per_key,
+        ),
+        limit_store=state.limits,
+        admission=admission,
+        body=BodyDeadlines(
+            idle_seconds=settings.upload_idle_timeout_seconds, total_seconds=settings.upload_timeout_seconds
+        ),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,7 +111,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.idempotency,
             ttl_seconds=settings.idempotency_ttl_seconds,
             link_ttl_seconds=settings.image_ttl_seconds,
-            keyed=keys.enabled,
         )
         app.state.pixelgate = AppState(
             settings=settings,
@@ -128,21 +134,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.aclose()
             access_log.uninstall(redactor)
 
-    app = FastAPI(title="pixelgate", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="pixelgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    app.add_middleware(
-        BodyTimeoutMiddleware,
-        idle_seconds=settings.upload_idle_timeout_seconds,
-        total_seconds=settings.upload_timeout_seconds,
-    )
-    app.add_middleware(LimitsMiddleware)
-    app.add_middleware(AdmissionMiddleware, gate=admission, keys=keys)
-    # Outside admission: a request still queued when the drain ends gets the 503 shutting_down too.
-    app.add_middleware(ShutdownMiddleware, inflight=inflight)
-    app.add_middleware(RequestIdMiddleware)  # outermost: every answer, 503s included, gets an id
+    install_docs(app)
+    app.add_middleware(GuardStack, guards=guards)  # the order and its reasons: app/guards.py
     app.include_router(health.router)
-    app.include_router(images.router, dependencies=[Depends(keys), Depends(limiter)])
-    app.include_router(models.router, dependencies=[Depends(keys)])
+    app.include_router(images.router, dependencies=[Depends(require_principal)])
+    app.include_router(models.router, dependencies=[Depends(require_principal)])
     app.include_router(host.router())
     return app
 

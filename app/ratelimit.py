@@ -1,9 +1,10 @@
 """Per-key limits on the image endpoints: a token bucket (requests per minute) and a concurrency cap.
 
-Who is limited: the API key a request authenticated with (a digest of it; the key itself is never
-kept), or the client's address when no keys are configured (:func:`client_identity`). The check
-runs as a route dependency after authentication, so an unauthenticated flood cannot create
-buckets, and before the body is read, so a refused request costs no upload.
+Who is limited: the request's :class:`~app.auth.Principal` (its ``key_id``: a digest of the API key,
+or the client's address when no keys are configured). :class:`LimitsGuard` runs after the
+authentication guard, so an unauthenticated flood cannot create buckets, and before admission and
+the body read, so a refused request costs no upload and no place in the shared admission queue (a
+key's requests waiting there count against its concurrency cap).
 
 Every image-endpoint response (200 or error) carries OpenAI's headers for request limits:
 ``x-ratelimit-limit-requests`` (the bucket's capacity), ``x-ratelimit-remaining-requests`` and
@@ -12,29 +13,27 @@ Every image-endpoint response (200 or error) carries OpenAI's headers for reques
 (``type: requests``, ``code: rate_limit_exceeded``) plus ``retry-after`` (whole seconds, at least 1)
 and ``retry-after-ms``, which both official SDKs honour before retrying.
 
-State lives behind :class:`LimitStore` (one process: :class:`MemoryLimitStore`). The
-:class:`LimitsMiddleware` adds the headers on the way out and gives the concurrency slot back once
-the response is sent or the request is abandoned, whatever happened in between.
+State lives behind :class:`LimitStore` (one process: :class:`MemoryLimitStore`). The guard adds the
+headers on the way out and gives the concurrency slot back once the response is sent or the request
+is abandoned, whatever happened in between.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth import presented_key
-from core.errors import RequestRateLimitError
-
-_TICKET = "pixelgate_limits"
+from app.auth import Principal
+from app.context import context_of
+from app.handlers import error_response
+from core.errors import GatewayError, RequestRateLimitError
 
 
 @dataclass(frozen=True)
@@ -118,36 +117,21 @@ class LimitConfig:
     """0 turns the concurrency cap off."""
 
 
-@dataclass
-class _Ticket:
-    """Per-request state shared by the dependency (which fills it) and the middleware (which uses it)."""
+class LimitsTicket:
+    """One request's standing with its key's limits: the headers to report, and its concurrency slot."""
 
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    release: Callable[[], Awaitable[None]] | None = None
-    hold: asyncio.Future[Any] | None = None
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.release: Callable[[], Awaitable[None]] | None = None
+        self.hold: asyncio.Future[Any] | None = None
 
+    def hold_until(self, work: asyncio.Future[Any]) -> None:
+        """Keep the concurrency slot until ``work`` is over, even when the request ends first.
 
-def hold_slot_until(request: Request, work: asyncio.Future[Any]) -> None:
-    """Keep ``request``'s concurrency slot until ``work`` is over, even when the request ends first.
-
-    For work that outlives its request (an Idempotency-Key request whose client left): leaving must
-    not be a way around the cap.
-    """
-    ticket: _Ticket | None = request.scope.get("state", {}).get(_TICKET)
-    if ticket is not None:
-        ticket.hold = work
-
-
-def client_identity(request: Request, *, keyed: bool) -> str:
-    """Whom a request counts against: a digest of its bearer key, else the client's address.
-
-    Only meaningful after authentication (with keys configured, the key is then a valid one).
-    """
-    if keyed:
-        presented = presented_key(request.headers.get("authorization", "")) or ""
-        return "key:" + hashlib.sha256(presented.encode()).hexdigest()[:32]
-    host = request.client.host if request.client else "unknown"
-    return "addr:" + host
+        For work that outlives its request (an Idempotency-Key request whose client left): leaving
+        must not be a way around the cap.
+        """
+        self.hold = work
 
 
 def duration(seconds: float) -> str:
@@ -173,27 +157,57 @@ def _retry_headers(seconds: float) -> dict[str, str]:
     return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(max(1, math.ceil(seconds * 1000)))}
 
 
-class RateLimiter:
-    """The route dependency: take a token, then a concurrency slot; 429 when either is exhausted."""
+class LimitsGuard:
+    """Takes a token, then a concurrency slot, for each image request of an authenticated principal;
+    answers 429 when either is exhausted, adds the headers to every answer and gives the slot back
+    once the request (or the work it handed on) is over. Requests on other paths, and those without
+    a principal (answered 401 by the route), pass untouched."""
 
-    def __init__(self, store: LimitStore, config: LimitConfig, *, keyed: bool) -> None:
+    def __init__(self, app: ASGIApp, store: LimitStore, config: LimitConfig, *, paths: frozenset[str]) -> None:
+        self.app = app
         self._store = store
         self._config = config
-        self._keyed = keyed
+        self._paths = paths
+        self._releasing: set[asyncio.Future[None]] = set()
 
-    async def __call__(self, request: Request) -> None:
-        ticket: _Ticket | None = request.scope.get("state", {}).get(_TICKET)
-        if ticket is None:
-            raise RuntimeError("RateLimiter needs LimitsMiddleware around the app")
-        identity = client_identity(request, keyed=self._keyed)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        context = context_of(scope) if scope["type"] == "http" and scope["path"] in self._paths else None
+        if context is None or context.principal is None:
+            await self.app(scope, receive, send)
+            return
+        ticket = context.limits = LimitsTicket()
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start" and ticket.headers:
+                message["headers"] = [*message.get("headers", []), *ticket.headers]
+            await send(message)
+
+        try:
+            await self._admit(context.principal, ticket)
+        except GatewayError as exc:  # a 429, or the shared store unavailable (503)
+            await error_response(exc)(scope, receive, send_with_limits)
+            return
+        try:
+            await self.app(scope, receive, send_with_limits)
+        finally:
+            release, hold = ticket.release, ticket.hold
+            if release is not None and hold is not None and not hold.done():
+                hold.add_done_callback(lambda _: self._later(release))
+            elif release is not None:
+                await release()
+
+    async def _admit(self, principal: Principal, ticket: LimitsTicket) -> None:
+        identity = principal.key_id
         config = self._config
-        if config.requests_per_minute > 0:
-            state = await self._store.take(identity, capacity=config.burst, per_second=config.requests_per_minute / 60)
+        rpm = config.requests_per_minute if principal.rpm is None else principal.rpm
+        burst = config.burst if principal.rpm is None else max(1, principal.rpm)
+        if rpm > 0:
+            state = await self._store.take(identity, capacity=burst, per_second=rpm / 60)
             ticket.headers = _ratelimit_headers(state)
             if not state.allowed:
                 raise RequestRateLimitError(
-                    f"Rate limit reached on requests per min (RPM): Limit {config.requests_per_minute}, "
-                    f"burst {config.burst}. Please try again in {duration(state.retry_after_seconds)}.",
+                    f"Rate limit reached on requests per min (RPM): Limit {rpm}, "
+                    f"burst {burst}. Please try again in {duration(state.retry_after_seconds)}.",
                     code="rate_limit_exceeded",
                     headers=_retry_headers(state.retry_after_seconds),
                 )
@@ -212,53 +226,16 @@ class RateLimiter:
 
             ticket.release = release
 
-
-class LimitsMiddleware:
-    """Adds the limiter's headers to the response and releases its concurrency slot afterwards."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._releasing: set[asyncio.Future[None]] = set()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        ticket = _Ticket()
-        scope.setdefault("state", {})[_TICKET] = ticket
-
-        async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start" and ticket.headers:
-                message["headers"] = [*message.get("headers", []), *ticket.headers]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_limits)
-        finally:
-            release, hold = ticket.release, ticket.hold
-            if release is not None and hold is not None and not hold.done():
-                hold.add_done_callback(lambda _: self._later(release))
-            elif release is not None:
-                await release()
-
     def _later(self, release: Callable[[], Awaitable[None]]) -> None:
         task: asyncio.Future[None] = asyncio.ensure_future(release())
         self._releasing.add(task)  # a strong reference until it has run
         task.add_done_callback(self._releasing.discard)
 
 
-def build_limiter(
-    *,
-    requests_per_minute: int,
-    burst: int | None,
-    max_concurrent: int,
-    keyed: bool,
-    store: LimitStore | None = None,
-) -> RateLimiter:
-    """The dependency for the settings' limits (burst defaults to one minute's worth of requests)."""
-    config = LimitConfig(
+def limit_config(*, requests_per_minute: int, burst: int | None, max_concurrent: int) -> LimitConfig:
+    """The settings' limits (burst defaults to one minute's worth of requests)."""
+    return LimitConfig(
         requests_per_minute=requests_per_minute,
         burst=burst or max(1, requests_per_minute),
         max_concurrent=max_concurrent,
     )
-    return RateLimiter(store or MemoryLimitStore(), config, keyed=keyed)

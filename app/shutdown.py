@@ -38,7 +38,7 @@ class InFlight:
             await asyncio.wait(pending, timeout=timeout)
 
 
-class ShutdownMiddleware:
+class ShutdownGuard:
     """Records each request in :class:`InFlight`; answers 503 for one the server cancels unanswered."""
 
     def __init__(self, app: ASGIApp, inflight: InFlight) -> None:

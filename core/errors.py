@@ -16,18 +16,28 @@ Pillow, pydantic) are mapped to them once, at the edge of the module that sees t
     ├── RequestTimeoutError            408 (the request body arrived too slowly)
     ├── ConflictError                  409 (Idempotency-Key reused with another request)
     ├── PayloadTooLargeError           413
+    ├── RequestHeaderTooLargeError     431 (the request line or headers over their limits)
     ├── RateLimitError                 429 (with retry-after)
     │   └── RequestRateLimitError      429 type ``requests``: our own per-key limits
     ├── UpstreamError                  502 (upstream failed after retries, or answered nonsense)
     ├── ServiceUnavailableError        503 (gateway overloaded or draining)
     │   └── ProviderNotConfiguredError 503 provider_not_configured
     └── UpstreamTimeoutError           504
+
+Whether a client should send the same request again is decided here too, per class
+(``retryable``) and, where one class holds both kinds, per code (:data:`RETRY_BY_CODE`). Every error
+response says so in ``x-should-retry``, which both official OpenAI SDKs read before their own rule
+(retry 408, 409, 429 and every 5xx, twice): a 504 after the gateway waited out its deadline, or a
+502 after it retried the upstream itself, would otherwise start two more upstream jobs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import ClassVar
+
+SHOULD_RETRY_HEADER = "x-should-retry"
 
 
 class GatewayError(Exception):
@@ -40,6 +50,8 @@ class GatewayError(Exception):
     status_code: ClassVar[int] = 500
     error_type: ClassVar[str] = "server_error"
     default_code: ClassVar[str | None] = None
+    retryable: ClassVar[bool] = False
+    """Whether the same request may succeed when sent again (unless :data:`RETRY_BY_CODE` says otherwise)."""
 
     def __init__(
         self,
@@ -54,6 +66,16 @@ class GatewayError(Exception):
         self.param = param
         self.code = code if code is not None else self.default_code
         self.headers: dict[str, str] = dict(headers or {})
+
+    @property
+    def should_retry(self) -> bool:
+        """What ``x-should-retry`` tells the client: the code's entry in :data:`RETRY_BY_CODE`, else the class's."""
+        by_code = RETRY_BY_CODE.get(self.code) if self.code is not None else None
+        return self.retryable if by_code is None else by_code
+
+    def response_headers(self) -> dict[str, str]:
+        """The headers of this error's response: its own (``retry-after``...) and ``x-should-retry``."""
+        return {**self.headers, SHOULD_RETRY_HEADER: "true" if self.should_retry else "false"}
 
     def to_body(self) -> dict[str, dict[str, str | None]]:
         """The OpenAI error object: ``{"error": {"message", "type", "param", "code"}}``."""
@@ -107,6 +129,7 @@ class RequestTimeoutError(GatewayError):
     status_code = 408
     error_type = "invalid_request_error"
     default_code = "request_timeout"
+    retryable = True  # the upload stalled; on a second try the network may carry it
 
 
 class ConflictError(GatewayError):
@@ -121,10 +144,19 @@ class PayloadTooLargeError(GatewayError):
     default_code = "payload_too_large"
 
 
+class RequestHeaderTooLargeError(GatewayError):
+    """The request line, a header, the whole head or the number of headers is over its limit."""
+
+    status_code = 431
+    error_type = "invalid_request_error"
+    default_code = "request_header_too_large"
+
+
 class RateLimitError(GatewayError):
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+    retryable = True  # after retry-after, which the SDKs honour
 
 
 class RequestRateLimitError(RateLimitError):
@@ -145,16 +177,30 @@ class ServiceUnavailableError(GatewayError):
     status_code = 503
     error_type = "server_error"
     default_code = "service_unavailable"
+    retryable = True  # overloaded, draining or a shared store briefly away: nothing reached a provider
 
 
 class ProviderNotConfiguredError(ServiceUnavailableError):
     default_code = "provider_not_configured"
+    retryable = False  # the configuration will not change between two tries
 
 
 class UpstreamTimeoutError(GatewayError):
     status_code = 504
     error_type = "timeout_error"
     default_code = "upstream_timeout"
+
+
+RETRY_BY_CODE: Mapping[str, bool] = MappingProxyType(
+    {
+        # A 502 is not retried by default: the gateway retried the upstream itself (429, 5xx, dropped
+        # connections) before answering, and a failed job may have been billed. A rate limit that
+        # outlasted those retries is the exception: no job was made, and the upstream's retry-after
+        # is passed on for the SDK to wait out.
+        "upstream_rate_limited": True,
+    }
+)
+"""Codes whose retry advice differs from their class's ``retryable``."""
 
 
 class ClientGone(Exception):

@@ -14,7 +14,7 @@ from types import TracebackType
 
 import uvicorn
 
-from app.http_protocol import header_deadline_protocol
+from app.http_protocol import guarded_protocol
 from app.main import create_app
 from app.settings import Settings
 
@@ -40,7 +40,7 @@ class LiveGateway:
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=5,
-            http=header_deadline_protocol(settings.header_timeout_seconds),  # as `pixelgate serve` runs it
+            http=guarded_protocol(settings.header_timeout_seconds),  # as `pixelgate serve` runs it
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)

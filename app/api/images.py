@@ -18,8 +18,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import JsonValue
 
-from app.admission import slot_released
 from app.api import openapi_bodies
+from app.context import RequestContext, RequestContextDep
 from app.deps import AppState, AppStateDep
 from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
@@ -38,6 +38,11 @@ T = TypeVar("T")
 CANCEL_WAIT_SECONDS = 5.0
 MAX_JSON_BYTES_FACTOR = 2
 """A JSON edit carries base64 images: allow about 4/3 of the per-file cap per image, and headroom."""
+MAX_JSON_DEPTH = 32
+"""Nesting of arrays and objects in a JSON body. A request needs 3 levels (``images[0].image_url``);
+pass-through parameters a few more. Deeper bodies are refused before any code walks them: the
+typed models downstream recurse per level and stop, with an error that is no client's fault,
+at a few hundred."""
 
 
 def _strict(request: Request) -> bool:
@@ -49,7 +54,7 @@ def _dry_run(request: Request) -> bool:
 
 
 @router.post("/v1/images/edits", response_model=None, openapi_extra=openapi_bodies.EDIT)
-async def create_edit(request: Request, state: AppStateDep) -> Response:
+async def create_edit(request: Request, state: AppStateDep, context: RequestContextDep) -> Response:
     """An edit: multipart exactly as the OpenAI SDKs send it, or JSON with ``images: [{image_url}]``."""
     settings = state.settings
     content_type = request.headers.get("content-type", "")
@@ -62,24 +67,24 @@ async def create_edit(request: Request, state: AppStateDep) -> Response:
         async def multipart_edit() -> Response:
             image_request = build_request(form.fields)
             inputs = form_inputs(form, max_pixels=settings.max_pixels)
-            return await _serve(request, state, image_request, "edit", inputs)
+            return await _serve(request, state, context, image_request, "edit", inputs)
 
-        return await _respond(request, state, lambda: form_material(form), multipart_edit)
+        return await _respond(request, state, context, lambda: form_material(form), multipart_edit)
     if content_type.startswith("application/x-www-form-urlencoded"):
         # What a form without files becomes (curl -d, httpx data=): scalars only, so no image.
         raw = await read_limited(request.stream(), 4 * 1024 * 1024)
         fields: dict[str, JsonValue] = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
 
         async def form_edit() -> Response:
-            return await _serve(request, state, build_request(fields), "edit", EditInputs(images=()))
+            return await _serve(request, state, context, build_request(fields), "edit", EditInputs(images=()))
 
-        return await _respond(request, state, lambda: json_material(fields), form_edit)
+        return await _respond(request, state, context, lambda: json_material(fields), form_edit)
     if content_type.startswith("application/json"):
         body = _json_object(await read_limited(request.stream(), max_request * MAX_JSON_BYTES_FACTOR))
 
         async def json_edit() -> Response:
             # Downloading image_url inputs waits on someone else's server: not on an admission slot.
-            async with slot_released(request.scope):
+            async with context.without_slot():
                 inputs = await json_inputs(
                     body,
                     fetch=state.fetch_input,
@@ -87,9 +92,9 @@ async def create_edit(request: Request, state: AppStateDep) -> Response:
                     max_images=settings.max_images,
                     max_pixels=settings.max_pixels,
                 )
-            return await _serve(request, state, build_request(body), "edit", inputs)
+            return await _serve(request, state, context, build_request(body), "edit", inputs)
 
-        return await _respond(request, state, lambda: json_material(body), json_edit)
+        return await _respond(request, state, context, lambda: json_material(body), json_edit)
     raise InvalidRequestError(
         "edits take multipart/form-data (as the OpenAI SDKs send) or application/json",
         code="unsupported_content_type",
@@ -97,33 +102,47 @@ async def create_edit(request: Request, state: AppStateDep) -> Response:
 
 
 @router.post("/v1/images/generations", response_model=None, openapi_extra=openapi_bodies.GENERATION)
-async def create_generation(request: Request, state: AppStateDep) -> Response:
+async def create_generation(request: Request, state: AppStateDep, context: RequestContextDep) -> Response:
     """A generation: JSON; every optional field accepts ``null``."""
     body = _json_object(await read_limited(request.stream(), 4 * 1024 * 1024))
 
     async def generation() -> Response:
-        return await _serve(request, state, build_request(body), "generate", None)
+        return await _serve(request, state, context, build_request(body), "generate", None)
 
-    return await _respond(request, state, lambda: json_material(body), generation)
+    return await _respond(request, state, context, lambda: json_material(body), generation)
 
 
-async def _respond(request: Request, state: AppState, material: Material, work: Work) -> Response:
+async def _respond(
+    request: Request, state: AppState, context: RequestContext, material: Material, work: Work
+) -> Response:
     """``work()`` once per Idempotency-Key (see :mod:`app.idempotency`), cancelled if the client leaves."""
-    return await _until_disconnect(request, state.idempotency.serve(request, material, work))
+    return await _until_disconnect(request, state.idempotency.serve(request, context, material, work))
 
 
 async def _serve(
-    request: Request, state: AppState, image_request: ImageRequest, mode: Mode, inputs: EditInputs | None
+    request: Request,
+    state: AppState,
+    context: RequestContext,
+    image_request: ImageRequest,
+    mode: Mode,
+    inputs: EditInputs | None,
 ) -> Response:
+    if image_request.stream:
+        # Until image streaming exists: a 200 JSON body would read as a stream of zero events.
+        raise InvalidRequestError(
+            "stream=true is not supported by this gateway yet; send stream=false or leave it out",
+            param="stream",
+            code="unsupported_parameter",
+        )
     gateway = state.gateway
     plan: Plan = gateway.plan(image_request, mode, inputs, strict=_strict(request))
+    context.outcome.model, context.outcome.provider = plan.entry.id, plan.entry.provider
     if _dry_run(request):
         return json_response(describe_plan(plan), headers=_warning_headers(plan.warnings))
     base_url = state.settings.public_url or str(request.base_url)
     # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
-    result: ImagesResponse = await gateway.execute(
-        plan, base_url=base_url, while_upstream=lambda: slot_released(request.scope)
-    )
+    result: ImagesResponse = await gateway.execute(plan, base_url=base_url, while_upstream=context.upstream)
+    context.outcome.images = len(result.data)
     return ChunksResponse(result.wire_chunks(), headers=_warning_headers(plan.warnings))
 
 
@@ -141,7 +160,30 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         raise InvalidRequestError(f"the body is not valid JSON: {exc.msg}", code="invalid_json") from exc
     if not isinstance(body, dict):
         raise InvalidRequestError("the body must be a JSON object", code="invalid_json")
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise InvalidRequestError(
+            f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep", code="json_too_deep"
+        )
     return body
+
+
+def json_depth(value: object) -> int:
+    """How deeply arrays and objects nest in ``value`` (a scalar: 0, ``{}``: 1). Iterative: no recursion
+    limit to hit whatever the input."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        children: list[object] | None = None
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        if children is None:
+            continue
+        deepest = max(deepest, depth + 1)
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def _warning_headers(warnings: tuple[str, ...]) -> dict[str, str]:

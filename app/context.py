@@ -1,0 +1,163 @@
+"""One typed record per request, :class:`RequestContext`, shared by the request guards and the routes.
+
+The outermost guard (:class:`RequestContextGuard`) creates it when a request arrives and gives every
+response its ``x-request-id``; the guards inside fill in what they decide (the authenticated
+:class:`~app.auth.Principal`, the per-key limits ticket, the admission slot, the queue wait), the
+routes add what only they know (time spent waiting for providers, the model and provider that
+served the request), and whatever reads the record when the response is over (a usage ledger, the
+access log) finds the status and the total time there too.
+
+Code reads it through :func:`context_of` (guards, with the ASGI scope) or the
+:data:`RequestContextDep` FastAPI dependency (routes); nothing else is passed through the scope.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.handlers import internal_error_response
+
+if TYPE_CHECKING:  # the guards that fill these fields import this module
+    from app.admission import Slot
+    from app.auth import Principal
+    from app.ratelimit import LimitsTicket
+
+log = logging.getLogger("pixelgate")
+
+REQUEST_ID_HEADER = "x-request-id"
+_SCOPE_KEY = "pixelgate.context"
+
+
+@dataclass
+class Timings:
+    """Where a request's time went, in seconds (monotonic clock)."""
+
+    started: float
+    queue_wait: float = 0.0
+    """Waiting for an admission slot: on arrival and when taking it back after the upstream answered."""
+    upstream: float = 0.0
+    """Waiting for providers, summed over the request's upstream phases."""
+    total: float | None = None
+    """Arrival to the last byte of the response handed to the server; None until then."""
+
+
+@dataclass
+class Outcome:
+    """What the request came to, for whatever reads the context at its end (a usage ledger).
+
+    ``status`` is filled in by :class:`RequestContextGuard`; the image routes fill in ``model``,
+    ``provider`` and ``images``. ``cost_usd`` stays None until a price source exists.
+    """
+
+    status: int | None = None
+    model: str | None = None
+    provider: str | None = None
+    images: int = 0
+    cost_usd: Decimal | None = None
+
+
+@dataclass(eq=False)
+class RequestContext:
+    """The per-request record; see the module docstring for who fills which field."""
+
+    request_id: str
+    timings: Timings
+    principal: Principal | None = None
+    """Who sent the request; None when it carried no valid API key (the routes that need one answer 401)."""
+    credentials_presented: bool = False
+    """Whether the request carried a bearer key at all (to word the 401)."""
+    limits: LimitsTicket | None = None
+    slot: Slot | None = None
+    outcome: Outcome = field(default_factory=Outcome)
+
+    def without_slot(self) -> AbstractAsyncContextManager[None]:
+        """The admission slot handed on for the duration (waiting on someone else's server), then taken
+        back ahead of new arrivals; nothing for a request that holds none."""
+        return self.slot.released() if self.slot is not None else contextlib.nullcontext()
+
+    @asynccontextmanager
+    async def upstream(self) -> AsyncIterator[None]:
+        """:meth:`without_slot`, with the time inside counted as upstream time."""
+        async with self.without_slot():
+            started = time.monotonic()
+            try:
+                yield
+            finally:
+                self.timings.upstream += time.monotonic() - started
+
+
+def context_of(scope: Scope) -> RequestContext:
+    """The request's context. Raises ``RuntimeError`` outside :class:`RequestContextGuard` (a wiring bug)."""
+    context = scope.get(_SCOPE_KEY)
+    if not isinstance(context, RequestContext):
+        raise RuntimeError("no request context: RequestContextGuard must be the outermost guard")
+    return context
+
+
+async def _request_context(request: Request) -> RequestContext:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
+    return context_of(request.scope)
+
+
+RequestContextDep = Annotated[RequestContext, Depends(_request_context)]
+
+
+class RequestContextGuard:
+    """Creates each HTTP request's :class:`RequestContext`, adds ``x-request-id`` to its response (the
+    client's, if it sent a sane one) and records the response's status and the total time.
+
+    An exception no handler took (a bug) is logged and answered here, a 500 in the OpenAI shape, so
+    that it too carries the request id (the framework's own last-resort handler sits outside)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        context = RequestContext(
+            request_id=_incoming_id(scope) or "req_" + secrets.token_hex(12),
+            timings=Timings(started=time.monotonic()),
+        )
+        scope[_SCOPE_KEY] = context
+        request_id = (REQUEST_ID_HEADER.encode(), context.request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), request_id]
+                context.outcome.status = message["status"]
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                context.timings.total = time.monotonic() - context.timings.started
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            if context.outcome.status is not None:  # the answer has started: only the server can end it
+                raise
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            await internal_error_response()(scope, receive, send_with_id)
+        finally:
+            if context.timings.total is None:  # no complete response (client gone, or cancelled)
+                context.timings.total = time.monotonic() - context.timings.started
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if 0 < len(text) <= 128 and all(ch.isalnum() or ch in "-_.:" for ch in text):
+                return text
+    return None
