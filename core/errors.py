@@ -20,7 +20,8 @@ Pillow, pydantic) are mapped to them once, at the edge of the module that sees t
     │   └── RequestRateLimitError      429 type ``requests``: our own per-key limits
     ├── UpstreamError                  502 (upstream failed after retries, or answered nonsense)
     ├── ServiceUnavailableError        503 (gateway overloaded or draining)
-    │   └── ProviderNotConfiguredError 503 provider_not_configured
+    │   ├── ProviderNotConfiguredError 503 provider_not_configured
+    │   └── ImageStoreUnavailableError 503 image_store_unavailable (response_format=url, store cannot write)
     └── UpstreamTimeoutError           504
 """
 
@@ -149,6 +150,12 @@ class ServiceUnavailableError(GatewayError):
 
 class ProviderNotConfiguredError(ServiceUnavailableError):
     default_code = "provider_not_configured"
+
+
+class ImageStoreUnavailableError(ServiceUnavailableError):
+    """The images were made but the store cannot hold them (disk full, read-only, file too large)."""
+
+    default_code = "image_store_unavailable"
 
 
 class UpstreamTimeoutError(GatewayError):
