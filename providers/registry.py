@@ -28,6 +28,11 @@ def register(kind: str, factory: AdapterFactory) -> None:
     _FACTORIES[kind] = factory
 
 
+def unregister(kind: str) -> None:
+    """Forget ``kind`` (tests that register a kind of their own remove it again)."""
+    _FACTORIES.pop(kind, None)
+
+
 def registered_kinds() -> list[str]:
     return sorted(_FACTORIES)
 

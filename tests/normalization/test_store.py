@@ -11,7 +11,7 @@ from typing import cast
 import pytest
 
 from core.errors import NotFoundError
-from normalization.hosting.store import DirectoryStore, is_valid_name
+from normalization.hosting.store import DirectoryStore, StoreHealth, is_valid_name
 
 TTL = 3600
 
@@ -123,3 +123,18 @@ async def test_failed_write_leaves_no_file(store: DirectoryStore) -> None:
 def test_ttl_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         DirectoryStore(tmp_path, ttl_seconds=0)
+
+
+async def test_health_is_a_write_probe_that_leaves_nothing_behind(store: DirectoryStore) -> None:
+    assert await store.health() == StoreHealth(writable=True)
+    assert list(store.root.iterdir()) == []
+
+
+async def test_health_names_why_the_store_cannot_write_without_its_path(store: DirectoryStore) -> None:
+    store.root.rmdir()
+    store.root.write_bytes(b"")  # a file where the directory was: every write fails (ENOTDIR)
+    health = await store.health()
+    assert not health.writable and health.problem is not None
+    assert "(ENOTDIR)" in health.problem and str(store.root) not in health.problem
+    with pytest.raises(OSError):
+        await store.put(b"x", "image/png")
