@@ -79,7 +79,11 @@ class SandboxAdapter(ImageAdapter):
         if not call.images:
             raise InvalidRequestError("sandbox: an edit needs an image", param=call.image_field or "image")
         source = self._decoded(call.images[0], call.image_field or "image")
-        mask = self._decoded(call.mask, call.mask_field or "mask") if call.mask is not None else None
+        try:
+            mask = self._decoded(call.mask, call.mask_field or "mask") if call.mask is not None else None
+        except InvalidRequestError:
+            source.close()
+            raise
         data = _edit(source, mask, prompt, seed)
         return GeneratedImage(data=data, seed=seed, revised_prompt=prompt, nsfw=False)
 
