@@ -12,6 +12,7 @@ from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
 from app.settings import Settings
 from normalization.catalog import Catalog
+from normalization.hosting import ImageHost
 from normalization.pipeline import Gateway
 
 
@@ -20,6 +21,7 @@ class AppState:
     settings: Settings
     catalog: Catalog
     gateway: Gateway
+    host: ImageHost
     fetch_input: UrlFetcher
     idempotency: Idempotency
     admission: AdmissionGate

@@ -23,7 +23,7 @@ from app.auth import EnvKeyResolver, require_principal
 from app.deps import AppState
 from app.guards import BodyDeadlines, GuardStack, request_guards
 from app.handlers import install_error_handlers
-from app.hosting import build_host
+from app.hosting import build_host, hosted_router
 from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
 from app.ratelimit import limit_config
@@ -31,10 +31,11 @@ from app.settings import Settings
 from app.shutdown import InFlight
 from app.state import build_state
 from core.errors import InvalidRequestError, UpstreamError
+from core.image_workers import ImageWorkers
 from core.provider_settings import ProviderSettings
 from normalization.catalog import Catalog, load_builtin_catalog
-from normalization.imaging import ImageWorkers
 from normalization.pipeline import Gateway, GatewayConfig
+from providers.base import AdapterResources
 from providers.fetch import FetchPolicy, fetch_image_bytes
 from providers.registry import build_adapters
 
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         workers = ImageWorkers()
         host.start_sweeping()
-        adapters = build_adapters(providers, client)
+        adapters = build_adapters(providers, AdapterResources(client, workers, settings.max_pixels))
         gateway = Gateway(
             catalog=catalog,
             adapters=adapters,
@@ -103,7 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 request_timeout_seconds=settings.request_timeout_seconds,
                 max_fanout_per_request=settings.max_fanout_per_request,
                 max_pixels=settings.max_pixels,
+                max_request_pixels=settings.max_pixels_per_request,
                 max_prompt_chars=settings.max_prompt_chars,
+                default_response_format=settings.default_response_format,
             ),
             global_slots=asyncio.Semaphore(settings.max_fanout_global),
         )
@@ -116,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             catalog=catalog,
             gateway=gateway,
+            host=host,
             fetch_input=_input_fetcher(client, settings),
             idempotency=idempotency,
             admission=admission,
@@ -141,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(images.router, dependencies=[Depends(require_principal)])
     app.include_router(models.router, dependencies=[Depends(require_principal)])
-    app.include_router(host.router())
+    app.include_router(hosted_router(host))
     return app
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -80,7 +80,18 @@ class Settings(BaseSettings):
     )
     max_images: int = Field(default=16, ge=1, le=64)
     max_prompt_chars: int = Field(default=32_000, ge=1)
-    max_pixels: int = Field(default=64_000_000, gt=0, description="decoded-pixel cap for inputs and upstream results")
+    max_pixels: int = Field(
+        default=64_000_000, gt=0, description="decoded-pixel cap per image: inputs, upstream results, exact sizes"
+    )
+    max_pixels_per_request: int = Field(
+        default=256_000_000,
+        gt=0,
+        description="cap on n x W x H of an exact size pixelgate makes for one request (400 naming size past it)",
+    )
+    default_response_format: Literal["url", "b64_json"] = Field(
+        default="url",
+        description="response_format when a request sends none (a model may have its own default: gpt-image-*)",
+    )
     request_timeout_seconds: float = Field(
         default=300.0,
         gt=0,

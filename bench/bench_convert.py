@@ -2,8 +2,8 @@
 
 For each output format at 1024x1024 and 2048x2048, a photo-like test image (gradients, shapes and
 seeded noise) is encoded as PNG, like an upstream result. Then the gateway's conversion
-(``normalization.imaging.convert``, which the gateway's ``ImageWorkers`` pool runs) and a bare
-Pillow pipeline (open, convert the mode if needed, save with the same parameters) run on the same
+(``normalization.emulation.output_format.convert``, which the gateway's ``ImageWorkers`` pool runs)
+and a bare Pillow pipeline (open, convert the mode if needed, save with the same parameters) run on the same
 bytes in the same worker thread, in pairs whose order alternates, with the garbage collector paused.
 
 The overhead is the median over pairs of (gateway / Pillow - 1), each pair measured back to back,
@@ -36,12 +36,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from normalization.imaging import (
+from core.images import FormatName
+from normalization.emulation.output_format import (
     DEFAULT_AVIF_QUALITY,
     DEFAULT_JPEG_QUALITY,
     DEFAULT_PNG_COMPRESS_LEVEL,
     DEFAULT_WEBP_QUALITY,
-    OutputFormat,
     OutputSpec,
     convert,
 )
@@ -107,7 +107,7 @@ def timed(fn: Callable[[], object]) -> Sample:
         gc.enable()
 
 
-CASES: list[tuple[str, OutputFormat, int | None]] = [
+CASES: list[tuple[str, FormatName, int | None]] = [
     ("png (same format: passthrough)", "png", None),
     ("png, compression 50", "png", 50),
     ("jpeg", "jpeg", None),
@@ -176,7 +176,8 @@ def table(rows: list[Row], runs: int) -> str:
     lines = [
         "# Conversion overhead: the gateway's path against bare Pillow",
         "",
-        "A photo-like PNG of each size converted by `normalization.imaging.convert` (the gateway's path: sniff, "
+        "A photo-like PNG of each size converted by `normalization.emulation.output_format.convert` "
+        "(the gateway's path: sniff, "
         "header and pixel-limit check, decode, EXIF orientation, mode, metadata stripping, encode) and by bare "
         f"Pillow (open, save) with the same encoder settings, both in one worker thread as in the gateway's "
         f"pool; {runs} back-to-back pairs per row, order alternating. "

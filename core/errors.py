@@ -21,7 +21,8 @@ Pillow, pydantic) are mapped to them once, at the edge of the module that sees t
     │   └── RequestRateLimitError      429 type ``requests``: our own per-key limits
     ├── UpstreamError                  502 (upstream failed after retries, or answered nonsense)
     ├── ServiceUnavailableError        503 (gateway overloaded or draining)
-    │   └── ProviderNotConfiguredError 503 provider_not_configured
+    │   ├── ProviderNotConfiguredError 503 provider_not_configured
+    │   └── ImageStoreUnavailableError 503 image_store_unavailable (response_format=url, store cannot write)
     └── UpstreamTimeoutError           504
 
 Whether a client should send the same request again is decided here too, per class
@@ -183,6 +184,13 @@ class ServiceUnavailableError(GatewayError):
 class ProviderNotConfiguredError(ServiceUnavailableError):
     default_code = "provider_not_configured"
     retryable = False  # the configuration will not change between two tries
+
+
+class ImageStoreUnavailableError(ServiceUnavailableError):
+    """The images were made but the store cannot hold them (disk full, read-only, file too large)."""
+
+    default_code = "image_store_unavailable"
+    retryable = False  # a retry repeats the (paid) upstream work and meets the same store
 
 
 class UpstreamTimeoutError(GatewayError):

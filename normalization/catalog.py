@@ -60,8 +60,9 @@ class ParamSpec(_Frozen):
     upstream: str | None = Field(default=None, description="upstream field name; None means the client's name")
     type: ParamType = ParamType.STRING
     enum: tuple[JsonValue, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    # int first: a bound written as 50 stays 50, not 50.0, in the model table (pydantic's smart union).
+    minimum: int | float | None = None
+    maximum: int | float | None = None
     min_length: int | None = None
     max_length: int | None = None
     default: JsonValue = Field(default=None, description="the upstream's default, shown to users; never sent")
@@ -159,6 +160,11 @@ class ModelEntry(_Frozen):
     count: CountSpec = Field(default_factory=CountSpec)
     output_format: OutputFormatSpec = Field(default_factory=OutputFormatSpec)
     result_field: str = Field(default="images", description="output key holding the images (images or image)")
+    default_response_format: Literal["url", "b64_json"] | None = Field(
+        default=None,
+        description="response_format when a request sends none (b64_json for models whose upstream always "
+        "answers base64, as OpenAI's gpt-image models do); unset: PIXELGATE_DEFAULT_RESPONSE_FORMAT",
+    )
     fixed: Mapping[str, JsonValue] = Field(
         default_factory=dict, description="fields always sent upstream, whatever the client asks"
     )

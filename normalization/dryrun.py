@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import JsonValue
 
 from core.images import InputImage
-from normalization.engine import Plan
+from normalization.plan import Plan
 from providers.base import UpstreamCall
 
 
@@ -43,11 +43,12 @@ def describe_plan(plan: Plan) -> dict[str, JsonValue]:
         "emulation": {
             "n": emulation.n,
             "response_format": emulation.response_format,
+            "url_fallback": emulation.url_fallback,
             "output_format": emulation.output_format,
             "output_compression": emulation.output_compression,
             "exact_size": f"{emulation.target[0]}x{emulation.target[1]}" if emulation.target else None,
             "native_format": emulation.native_format,
         },
         "parameters": {name: handling.model_dump(mode="json") for name, handling in plan.parameters.items()},
-        "warnings": list(plan.warnings),
+        "warnings": [warning.message for warning in plan.warnings],
     }

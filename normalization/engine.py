@@ -12,6 +12,11 @@ and the :class:`Plan` records which, for the response metadata and ``GET /v1/mod
   dropped with a warning, or refused under strict mode;
 - anything else passes straight through, untyped.
 
+Pass-through is for the model's own fields that its table does not list: a field that the
+translation itself sets (the image, mask, size, count, format and prompt fields, every row's upstream
+name) or that the entry fixes is a 400 naming it, so a request can never override what pixelgate
+decided (``num_images`` beside ``n``, raw ``width`` past the model's maximum).
+
 Pure: no I/O, no clock. Raises :class:`core.errors.InvalidRequestError` for bad input.
 """
 
@@ -22,10 +27,14 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from core.errors import InvalidRequestError, UnsupportedParameterError
-from core.images import InputImage
+from core.images import FormatName, InputImage
 from normalization.catalog import Behavior, Mode, ModelEntry, ParamSpec
 from normalization.coerce import coerce_value
-from normalization.request import EditInputs, ImageRequest, OutputFormat
+from normalization.emulation.exact_size import check_output_pixels
+from normalization.emulation.fanout import split
+from normalization.emulation.response_format import choose_response_format
+from normalization.plan import EmulationPlan, ParamHandling, ParamWarning, Plan, ResponseFormat, upstream_to_client
+from normalization.request import EditInputs, ImageRequest
 from normalization.sizes import parse_size_request, resolve_size
 from providers.base import JsonObject, UpstreamCall
 
@@ -36,46 +45,20 @@ OPENAI_ONLY_FIELDS = frozenset(
 """Standard OpenAI parameters that only some models can honor: a warning when a model has no row."""
 CONTRACT_TABLE_FIELDS = frozenset({"negative_prompt", "seed", "cfg_scale"})
 """Contract parameters that a model honors only through a row of its table."""
+DEFAULT_MAX_PROMPT_CHARS = 32_000
 
 
-class _Frozen(BaseModel):
+class PlanSettings(BaseModel):
+    """The gateway's settings that planning depends on (from :class:`app.settings.Settings`)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-
-class ParamHandling(_Frozen):
-    """How one sent parameter was handled: shown in the response ``metadata.parameters``."""
-
-    behavior: Behavior
-    upstream: str | None = None
-    note: str | None = None
-
-
-class EmulationPlan(_Frozen):
-    """What pixelgate does itself after the upstream answers."""
-
-    n: int
-    response_format: str
-    output_format: OutputFormat
-    output_compression: int | None
-    target: tuple[int, int] | None
-    native_format: bool
-
-
-class Plan(_Frozen):
-    """Everything needed to serve one request, decided before any upstream call."""
-
-    entry: ModelEntry
-    mode: Mode
-    calls: tuple[UpstreamCall, ...]
-    emulation: EmulationPlan
-    parameters: Mapping[str, ParamHandling]
-    warnings: tuple[str, ...]
-
-    def client_param(self, upstream_field: str | None) -> str | None:
-        """The client's name for an upstream field (to word upstream validation errors)."""
-        if upstream_field is None:
-            return None
-        return _upstream_to_client(self.entry).get(upstream_field, upstream_field)
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
+    max_pixels: int = 64_000_000
+    """Pixels of one image pixelgate makes (an exact size it emulates)."""
+    max_request_pixels: int = 256_000_000
+    """Pixels of all ``n`` images of one request together."""
+    default_response_format: ResponseFormat = "url"
 
 
 def plan_request(
@@ -85,9 +68,16 @@ def plan_request(
     inputs: EditInputs | None,
     *,
     strict: bool = False,
-    max_prompt_chars: int = 32_000,
+    url_fallback: bool = False,
+    settings: PlanSettings | None = None,
 ) -> Plan:
-    """Translate ``request`` for ``entry``. Raises InvalidRequestError (strict: UnsupportedParameterError)."""
+    """Translate ``request`` for ``entry``. Raises InvalidRequestError (strict: UnsupportedParameterError).
+
+    ``strict``: a standard parameter the model cannot honor refuses the request instead of being
+    dropped with a warning. ``url_fallback``: the client allows inline images should the image
+    store fail a ``url`` answer.
+    """
+    settings = settings or PlanSettings()
     if mode not in entry.modes:
         verb = "edits" if mode == "edit" else "generations"
         raise InvalidRequestError(
@@ -97,11 +87,16 @@ def plan_request(
         )
     state = _Planner(entry, strict)
     sent = request.sent_fields()
-    prompt = _prompt(request, max_prompt_chars)
+    prompt = _prompt(request, settings.max_prompt_chars)
     images = inputs.images if inputs else ()
     mask = inputs.mask if inputs else None
+    n = request.n or 1
     state.place_images(images, mask)
     state.place_size(request, images)
+    if state.target is not None:
+        check_output_pixels(
+            state.target, n, max_pixels=settings.max_pixels, max_request_pixels=settings.max_request_pixels
+        )
     output_format, native_format = state.place_output_format(request)
     compression = state.place_compression(request, native_format)
     state.handled["response_format"] = ParamHandling(behavior=Behavior.EMULATED, note="done by pixelgate")
@@ -123,11 +118,12 @@ def plan_request(
         # One image per call: image i is then exactly what seed + i gives with n=1, so every image's
         # reported seed reproduces it (such an upstream's batch reports one seed, not one per image).
         native_max = 1
-    chunks = _split(request.n or 1, native_max)
+    chunks = split(n, native_max)
     calls = state.calls(mode, chunks, request.seed, n_sent=request.n is not None)
     emulation = EmulationPlan(
-        n=request.n or 1,
-        response_format=request.response_format or "url",
+        n=n,
+        response_format=choose_response_format(request.response_format, entry, settings.default_response_format),
+        url_fallback=url_fallback,
         output_format=output_format,
         output_compression=compression,
         target=state.target,
@@ -153,13 +149,6 @@ def _prompt(request: ImageRequest, max_chars: int) -> str:
     return request.prompt
 
 
-def _split(n: int, native_max: int) -> list[int]:
-    """Balanced chunks of at most ``native_max`` summing to ``n`` (6 over max 4 gives [3, 3])."""
-    calls = -(-n // native_max)
-    base, extra = divmod(n, calls)
-    return [base + (1 if i < extra else 0) for i in range(calls)]
-
-
 class _Planner:
     """Accumulates the payload, the handled-parameter report and warnings for one plan."""
 
@@ -168,16 +157,22 @@ class _Planner:
         self.strict = strict
         self.payload: JsonObject = {}
         self.handled: dict[str, ParamHandling] = {}
-        self.warnings: list[str] = []
+        self.warnings: list[ParamWarning] = []
         self.edit: EditInputs | None = None
         self.target: tuple[int, int] | None = None
         self._by_upstream = {spec.upstream: name for name, spec in entry.params.items() if spec.upstream}
+        self._mapped = upstream_to_client(entry)
+        self._row_senders: dict[str, str] = {}
 
     def unsupported(self, name: str, why: str) -> None:
-        message = f"'{name}' is not supported by model '{self.entry.id}' and was ignored: {why}"
         if self.strict:
-            raise UnsupportedParameterError(message, param=name)
-        self.warnings.append(message)
+            raise UnsupportedParameterError(
+                f"'{name}' is not supported by model '{self.entry.id}' ({why}); the request was refused because "
+                "x-pixelgate-strict is set (without it, the parameter is dropped with a warning)",
+                param=name,
+            )
+        message = f"'{name}' is not supported by model '{self.entry.id}' and was ignored: {why}"
+        self.warnings.append(ParamWarning(param=name, code="unsupported_parameter", message=message))
         self.handled[name] = ParamHandling(behavior=Behavior.UNSUPPORTED, note=why)
 
     def place_images(self, images: tuple[InputImage, ...], mask: InputImage | None) -> None:
@@ -211,13 +206,12 @@ class _Planner:
         for name, behavior in decision.behaviors.items():
             note = "; ".join(decision.notes) or None
             self.handled[name] = ParamHandling(behavior=behavior, upstream=upstream, note=note)
-        for note in decision.notes:
-            if "ignored" in note:
-                self.warnings.append(note)
+        for param, note in decision.ignored:
+            self.warnings.append(ParamWarning(param=param, code="parameter_ignored", message=note))
 
-    def place_output_format(self, request: ImageRequest) -> tuple[OutputFormat, bool]:
+    def place_output_format(self, request: ImageRequest) -> tuple[FormatName, bool]:
         spec = self.entry.output_format
-        wanted: OutputFormat = request.output_format or "png"
+        wanted: FormatName = request.output_format or "png"
         # A compression our encoder must apply means re-encoding anyway: a lossy native result
         # (fal's jpeg) would then be compressed twice, so a lossless png is asked for instead.
         reencode_lossy = request.output_compression is not None and not self._native_compression() and wanted != "png"
@@ -269,6 +263,7 @@ class _Planner:
         elif name in OPENAI_ONLY_FIELDS or name in CONTRACT_TABLE_FIELDS or name == "stream":
             self.unsupported(name, "the model has no such setting")
         else:
+            self._refuse_reserved(name)
             self.payload[name] = value
             self.handled[name] = ParamHandling(
                 behavior=Behavior.PASSTHROUGH,
@@ -284,9 +279,38 @@ class _Planner:
             self.handled[sent_name] = ParamHandling(behavior=Behavior.EMULATED, note=spec.description or None)
             return
         upstream = spec.upstream or client_name
+        earlier = self._row_senders.get(upstream)
+        if earlier is not None:
+            raise InvalidRequestError(
+                f"'{sent_name}' and '{earlier}' both set '{upstream}' of model '{self.entry.id}'; send only one",
+                param=sent_name,
+                code="conflicting_parameters",
+            )
+        self._refuse_fixed(sent_name, upstream)
+        self._row_senders[upstream] = sent_name
         self.payload[upstream] = coerce_value(value, spec, sent_name)
         behavior = Behavior.PASSTHROUGH if upstream == sent_name else Behavior.RENAMED
         self.handled[sent_name] = ParamHandling(behavior=behavior, upstream=upstream)
+
+    def _refuse_fixed(self, sent_name: str, upstream: str) -> None:
+        if upstream in self.entry.fixed:
+            raise InvalidRequestError(
+                f"'{sent_name}' cannot be set for model '{self.entry.id}': pixelgate always sends "
+                f"{upstream}={self.entry.fixed[upstream]!r}",
+                param=sent_name,
+                code="reserved_parameter",
+            )
+
+    def _refuse_reserved(self, name: str) -> None:
+        """400 when a pass-through field is one the translation sets (the count, size, image... fields)."""
+        self._refuse_fixed(name, name)
+        owner = self._mapped.get(name)
+        if owner is not None:
+            raise InvalidRequestError(
+                f"'{name}' is set by pixelgate from '{owner}' for model '{self.entry.id}'; send '{owner}' instead",
+                param=name,
+                code="reserved_parameter",
+            )
 
     def place_prompt(self, prompt: str, sent: Mapping[str, JsonValue]) -> None:
         field = self.entry.prompt_field
@@ -361,27 +385,3 @@ class _Blank(dict[str, str]):
 
     def __missing__(self, key: str) -> str:
         return ""
-
-
-def _upstream_to_client(entry: ModelEntry) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for client, spec in entry.params.items():
-        names[spec.upstream or client] = client
-    if entry.images:
-        names[entry.images.field] = "image"
-        if entry.images.mask_field:
-            names[entry.images.mask_field] = "mask"
-    if entry.size.field:
-        names[entry.size.field] = "size"
-    if entry.size.kind == "dimensions" and entry.size.encoding == "fields":
-        names[entry.size.width_field] = "size"
-        names[entry.size.height_field] = "size"
-    if entry.size.tier_field:
-        names[entry.size.tier_field] = "resolution"
-    if entry.count.field:
-        names[entry.count.field] = "n"
-    if entry.output_format.field:
-        names[entry.output_format.field] = "output_format"
-    if entry.prompt_field:
-        names[entry.prompt_field] = "prompt"
-    return names

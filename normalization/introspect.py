@@ -8,32 +8,41 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
+from core.images import FORMAT_NAMES
 from normalization.catalog import Behavior, ModelEntry, ParamSpec
-from normalization.engine import CONTRACT_TABLE_FIELDS, OPENAI_ONLY_FIELDS
-
-ALL_FORMATS = ("png", "jpeg", "gif", "webp", "avif")
+from normalization.emulation.response_format import choose_response_format
+from normalization.engine import CONTRACT_TABLE_FIELDS, OPENAI_ONLY_FIELDS, PlanSettings
 
 
 class ParamRow(BaseModel):
+    """One row of the table. ``minimum``/``maximum`` bound a number; ``max_length`` a string's
+    characters; ``max_items`` how many files or items a list parameter takes."""
+
     model_config = ConfigDict(frozen=True)
 
     behavior: Behavior
     upstream: str | None = None
     type: str = "string"
     values: tuple[JsonValue, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    # int first: integer bounds render as 50, not 50.0 (pydantic's smart union keeps the type).
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    max_items: int | None = None
     default: JsonValue = None
     description: str = ""
 
 
-def parameter_table(entry: ModelEntry) -> dict[str, ParamRow]:
-    """Every parameter a client may send to ``entry``, by the client's name."""
+def parameter_table(entry: ModelEntry, settings: PlanSettings | None = None) -> dict[str, ParamRow]:
+    """Every parameter a client may send to ``entry``, by the client's name, under ``settings``
+    (the gateway's prompt limit and default response format)."""
+    settings = settings or PlanSettings()
     rows: dict[str, ParamRow] = {
         "model": ParamRow(
             behavior=Behavior.CONVERTED, upstream=entry.upstream, description="selects the upstream endpoint"
         ),
-        "prompt": _prompt_row(entry),
+        "prompt": _prompt_row(entry, settings.max_prompt_chars),
     }
     if "edit" in entry.modes and entry.images:
         spec = entry.images
@@ -41,7 +50,7 @@ def parameter_table(entry: ModelEntry) -> dict[str, ParamRow]:
             behavior=Behavior.RENAMED if spec.kind == "single" else Behavior.CONVERTED,
             upstream=spec.field,
             type="file" if spec.kind == "single" else "file[]",
-            maximum=spec.max_images,
+            max_items=spec.max_images,
             description=f"PNG, JPEG or WebP; at most {spec.max_images}; sent as "
             + ("one URL" if spec.kind == "single" else "a list of URLs"),
         )
@@ -55,7 +64,7 @@ def parameter_table(entry: ModelEntry) -> dict[str, ParamRow]:
     rows["response_format"] = ParamRow(
         behavior=Behavior.EMULATED,
         values=("url", "b64_json"),
-        default="url",
+        default=choose_response_format(None, entry, settings.default_response_format),
         description="url: a signed, expiring link to the image hosted by pixelgate; b64_json: inline",
     )
     rows["output_format"] = _format_row(entry)
@@ -87,18 +96,21 @@ def _row(name: str, spec: ParamSpec) -> ParamRow:
         values=spec.enum,
         minimum=spec.minimum,
         maximum=spec.maximum,
+        min_length=spec.min_length,
+        max_length=spec.max_length,
         default=spec.default,
         description=spec.description,
     )
 
 
-def _prompt_row(entry: ModelEntry) -> ParamRow:
+def _prompt_row(entry: ModelEntry, max_chars: int) -> ParamRow:
     renamed = entry.prompt_field != "prompt" or entry.prompt_template is not None
     note = f"formatted as {entry.prompt_template!r}" if entry.prompt_template else "the instruction or description"
     return ParamRow(
         behavior=Behavior.RENAMED if renamed else Behavior.PASSTHROUGH,
         upstream=entry.prompt_field,
-        maximum=32000,
+        min_length=1,
+        max_length=max_chars,
         description=f"required; {note}",
     )
 
@@ -177,8 +189,8 @@ def _size_rows(entry: ModelEntry) -> dict[str, ParamRow]:
 
 def _format_row(entry: ModelEntry) -> ParamRow:
     spec = entry.output_format
-    native = [fmt for fmt in ALL_FORMATS if fmt in spec.values]
-    emulated = [fmt for fmt in ALL_FORMATS if fmt not in spec.values]
+    native = [fmt for fmt in FORMAT_NAMES if fmt in spec.values]
+    emulated = [fmt for fmt in FORMAT_NAMES if fmt not in spec.values]
     parts = []
     if native:
         parts.append(f"native: {', '.join(native)}")
@@ -187,7 +199,7 @@ def _format_row(entry: ModelEntry) -> ParamRow:
     return ParamRow(
         behavior=Behavior.PASSTHROUGH if spec.field and native else Behavior.EMULATED,
         upstream=spec.field,
-        values=ALL_FORMATS,
+        values=FORMAT_NAMES,
         default="png",
         description="; ".join(parts),
     )

@@ -1,10 +1,16 @@
-"""The request pipeline: plan, call the upstream (fanned out), emulate, answer.
+"""The request pipeline: plan, call the upstream, emulate, answer.
 
 :class:`Gateway` is built once per app. ``plan`` resolves the model and runs the rule engine (pure);
-``execute`` runs the plan's upstream calls concurrently (bounded per request and globally, all or
-error: the first failure cancels the rest), then emulates ``n``, exact size, ``output_format`` /
-``output_compression`` (in the Pillow worker pool) and ``response_format`` (inline base64 or a
-signed link to the image store).
+``execute`` runs the plan, stage by stage, in this order (each stage is a module of
+:mod:`normalization.emulation`):
+
+1. count fan-out (:mod:`~normalization.emulation.fanout`): the plan's upstream calls, concurrently,
+   bounded per request and globally, all or error; then exactly ``n`` images collected;
+2. exact size and 3. output format and compression (:mod:`~normalization.emulation.exact_size`,
+   :mod:`~normalization.emulation.output_format`): each image decoded once in the shared Pillow
+   pool, fitted to the exact size, re-encoded (or passed through untouched when already right);
+4. response format and hosting (:mod:`~normalization.emulation.response_format`): inline base64,
+   or stored behind a signed link (:mod:`normalization.hosting`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,24 +27,22 @@ from core.errors import (
     GatewayError,
     InvalidRequestError,
     ModelNotFoundError,
-    UpstreamError,
     UpstreamTimeoutError,
 )
+from core.image_workers import ImageWorkers
 from normalization.catalog import Catalog, Mode
-from normalization.engine import Plan, plan_request
-from normalization.imaging import EncodedImage, ImageWorkers, OutputSpec
+from normalization.emulation.fanout import FanOut, collect
+from normalization.emulation.output_format import OutputSpec, render
+from normalization.emulation.response_format import deliver
+from normalization.engine import DEFAULT_MAX_PROMPT_CHARS, PlanSettings, plan_request
+from normalization.hosting import ImageHost
+from normalization.plan import Plan, ResponseFormat
 from normalization.request import EditInputs, ImageRequest
-from normalization.response import ImageData, ImagesResponse, ResponseMetadata
-from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall, adapter_for
+from normalization.response import ImagesResponse, ResponseMetadata
+from providers.base import ImageAdapter, ProviderResult, adapter_for
 
 UpstreamWait = Callable[[], AbstractAsyncContextManager[None]]
 """Entered around a request's upstream calls (see :meth:`Gateway.execute`)."""
-
-
-class ImageHost(Protocol):
-    """Stores a result image and returns a link to it (``response_format=url``)."""
-
-    async def publish(self, image: EncodedImage, base_url: str) -> str: ...
 
 
 class GatewayConfig(BaseModel):
@@ -48,7 +51,17 @@ class GatewayConfig(BaseModel):
     request_timeout_seconds: float
     max_fanout_per_request: int
     max_pixels: int
-    max_prompt_chars: int
+    max_request_pixels: int = 256_000_000
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
+    default_response_format: ResponseFormat = "url"
+
+    def plan_settings(self) -> PlanSettings:
+        return PlanSettings(
+            max_prompt_chars=self.max_prompt_chars,
+            max_pixels=self.max_pixels,
+            max_request_pixels=self.max_request_pixels,
+            default_response_format=self.default_response_format,
+        )
 
 
 class Gateway:
@@ -68,9 +81,18 @@ class Gateway:
         self._workers = workers
         self._host = host
         self._config = config
-        self._global_slots = global_slots
+        self.plan_settings = config.plan_settings()
+        self._fanout = FanOut(config.max_fanout_per_request, global_slots)
 
-    def plan(self, request: ImageRequest, mode: Mode, inputs: EditInputs | None, *, strict: bool) -> Plan:
+    def plan(
+        self,
+        request: ImageRequest,
+        mode: Mode,
+        inputs: EditInputs | None,
+        *,
+        strict: bool,
+        url_fallback: bool = False,
+    ) -> Plan:
         """Resolve the model and translate the request. Raises 400/404 errors; makes no call."""
         if not request.model:
             raise InvalidRequestError(
@@ -86,7 +108,9 @@ class Gateway:
             )
         if mode == "edit" and (inputs is None or not inputs.images):
             raise InvalidRequestError("'image' is required for edits", param="image", code="missing_required_parameter")
-        return plan_request(request, entry, mode, inputs, strict=strict, max_prompt_chars=self._config.max_prompt_chars)
+        return plan_request(
+            request, entry, mode, inputs, strict=strict, url_fallback=url_fallback, settings=self.plan_settings
+        )
 
     async def execute(self, plan: Plan, *, base_url: str, while_upstream: UpstreamWait | None = None) -> ImagesResponse:
         """Run ``plan`` within the request deadline. Raises GatewayError subclasses only.
@@ -99,7 +123,7 @@ class Gateway:
             # The deadline is the upstream's: results that are in are not lost to the wait for a slot.
             async with while_upstream() if while_upstream else contextlib.nullcontext():
                 async with asyncio.timeout(self._config.request_timeout_seconds):
-                    results = await self._fan_out(adapter, plan)
+                    results = await self._fanout.run(adapter, plan.calls)
             return await self._emulate(plan, results, base_url)
         except TimeoutError as exc:
             raise UpstreamTimeoutError(
@@ -110,45 +134,24 @@ class Gateway:
                 exc.param = plan.client_param(exc.param)
             raise
 
-    async def _fan_out(self, adapter: ImageAdapter, plan: Plan) -> list[ProviderResult]:
-        per_request = asyncio.Semaphore(self._config.max_fanout_per_request)
-
-        async def one(call: UpstreamCall) -> ProviderResult:
-            async with per_request, self._global_slots:
-                return await adapter.run(call)
-
-        tasks = [asyncio.create_task(one(call)) for call in plan.calls]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            # All or error: a failed (or cancelled) call cancels its siblings and their upstream jobs.
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-
     async def _emulate(self, plan: Plan, results: list[ProviderResult], base_url: str) -> ImagesResponse:
+        """The emulation stage after the upstream calls, in order: count, size and format, delivery."""
         emulation = plan.emulation
-        images = _collect(plan, results)
+        images = collect(plan.calls, results)
         spec = OutputSpec(
             format=emulation.output_format, compression=emulation.output_compression, target=emulation.target
         )
-        encoded = await asyncio.gather(
-            *(self._workers.convert(image.data, spec, self._config.max_pixels) for image in images)
+        encoded = await render(
+            self._workers, [image.data for image in images], spec, max_pixels=self._config.max_pixels
         )
-        data = await asyncio.gather(
-            *(
-                self._deliver(image, out, emulation.response_format, base_url)
-                for image, out in zip(images, encoded, strict=True)
-            )
-        )
+        delivered = await deliver(self._host, images, encoded, emulation, base_url)
         first = encoded[0]
         metadata = ResponseMetadata(
             model=plan.entry.id,
             provider=plan.entry.provider,
             upstream_model=plan.entry.upstream,
             parameters=dict(plan.parameters),
-            warnings=list(plan.warnings),
+            warnings=[warning.message for warning in (*plan.warnings, *delivered.warnings)],
             upstream_calls=len(plan.calls),
             resized=any(out.resized for out in encoded),
             converted=any(out.reencoded for out in encoded),
@@ -156,31 +159,8 @@ class Gateway:
         )
         return ImagesResponse(
             created=int(time.time()),
-            data=list(data),
+            data=list(delivered.data),
             output_format=emulation.output_format,
             size=f"{first.width}x{first.height}",
             metadata=metadata,
         )
-
-    async def _deliver(
-        self, source: GeneratedImage, out: EncodedImage, response_format: str, base_url: str
-    ) -> ImageData:
-        if response_format == "b64_json":
-            return ImageData(
-                image=out.data,  # base64-encoded when the body is written, straight into it
-                revised_prompt=source.revised_prompt,
-                seed=source.seed,
-            )
-        url = await self._host.publish(out, base_url)
-        return ImageData(url=url, revised_prompt=source.revised_prompt, seed=source.seed)
-
-
-def _collect(plan: Plan, results: list[ProviderResult]) -> list[GeneratedImage]:
-    """The images in call order, exactly ``n`` of them; fewer than asked for is an upstream failure."""
-    images: list[GeneratedImage] = []
-    for call, result in zip(plan.calls, results, strict=True):
-        if len(result.images) < call.expected_images:
-            got, wanted = len(result.images), call.expected_images
-            raise UpstreamError(f"the upstream returned {got} image(s) where {wanted} were asked for")
-        images.extend(result.images[: call.expected_images])
-    return images

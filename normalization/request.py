@@ -12,9 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from core.images import InputImage
-
-OutputFormat = Literal["png", "jpeg", "gif", "webp", "avif"]
+from core.images import FormatName, InputImage
 
 STANDARD_FIELDS: frozenset[str] = frozenset(
     {
@@ -59,7 +57,7 @@ class ImageRequest(BaseModel):
     aspect_ratio: str | None = None
     resolution: str | None = None
     response_format: Literal["url", "b64_json"] | None = None
-    output_format: OutputFormat | None = None
+    output_format: FormatName | None = None
     output_compression: int | None = Field(default=None, ge=0, le=100)
     seed: int | None = None
     negative_prompt: str | None = None

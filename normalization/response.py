@@ -9,7 +9,7 @@ import orjson
 import pybase64
 from pydantic import BaseModel, ConfigDict, Field
 
-from normalization.engine import ParamHandling
+from normalization.plan import ParamHandling
 
 
 class ImageData(BaseModel):

@@ -58,12 +58,14 @@ class SizeDecision:
     has an entry for every honored source (``sources`` minus ``ignored``): CONVERTED when the
     model's native control does the job, EMULATED when pixelgate resizes. ``notes`` are
     human-readable remarks for the response metadata (mapping to nearest values, ignored params).
+    ``ignored`` pairs each ignored parameter with its note (the engine warns about them).
     """
 
     fields: dict[str, JsonValue] = field(default_factory=dict)
     target: tuple[int, int] | None = None
     behaviors: dict[str, Behavior] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    ignored: tuple[tuple[str, str], ...] = ()
 
 
 # --- matching ----------------------------------------------------------------------------------------
@@ -362,10 +364,14 @@ def resolve_size(req: SizeRequest, spec: SizeSpec, input_size: tuple[int, int] |
         for source in req.sources
         if source not in req.ignored
     }
-    ignored_notes = tuple(
-        f"{source} ignored: size {format_size(req.exact)} fixes shape and scale"
-        if req.exact is not None
-        else f"{source} ignored: size sets the aspect ratio"
+    ignored = tuple(
+        (
+            source,
+            f"{source} ignored: size {format_size(req.exact)} fixes shape and scale"
+            if req.exact is not None
+            else f"{source} ignored: size sets the aspect ratio",
+        )
         for source in req.ignored
     )
-    return SizeDecision(outcome.fields, outcome.target, behaviors, ignored_notes + outcome.notes)
+    notes = tuple(note for _, note in ignored) + outcome.notes
+    return SizeDecision(outcome.fields, outcome.target, behaviors, notes, ignored)

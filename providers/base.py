@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from core.errors import ProviderNotConfiguredError
+from core.image_workers import ImageWorkers
 from core.images import InputImage
 from core.provider_settings import ProviderSettings
 
@@ -86,8 +88,22 @@ class ImageAdapter(ABC):
         """Release resources the adapter owns (not the shared HTTP client). Default: nothing."""
 
 
-AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient], ImageAdapter]
-"""Builds an adapter from its provider's settings and the app's one shared HTTP client."""
+@dataclass(frozen=True, slots=True)
+class AdapterResources:
+    """What the app shares with every adapter, created once in its lifespan.
+
+    ``client``: the one HTTP client. ``image_workers``: the one bounded pool where all Pillow work
+    runs (an adapter that decodes or draws images, such as the offline sandbox, does it there, never
+    in threads of its own). ``max_pixels``: the decoded-pixel cap per image.
+    """
+
+    client: httpx.AsyncClient
+    image_workers: ImageWorkers
+    max_pixels: int
+
+
+AdapterFactory = Callable[[ProviderSettings, AdapterResources], ImageAdapter]
+"""Builds an adapter from its provider's settings and the resources the app shares."""
 
 
 def adapter_for(adapters: Mapping[str, ImageAdapter], provider: str) -> ImageAdapter:

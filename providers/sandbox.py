@@ -7,6 +7,12 @@ mask is transparent when one is sent; a generation draws a seeded gradient with 
 
 Payload fields (set by the catalog, see ``catalog/sandbox.yaml``): ``prompt``, ``seed``,
 ``num_images``, ``width``/``height`` (generate), ``delay_ms`` (simulated upstream latency).
+
+Its Pillow work is the gateway's own, so it runs where all Pillow work runs: one job per image in
+the app's bounded :class:`~core.image_workers.ImageWorkers` pool, never in threads of its own. An
+input is checked against the pixel cap from its header before it is decoded, and one that cannot be
+decoded (truncated, corrupt) is the client's 400 naming ``image`` or ``mask``, as a real upstream
+answers it.
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ import asyncio
 import hashlib
 import io
 import random
+from functools import partial
 
-import httpx
 from PIL import Image, ImageChops, ImageDraw, ImageOps
 
 from core.errors import InvalidRequestError
-from core.images import InputImage
+from core.image_workers import ImageWorkers
+from core.images import ImageProblem, InputImage, decode, open_header
 from core.provider_settings import ProviderSettings
-from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import AdapterResources, GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
 
 
 def _int_field(call: UpstreamCall, name: str, default: int) -> int:
@@ -40,11 +47,15 @@ def _base_seed(prompt: str, images: tuple[InputImage, ...]) -> int:
 
 
 class SandboxAdapter(ImageAdapter):
-    """Offline, deterministic image maker. Runs its Pillow work in a worker thread."""
+    """Offline, deterministic image maker; its Pillow work runs in the shared pool, one job per image."""
+
+    def __init__(self, workers: ImageWorkers, max_pixels: int) -> None:
+        self._workers = workers
+        self._max_pixels = max_pixels
 
     @classmethod
-    def from_settings(cls, settings: ProviderSettings, client: httpx.AsyncClient) -> SandboxAdapter:
-        return cls()
+    def from_settings(cls, settings: ProviderSettings, resources: AdapterResources) -> SandboxAdapter:
+        return cls(resources.image_workers, resources.max_pixels)
 
     async def run(self, call: UpstreamCall) -> ProviderResult:
         prompt = call.payload.get("prompt")
@@ -55,23 +66,46 @@ class SandboxAdapter(ImageAdapter):
         raw_seed = call.payload.get("seed")
         seed = raw_seed if isinstance(raw_seed, int) and not isinstance(raw_seed, bool) else None
         start_seed = seed if seed is not None else _base_seed(prompt, call.images)
+        if call.mode == "edit":
+            render = partial(self._edit, call, prompt)
+        else:
+            render = partial(self._generate, _int_field(call, "width", 1024), _int_field(call, "height", 1024), prompt)
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
-        images = await asyncio.to_thread(self._render_all, call, prompt, start_seed, count)
-        return ProviderResult(images=images, upstream_request_id=f"sandbox-{start_seed}-{call.index}")
+        images = await asyncio.gather(*(self._workers.run(partial(render, start_seed + i)) for i in range(count)))
+        return ProviderResult(images=tuple(images), upstream_request_id=f"sandbox-{start_seed}-{call.index}")
 
-    def _render_all(self, call: UpstreamCall, prompt: str, start_seed: int, count: int) -> tuple[GeneratedImage, ...]:
-        results = []
-        for i in range(count):
-            seed = start_seed + i
-            if call.mode == "edit":
-                data = _edit(call.images[0], call.mask, prompt, seed)
-            else:
-                width = _int_field(call, "width", 1024)
-                height = _int_field(call, "height", 1024)
-                data = _generate(width, height, prompt, seed)
-            results.append(GeneratedImage(data=data, seed=seed, revised_prompt=prompt, nsfw=False))
-        return tuple(results)
+    def _edit(self, call: UpstreamCall, prompt: str, seed: int) -> GeneratedImage:
+        if not call.images:
+            raise InvalidRequestError("sandbox: an edit needs an image", param=call.image_field or "image")
+        source = self._decoded(call.images[0], call.image_field or "image")
+        try:
+            mask = self._decoded(call.mask, call.mask_field or "mask") if call.mask is not None else None
+        except InvalidRequestError:
+            source.close()
+            raise
+        data = _edit(source, mask, prompt, seed)
+        return GeneratedImage(data=data, seed=seed, revised_prompt=prompt, nsfw=False)
+
+    def _generate(self, width: int, height: int, prompt: str, seed: int) -> GeneratedImage:
+        if width <= 0 or height <= 0 or width * height > self._max_pixels:
+            raise InvalidRequestError(
+                f"sandbox: {width}x{height} is not a size it makes (at most {self._max_pixels} pixels)", param="width"
+            )
+        return GeneratedImage(data=_generate(width, height, prompt, seed), seed=seed, revised_prompt=prompt, nsfw=False)
+
+    def _decoded(self, image: InputImage, field: str) -> Image.Image:
+        """``image`` decoded, within the pixel cap; a 400 naming ``field`` when it cannot be."""
+        try:
+            img, _ = open_header(image.data, max_pixels=self._max_pixels)
+        except ImageProblem as exc:
+            raise InvalidRequestError(f"sandbox: '{field}': {exc.reason}", param=field, code=exc.code) from exc
+        try:
+            decode(img)
+        except ImageProblem as exc:
+            img.close()
+            raise InvalidRequestError(f"sandbox: '{field}': {exc.reason}", param=field, code=exc.code) from exc
+        return img
 
 
 def _png(image: Image.Image) -> bytes:
@@ -84,10 +118,11 @@ def _rng(prompt: str, seed: int) -> random.Random:
     return random.Random(hashlib.sha256(f"{seed}\x00{prompt}".encode()).digest())
 
 
-def _edit(source: InputImage, mask: InputImage | None, prompt: str, seed: int) -> bytes:
+def _edit(source: Image.Image, mask: Image.Image | None, prompt: str, seed: int) -> bytes:
+    """``source`` (and ``mask``) decoded; both are closed here."""
     rng = _rng(prompt, seed)
-    with Image.open(io.BytesIO(source.data)) as opened:
-        base = ImageOps.exif_transpose(opened).convert("RGBA")
+    with source:
+        base = ImageOps.exif_transpose(source).convert("RGBA")
     alpha = base.getchannel("A")
     edited = ImageOps.invert(base.convert("RGB"))
     tint = Image.new("RGB", edited.size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
@@ -100,9 +135,9 @@ def _edit(source: InputImage, mask: InputImage | None, prompt: str, seed: int) -
     result = edited.convert("RGBA")
     result.putalpha(alpha)
     if mask is not None:
-        with Image.open(io.BytesIO(mask.data)) as mask_img:
+        with mask:
             # OpenAI semantics: fully transparent mask pixels mark the area to edit.
-            region = ImageOps.invert(mask_img.convert("RGBA").getchannel("A")).resize(base.size)
+            region = ImageOps.invert(mask.convert("RGBA").getchannel("A")).resize(base.size)
         result = Image.composite(result, base, region)
     if ImageChops.difference(alpha, Image.new("L", alpha.size, 255)).getbbox() is None:
         result = result.convert("RGB")

@@ -23,12 +23,21 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 async def readyz(state: AppStateDep) -> Response:
+    """Ready when the catalog has models, the data dir and the image store can be written.
+
+    ``checks.image_store`` is the store's write probe (reused for a few seconds) and turns false for
+    as long after a result the store failed to save; ``image_store_problem`` says why.
+    """
     checks: dict[str, Any] = {"catalog": len(state.catalog.entries()) > 0}
     checks["storage"] = await asyncio.to_thread(_storage_writable, state.settings.data_dir)
+    store = await state.host.health()
+    checks["image_store"] = store.writable
     ready = all(checks.values())
     gate = state.admission
     load = {"inflight": gate.inflight, "queued": gate.queued, "max_inflight": gate.limits.max_inflight}
-    body = {"status": "ready" if ready else "not_ready", "checks": checks, "admission": load}
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks, "admission": load}
+    if store.problem is not None:
+        body["image_store_problem"] = store.problem
     return json_response(body, 200 if ready else 503)
 
 

@@ -9,22 +9,16 @@ past the store's TTL); 304 when ``If-None-Match`` names its ETag; else 200, stre
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
 import re
 import time
 from collections.abc import Callable
-from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from core.errors import PermissionDeniedError
-from normalization.signing import LinkSigner
-from normalization.store import ImageStore
-
-log = logging.getLogger("pixelgate.hosted")
+from normalization.hosting import ImageStore, LinkSigner
 
 _EXPIRES = re.compile(r"[0-9]{1,12}")
 
@@ -45,7 +39,7 @@ def hosted_images_router(store: ImageStore, signer: LinkSigner, *, clock: Callab
         now = clock()
         if now >= expiry:
             raise PermissionDeniedError("this image link has expired", code="link_expired")
-        stored = await asyncio.to_thread(store.get, name, now)
+        stored = await store.get(name, now)
         max_age = max(0, math.floor(min(expiry, stored.expires_at) - now))
         headers = {
             "ETag": stored.etag,
@@ -68,28 +62,3 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
         if tag == "*" or tag.removeprefix("W/") == etag:
             return True
     return False
-
-
-def signed_url(base_url: str, name: str, expires: int, signer: LinkSigner) -> str:
-    """The public link to hosted image ``name``, valid until ``expires`` (unix seconds).
-
-    ``base_url`` is ``PIXELGATE_PUBLIC_URL`` or the request's own base URL, without ``/v1``.
-    """
-    query = urlencode({"expires": expires, "sig": signer.sign(name, expires)})
-    return f"{base_url.rstrip('/')}/v1/images/{quote(name, safe='')}?{query}"
-
-
-async def sweep_forever(store: ImageStore, interval_seconds: float) -> None:
-    """Delete expired images every ``interval_seconds`` until cancelled (start it in the lifespan).
-
-    A failing sweep (disk error) is logged and retried at the next interval, never fatal.
-    """
-    while True:
-        try:
-            deleted = await asyncio.to_thread(store.sweep, time.time())
-        except OSError:
-            log.exception("sweeping expired images failed")
-        else:
-            if deleted:
-                log.info("swept %d expired images", deleted)
-        await asyncio.sleep(interval_seconds)

@@ -9,7 +9,7 @@ calling the provider. A client that disconnects cancels its upstream work, unles
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -28,7 +28,8 @@ from app.inputs import build_request, form_inputs, json_inputs
 from core.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from normalization.catalog import Mode
 from normalization.dryrun import describe_plan
-from normalization.engine import Plan
+from normalization.emulation.response_format import URL_FALLBACK_HEADER
+from normalization.plan import Plan
 from normalization.request import EditInputs, ImageRequest
 from normalization.response import ImagesResponse
 
@@ -47,6 +48,11 @@ at a few hundred."""
 
 def _strict(request: Request) -> bool:
     return request.headers.get("x-pixelgate-strict", "").strip().lower() in ("1", "true", "yes")
+
+
+def _url_fallback(request: Request) -> bool:
+    """Whether the client accepts inline images should the image store fail a ``url`` answer."""
+    return request.headers.get(URL_FALLBACK_HEADER, "").strip().lower() == "b64_json"
 
 
 def _dry_run(request: Request) -> bool:
@@ -135,15 +141,15 @@ async def _serve(
             code="unsupported_parameter",
         )
     gateway = state.gateway
-    plan: Plan = gateway.plan(image_request, mode, inputs, strict=_strict(request))
+    plan: Plan = gateway.plan(image_request, mode, inputs, strict=_strict(request), url_fallback=_url_fallback(request))
     context.outcome.model, context.outcome.provider = plan.entry.id, plan.entry.provider
     if _dry_run(request):
-        return json_response(describe_plan(plan), headers=_warning_headers(plan.warnings))
+        return json_response(describe_plan(plan), headers=_warning_headers([w.message for w in plan.warnings]))
     base_url = state.settings.public_url or str(request.base_url)
     # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
     result: ImagesResponse = await gateway.execute(plan, base_url=base_url, while_upstream=context.upstream)
     context.outcome.images = len(result.data)
-    return ChunksResponse(result.wire_chunks(), headers=_warning_headers(plan.warnings))
+    return ChunksResponse(result.wire_chunks(), headers=_warning_headers(result.metadata.warnings))
 
 
 def _refuse_declared_length(request: Request, max_bytes: int) -> None:
@@ -186,7 +192,7 @@ def json_depth(value: object) -> int:
     return deepest
 
 
-def _warning_headers(warnings: tuple[str, ...]) -> dict[str, str]:
+def _warning_headers(warnings: Sequence[str]) -> dict[str, str]:
     if not warnings:
         return {}
     text = " | ".join(warnings).encode("ascii", "replace").decode("ascii")

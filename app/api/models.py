@@ -37,7 +37,7 @@ async def get_model(model_id: str, state: AppStateDep) -> dict[str, Any]:
     entry = state.catalog.get(model_id)
     if entry is None:
         raise ModelNotFoundError(f"The model '{model_id}' does not exist on this gateway.", param="model")
-    table = parameter_table(entry)
+    table = parameter_table(entry, state.gateway.plan_settings)
     return {
         **_model_object(entry),
         "parameters": {name: row.model_dump(mode="json", exclude_none=True) for name, row in table.items()},

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.images import FORMAT_NAMES
+
 _NULLABLE_STRING: dict[str, Any] = {"type": ["string", "null"]}
 _NULLABLE_INTEGER: dict[str, Any] = {"type": ["integer", "null"]}
 
@@ -21,7 +23,7 @@ _COMMON_FIELDS: dict[str, Any] = {
     "aspect_ratio": {**_NULLABLE_STRING, "examples": ["16:9"]},
     "resolution": {**_NULLABLE_STRING, "examples": ["1K", "0.25"]},
     "response_format": {"enum": ["url", "b64_json", None]},
-    "output_format": {"enum": ["png", "jpeg", "gif", "webp", "avif", None]},
+    "output_format": {"enum": [*FORMAT_NAMES, None]},
     "output_compression": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
     "seed": _NULLABLE_INTEGER,
     "negative_prompt": _NULLABLE_STRING,

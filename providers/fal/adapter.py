@@ -24,7 +24,7 @@ from pydantic import JsonValue
 from core.errors import GatewayError, ProviderNotConfiguredError
 from core.images import InputImage
 from core.provider_settings import ProviderSettings
-from providers.base import ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import AdapterResources, ImageAdapter, ProviderResult, UpstreamCall
 from providers.fal.defaults import DEFAULT_FAL_BASE_URL, DEFAULT_FAL_STORAGE_URL
 from providers.fal.queue import FalQueue, QueueHandle
 from providers.fal.results import collect_images
@@ -67,8 +67,8 @@ class FalAdapter(ImageAdapter):
         self.fetch_hosts = frozenset({_host_entry(self.base_url), _host_entry(self.storage_url), *settings.fetch_hosts})
 
     @classmethod
-    def from_settings(cls, settings: ProviderSettings, client: httpx.AsyncClient) -> FalAdapter:
-        return cls(settings, client)
+    def from_settings(cls, settings: ProviderSettings, resources: AdapterResources) -> FalAdapter:
+        return cls(settings, resources.client)
 
     def _http(self, api_key: str) -> FalHttp:
         retry = RetryPolicy(

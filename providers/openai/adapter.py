@@ -25,7 +25,7 @@ import orjson
 
 from core.errors import ProviderNotConfiguredError
 from core.provider_settings import ProviderSettings
-from providers.base import ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import AdapterResources, ImageAdapter, ProviderResult, UpstreamCall
 from providers.fetch import FetchPolicy
 from providers.openai.defaults import DEFAULT_OPENAI_BASE_URL
 from providers.openai.errors import error_from_response, error_from_transport
@@ -82,8 +82,8 @@ class OpenAIAdapter(ImageAdapter):
         )
 
     @classmethod
-    def from_settings(cls, settings: ProviderSettings, client: httpx.AsyncClient) -> OpenAIAdapter:
-        return cls(settings, client)
+    def from_settings(cls, settings: ProviderSettings, resources: AdapterResources) -> OpenAIAdapter:
+        return cls(settings, resources.client)
 
     def _headers(self) -> dict[str, str]:
         if not self._key:

@@ -15,10 +15,11 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api.hosted import hosted_images_router, signed_url, sweep_forever
+from app.api.hosted import hosted_images_router
 from core.errors import GatewayError
-from normalization.signing import LinkSigner
-from normalization.store import DirectoryStore, StoredImage
+from normalization.hosting.links import signed_url, sweep_forever
+from normalization.hosting.signing import LinkSigner
+from normalization.hosting.store import DirectoryStore, StoredImage
 
 TTL = 3600
 NOW = float(int(time.time()))
@@ -57,7 +58,7 @@ def hosted(tmp_path: Path) -> Iterator[Hosted]:
 
     app.add_exception_handler(GatewayError, render)
     app.include_router(hosted_images_router(store, signer, clock=lambda: NOW))
-    image = store.put(PNG, "image/png")
+    image = asyncio.run(store.put(PNG, "image/png"))
     yield Hosted(app, store, signer, image)
 
 
@@ -146,7 +147,7 @@ def test_expired_genuine_link_is_403_link_expired(hosted: Hosted) -> None:
 
 
 def test_gone_image_is_404(hosted: Hosted) -> None:
-    hosted.store.delete(hosted.image.name)
+    asyncio.run(hosted.store.delete(hosted.image.name))
     response = hosted.get(hosted.link())
     assert response.status_code == 404
     assert error_code(response) == "image_not_found"
@@ -191,8 +192,8 @@ def test_signed_url_round_trips_and_escapes() -> None:
 
 def test_sweep_forever_deletes_expired_images_until_cancelled(tmp_path: Path) -> None:
     store = DirectoryStore(tmp_path, ttl_seconds=TTL)
-    old = store.put(b"old", "image/png")
-    fresh = store.put(b"fresh", "image/png")
+    old = asyncio.run(store.put(b"old", "image/png"))
+    fresh = asyncio.run(store.put(b"fresh", "image/png"))
     past = time.time() - TTL - 1
     os.utime(tmp_path / old.name, (past, past))
 

@@ -25,7 +25,7 @@ import openai
 import orjson
 import pytest
 
-from normalization.signing import LinkSigner
+from normalization.hosting.signing import LinkSigner
 from tests.conftest import TEST_KEY, upstream_settings
 from tests.fakes.fake_fal import FakeFal
 from tests.fakes.fake_openai import FakeOpenAI, FakeOpenAIServer, result_png

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import openai
 
-from normalization.signing import LinkSigner
+from normalization.hosting.signing import LinkSigner
 from tests.conftest import TEST_KEY, make_settings
 from tests.images import decode, png_bytes
 from tests.live import LiveGateway

@@ -33,7 +33,7 @@ SIDE = 2048
 
 def _in_imaging(frame: FrameType | None) -> bool:
     while frame is not None:
-        if frame.f_code.co_filename.endswith("normalization/imaging.py"):
+        if frame.f_code.co_filename.endswith("normalization/emulation/output_format.py"):
             return True
         frame = frame.f_back
     return False

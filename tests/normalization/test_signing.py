@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from normalization.signing import KEY_FILE, LinkSigner, load_or_create_secret
+from normalization.hosting.signing import KEY_FILE, LinkSigner, load_or_create_secret
 
 SECRET = b"s" * 32
 NAME = "A" * 32 + ".png"

@@ -37,7 +37,7 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
 
 def fast_adapter(settings: ProviderSettings, client: httpx.AsyncClient) -> FalAdapter:
     """An adapter with test-sized backoff (real code paths, shorter waits)."""
-    adapter = FalAdapter.from_settings(settings, client)
+    adapter = FalAdapter(settings, client)
     adapter.backoff_base_seconds = 0.01
     adapter.backoff_cap_seconds = 0.05
     return adapter

@@ -62,7 +62,7 @@ def run_call(conf: ProviderSettings, call: UpstreamCall, *, backoff: float = 0.0
 
     async def scenario() -> ProviderResult:
         async with httpx.AsyncClient() as client:
-            adapter = OpenAIAdapter.from_settings(conf, client)
+            adapter = OpenAIAdapter(conf, client)
             adapter.backoff_base_seconds = backoff
             adapter.backoff_cap_seconds = backoff * 4
             return await adapter.run(call)

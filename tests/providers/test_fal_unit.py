@@ -14,7 +14,9 @@ from PIL import Image
 from pydantic import JsonValue
 
 from core.errors import InvalidRequestError, ModerationBlockedError, UpstreamError
+from core.image_workers import ImageWorkers
 from core.provider_settings import ProviderSettings
+from providers.base import AdapterResources
 from providers.fal import FalAdapter
 from providers.fal.errors import error_from_response
 from providers.fal.retry import RetryPolicy, retry_after_seconds, should_retry
@@ -135,8 +137,12 @@ async def test_per_image_seeds_and_single_image_result_field() -> None:
 
 async def test_registry_builds_a_fal_adapter() -> None:
     settings = ProviderSettings(kind="fal", base_url=BASE)
-    async with httpx.AsyncClient() as client:
-        adapters = build_adapters({"fal": settings}, client)
+    workers = ImageWorkers(max_workers=1)
+    try:
+        async with httpx.AsyncClient() as client:
+            adapters = build_adapters({"fal": settings}, AdapterResources(client, workers, 64_000_000))
+    finally:
+        workers.close()
     assert isinstance(adapters["fal"], FalAdapter)
 
 

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
 from core.errors import InvalidRequestError, UpstreamError
-from core.images import looks_complete, sniff_media_type
-from normalization.imaging import EncodedImage, ImageWorkers, OutputFormat, OutputSpec, convert
+from core.image_workers import ImageWorkers
+from core.images import FormatName, looks_complete, sniff_media_type
+from normalization.emulation.output_format import EncodedImage, OutputSpec, convert, render
 
 MAX_PIXELS = 10_000_000
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -45,7 +46,7 @@ def close_to(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int 
     return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
 
 
-MAGIC: dict[OutputFormat, tuple[int, bytes]] = {
+MAGIC: dict[FormatName, tuple[int, bytes]] = {
     "png": (0, b"\x89PNG\r\n\x1a\n"),
     "jpeg": (0, b"\xff\xd8\xff"),
     "gif": (0, b"GIF8"),
@@ -55,7 +56,7 @@ MAGIC: dict[OutputFormat, tuple[int, bytes]] = {
 
 
 @pytest.mark.parametrize("fmt", list(MAGIC))
-def test_each_format_has_its_magic_bytes_and_media_type(fmt: OutputFormat) -> None:
+def test_each_format_has_its_magic_bytes_and_media_type(fmt: FormatName) -> None:
     source = encode(noisy(), "PNG" if fmt != "png" else "JPEG")
     result = convert(source, OutputSpec(format=fmt), max_pixels=MAX_PIXELS)
     offset, magic = MAGIC[fmt]
@@ -81,7 +82,7 @@ def test_png_compression_maps_to_zlib_level_higher_is_larger() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["png", "webp", "avif", "gif"])
-def test_alpha_is_kept_where_the_format_holds_it(fmt: OutputFormat) -> None:
+def test_alpha_is_kept_where_the_format_holds_it(fmt: FormatName) -> None:
     source = encode(half_transparent(), "PNG")
     # compression forces a re-encode of png too; gif ignores it
     result = convert(source, OutputSpec(format=fmt, compression=95), max_pixels=MAX_PIXELS)
@@ -116,7 +117,7 @@ def oriented_jpeg() -> bytes:
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
-def test_exif_orientation_is_applied_and_metadata_stripped(fmt: OutputFormat) -> None:
+def test_exif_orientation_is_applied_and_metadata_stripped(fmt: FormatName) -> None:
     result = convert(oriented_jpeg(), OutputSpec(format=fmt), max_pixels=MAX_PIXELS)
     assert result.reencoded  # a jpeg -> jpeg with orientation 6 is not passed through
     img = decoded(result)
@@ -142,7 +143,7 @@ def test_png_text_chunks_are_not_carried_over() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "gif"])
-def test_comments_are_not_carried_over(fmt: OutputFormat) -> None:
+def test_comments_are_not_carried_over(fmt: FormatName) -> None:
     # Pillow's JPEG and GIF encoders copy the source's comment unless told otherwise
     source = encode(noisy(), "JPEG", comment=b"made by SecretCam for Jane Doe")
     result = convert(source, OutputSpec(format=fmt, compression=80), max_pixels=MAX_PIXELS)
@@ -243,18 +244,18 @@ def test_palette_and_16_bit_inputs_are_converted_sensibly() -> None:
     assert grey.getpixel((4, 4)) in range(126, 131)
 
 
-def test_workers_convert_off_the_event_loop() -> None:
+def test_render_converts_in_the_pool_off_the_event_loop() -> None:
     source = encode(noisy(), "PNG")
     spec = OutputSpec(format="webp", compression=50)
     workers = ImageWorkers()
 
     async def run() -> list[EncodedImage]:
-        return list(await asyncio.gather(*(workers.convert(source, spec, MAX_PIXELS) for _ in range(4))))
+        return await render(workers, [source] * 4, spec, max_pixels=MAX_PIXELS)
 
     try:
         results = asyncio.run(run())
         with pytest.raises(UpstreamError):
-            asyncio.run(workers.convert(b"junk", spec, MAX_PIXELS))
+            asyncio.run(render(workers, [b"junk"], spec, max_pixels=MAX_PIXELS))
     finally:
         workers.close()
     expected = convert(source, spec, max_pixels=MAX_PIXELS)

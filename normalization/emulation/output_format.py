@@ -1,55 +1,27 @@
-"""Output-format emulation: decode a result image once, orient, fit to size, re-encode without metadata.
+"""Output format and compression: decode a result once, orient, fit the exact size, re-encode clean.
 
-Everything here is pure and synchronous (Pillow releases the GIL while decoding, resampling and
-encoding); async callers go through :class:`ImageWorkers`, which runs :func:`convert` in a thread
-pool off the event loop.
+:func:`convert` is pure and synchronous; :func:`render` runs it for every image of an answer in
+the shared :class:`~core.image_workers.ImageWorkers` pool (Pillow releases the GIL while decoding,
+resampling and encoding), and answers images that need no change on the event loop.
 
-Decoding never relies on Pillow's global ``Image.MAX_IMAGE_PIXELS``: the format's plugin is
-opened directly and the header's pixel count is checked against the caller's ``max_pixels`` before
-any pixel is decoded.
+Decoding never relies on Pillow's global ``Image.MAX_IMAGE_PIXELS``: :func:`core.images.open_header`
+opens the format's plugin directly and checks the header's pixel count against the caller's
+``max_pixels`` before any pixel is decoded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from collections.abc import Callable, Sequence
 
-from PIL import (
-    AvifImagePlugin,
-    GifImagePlugin,
-    Image,
-    ImageFile,
-    ImageOps,
-    JpegImagePlugin,
-    PngImagePlugin,
-    WebPImagePlugin,
-)
+from PIL import Image, ImageFile, ImageOps, PngImagePlugin
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from core.errors import GatewayError, UpstreamError
-from core.images import ImageMediaType, sniff_media_type
-
-OutputFormat = Literal["png", "jpeg", "gif", "webp", "avif"]
-
-MEDIA_TYPES: dict[OutputFormat, ImageMediaType] = {
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "gif": "image/gif",
-    "webp": "image/webp",
-    "avif": "image/avif",
-}
-
-# The plugin modules register themselves on import; naming them keeps that import explicit.
-_PLUGINS: dict[ImageMediaType, str] = {
-    "image/png": PngImagePlugin.PngImageFile.format,
-    "image/jpeg": JpegImagePlugin.JpegImageFile.format,
-    "image/gif": GifImagePlugin.GifImageFile.format,
-    "image/webp": WebPImagePlugin.WebPImageFile.format,
-    "image/avif": AvifImagePlugin.AvifImageFile.format,
-}
+from core.image_workers import ImageWorkers
+from core.images import FormatName, ImageFormat, ImageMediaType, ImageProblem, decode, format_named, open_header
+from normalization.emulation.exact_size import cover
 
 DEFAULT_JPEG_QUALITY = 90
 DEFAULT_WEBP_QUALITY = 90
@@ -68,7 +40,7 @@ class _Frozen(BaseModel):
 class OutputSpec(_Frozen):
     """What the client asked for: ``output_format``, ``output_compression`` and an exact ``size``."""
 
-    format: OutputFormat
+    format: FormatName
     compression: int | None = Field(default=None, ge=0, le=100)
     target: tuple[PositiveInt, PositiveInt] | None = None
 
@@ -120,12 +92,15 @@ def convert(
     :class:`~core.errors.InvalidRequestError` for client-supplied images) with code
     ``invalid_image`` or ``image_too_large``.
     """
-    img, source_type = _open_checked(data, max_pixels, error_class)
+    img, source = _open_checked(data, max_pixels, error_class)
     try:
-        unchanged = _unchanged(data, img, source_type, spec)
+        unchanged = _unchanged(data, img, source, spec)
         if unchanged is not None:
             return unchanged
-        _decode(img, error_class)
+        try:
+            decode(img)
+        except ImageProblem as exc:
+            raise error_class(exc.reason, code=exc.code) from exc
         return _encode_decoded(img, spec)
     finally:
         img.close()
@@ -143,57 +118,33 @@ def passthrough(
     Cheap enough for the event loop (tens of microseconds): what needs no conversion skips the
     thread pool. Raises as :func:`convert` does for an unknown type, a bad header or too many pixels.
     """
-    img, source_type = _open_checked(data, max_pixels, error_class)
+    img, source = _open_checked(data, max_pixels, error_class)
     try:
-        return _unchanged(data, img, source_type, spec)
+        return _unchanged(data, img, source, spec)
     finally:
         img.close()
 
 
 def _open_checked(
     data: bytes, max_pixels: int, error_class: type[GatewayError]
-) -> tuple[ImageFile.ImageFile, ImageMediaType]:
-    source_type = sniff_media_type(data)
-    if source_type is None:
-        raise error_class("the image is of an unsupported or unknown type", code="invalid_image")
-    return _open_header(data, source_type, max_pixels, error_class), source_type
+) -> tuple[ImageFile.ImageFile, ImageFormat]:
+    try:
+        return open_header(data, max_pixels=max_pixels)
+    except ImageProblem as exc:
+        raise error_class(exc.reason, code=exc.code) from exc
 
 
-def _unchanged(
-    data: bytes, img: ImageFile.ImageFile, source_type: ImageMediaType, spec: OutputSpec
-) -> EncodedImage | None:
-    target_type = MEDIA_TYPES[spec.format]
+def _unchanged(data: bytes, img: ImageFile.ImageFile, source: ImageFormat, spec: OutputSpec) -> EncodedImage | None:
     if (
-        source_type == target_type
+        source.name == spec.format
         and spec.compression is None
         and (spec.target is None or img.size == spec.target)
         and _is_upright(img)
     ):
         return EncodedImage(
-            data=data, media_type=target_type, width=img.width, height=img.height, reencoded=False, resized=False
+            data=data, media_type=source.media_type, width=img.width, height=img.height, reencoded=False, resized=False
         )
     return None
-
-
-def _open_header(
-    data: bytes, media_type: ImageMediaType, max_pixels: int, error_class: type[GatewayError]
-) -> ImageFile.ImageFile:
-    # Image.open would apply the process-global MAX_IMAGE_PIXELS (and warn through the global,
-    # thread-unsafe warnings filters); the plugin factory reads the header only, and the limit
-    # here is the caller's.
-    factory = Image.OPEN[_PLUGINS[media_type]][0]
-    try:
-        img = factory(io.BytesIO(data), "")
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
-        raise error_class("the image could not be read", code="invalid_image") from exc
-    width, height = img.size
-    if width <= 0 or height <= 0:
-        img.close()
-        raise error_class("the image is empty", code="invalid_image")
-    if width * height > max_pixels:
-        img.close()
-        raise error_class(f"the image is {width}x{height}, over the {max_pixels}-pixel limit", code="image_too_large")
-    return img
 
 
 def _is_upright(img: ImageFile.ImageFile) -> bool:
@@ -205,13 +156,6 @@ def _is_upright(img: ImageFile.ImageFile) -> bool:
     return orientation in (0, 1)
 
 
-def _decode(img: ImageFile.ImageFile, error_class: type[GatewayError]) -> None:
-    try:
-        img.load()
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
-        raise error_class("the image could not be decoded", code="invalid_image") from exc
-
-
 def _encode_decoded(decoded: Image.Image, spec: OutputSpec) -> EncodedImage:
     """Orient, normalize the mode, fit and encode; each step closes the copy it replaces."""
     icc_profile = decoded.info.get("icc_profile")
@@ -220,7 +164,7 @@ def _encode_decoded(decoded: Image.Image, spec: OutputSpec) -> EncodedImage:
     img = _replace(img, _working_image(img, spec.format))
     resized = False
     if spec.target is not None and img.size != spec.target:
-        img = _replace(img, _cover(img, spec.target))
+        img = _replace(img, cover(img, spec.target))
         resized = True
     # Encoders copy some of img.info into the output (JPEG and GIF the comment, PNG and AVIF the
     # ICC profile); nothing of the source's is kept but the profile, which every encoder is given.
@@ -230,7 +174,7 @@ def _encode_decoded(decoded: Image.Image, spec: OutputSpec) -> EncodedImage:
         _save(img, buffer, spec, icc_profile if isinstance(icc_profile, bytes) else None)
         return EncodedImage(
             data=buffer.getvalue(),
-            media_type=MEDIA_TYPES[spec.format],
+            media_type=format_named(spec.format).media_type,
             width=img.width,
             height=img.height,
             reencoded=True,
@@ -247,7 +191,7 @@ def _replace(old: Image.Image, new: Image.Image) -> Image.Image:
     return new
 
 
-def _working_image(img: Image.Image, output: OutputFormat) -> Image.Image:
+def _working_image(img: Image.Image, output: FormatName) -> Image.Image:
     """The image in the mode its encoder takes: RGB(A) or L, never a palette or 16-bit mode.
 
     A palette image is expanded before resizing because Pillow resamples palette images with
@@ -276,75 +220,55 @@ def _working_image(img: Image.Image, output: OutputFormat) -> Image.Image:
     return img.convert("L" if img.mode == "1" else "RGB")
 
 
-def _cover(img: Image.Image, target: tuple[int, int]) -> Image.Image:
-    """Scale to cover ``target``, center-crop to it exactly: one resample over the cropped box."""
-    width, height = img.size
-    target_width, target_height = target
-    scale = max(target_width / width, target_height / height)
-    box_width, box_height = target_width / scale, target_height / scale
-    left, top = (width - box_width) / 2, (height - box_height) / 2
-    return img.resize(
-        target,
-        Image.Resampling.LANCZOS,
-        box=(left, top, left + box_width, top + box_height),
-        reducing_gap=3.0,
-    )
+SaveOptions = Callable[[int | None, bytes | None], dict[str, object]]
+"""Pillow ``save`` options for a format, from ``compression`` (None: the default) and the ICC profile."""
+
+
+def _lossy(default_quality: int) -> SaveOptions:
+    # Pillow skips an empty profile; None would be refused by these encoders.
+    return lambda compression, icc: {
+        "quality": default_quality if compression is None else compression,
+        "icc_profile": icc or b"",
+    }
+
+
+def _png(compression: int | None, icc: bytes | None) -> dict[str, object]:
+    level = DEFAULT_PNG_COMPRESS_LEVEL if compression is None else round((100 - compression) * 9 / 100)
+    return {"compress_level": level, "icc_profile": icc}
+
+
+SAVE_OPTIONS: dict[FormatName, SaveOptions] = {
+    "png": _png,
+    "jpeg": _lossy(DEFAULT_JPEG_QUALITY),
+    "gif": lambda compression, icc: {},  # no place for a profile; the 256-colour palette is its only knob
+    "webp": _lossy(DEFAULT_WEBP_QUALITY),
+    "avif": _lossy(DEFAULT_AVIF_QUALITY),
+}
 
 
 def _save(img: Image.Image, buffer: io.BytesIO, spec: OutputSpec, icc_profile: bytes | None) -> None:
-    compression = spec.compression
-    # GIF has no place for a profile; Pillow skips empty ones everywhere else.
-    icc = icc_profile or b""
-    if spec.format == "jpeg":
-        quality = DEFAULT_JPEG_QUALITY if compression is None else compression
-        img.save(buffer, "JPEG", quality=quality, icc_profile=icc)
-    elif spec.format == "webp":
-        quality = DEFAULT_WEBP_QUALITY if compression is None else compression
-        img.save(buffer, "WEBP", quality=quality, icc_profile=icc)
-    elif spec.format == "avif":
-        quality = DEFAULT_AVIF_QUALITY if compression is None else compression
-        img.save(buffer, "AVIF", quality=quality, icc_profile=icc)
-    elif spec.format == "png":
-        level = DEFAULT_PNG_COMPRESS_LEVEL if compression is None else round((100 - compression) * 9 / 100)
-        img.save(buffer, "PNG", compress_level=level, icc_profile=icc_profile)
-    else:
-        img.save(buffer, "GIF")
+    options = SAVE_OPTIONS[spec.format](spec.compression, icc_profile)
+    img.save(buffer, format_named(spec.format).pillow, **options)
 
 
-class ImageWorkers:
-    """Runs :func:`convert` in a thread pool sized to the CPU count, off the event loop.
+async def render(
+    workers: ImageWorkers,
+    images: Sequence[bytes],
+    spec: OutputSpec,
+    *,
+    max_pixels: int,
+    error_class: type[GatewayError] = UpstreamError,
+) -> list[EncodedImage]:
+    """:func:`convert` for each of ``images``, in order, in the ``workers`` pool; same errors.
 
-    Threads suffice: Pillow releases the GIL while it decodes, resamples and encodes, so
-    conversions run in parallel without pickling megabytes to and from worker processes
-    (``bench/bench_convert.py --pools`` measures both).
+    An image that passes unchanged (:func:`passthrough`) is answered on the event loop: the hop to
+    a thread and back costs more than its header read.
     """
 
-    def __init__(self, max_workers: int | None = None) -> None:
-        self._executor = ThreadPoolExecutor(
-            max_workers=max_workers or os.cpu_count() or 1, thread_name_prefix="pixelgate-image"
-        )
-
-    async def convert(
-        self,
-        data: bytes,
-        spec: OutputSpec,
-        max_pixels: int,
-        *,
-        error_class: type[GatewayError] = UpstreamError,
-    ) -> EncodedImage:
-        """:func:`convert` in the pool; same result and errors.
-
-        An image that passes unchanged (:func:`passthrough`) is answered on the event loop: the
-        hop to a thread and back costs more than its header read.
-        """
+    async def one(data: bytes) -> EncodedImage:
         unchanged = passthrough(data, spec, max_pixels=max_pixels, error_class=error_class)
         if unchanged is not None:
             return unchanged
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, lambda: convert(data, spec, max_pixels=max_pixels, error_class=error_class)
-        )
+        return await workers.run(lambda: convert(data, spec, max_pixels=max_pixels, error_class=error_class))
 
-    def close(self) -> None:
-        """Wait for running conversions, then stop the threads (call once, at shutdown)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    return list(await asyncio.gather(*(one(data) for data in images)))

@@ -1,14 +1,16 @@
 """Hosted result images: write once under an unguessable name, serve until the TTL, then sweep.
 
-The methods of :class:`DirectoryStore` are synchronous and do plain file-system calls (a write of
-a few MB, a stat, an unlink, a directory scan). Async callers run ``put``, ``delete`` and ``sweep``
-through ``asyncio.to_thread``; ``get`` is one ``stat`` and is cheap enough either way (the hosted
-route still uses ``to_thread`` so a slow disk never stalls the event loop).
+:class:`ImageStore` is the interface (put, get, delete, sweep, health), async so that a store
+over the network (an S3 bucket) fits it as well as :class:`DirectoryStore`, the default, which
+keeps files under ``<data_dir>/images`` and runs its file-system calls in a thread so a slow disk
+never stalls the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -20,22 +22,15 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from core.errors import NotFoundError
-from core.images import ImageMediaType
-
-_EXTENSIONS: dict[ImageMediaType, str] = {
-    "image/png": "png",
-    "image/jpeg": "jpeg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "image/avif": "avif",
-}
-_MEDIA_TYPES: dict[str, ImageMediaType] = {ext: media for media, ext in _EXTENSIONS.items()}
+from core.images import IMAGE_FORMATS, ImageMediaType, format_for_extension, format_of
 
 # secrets.token_urlsafe(24) is exactly 32 characters of [A-Za-z0-9_-]; nothing else is a name.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{32}\.(png|jpeg|webp|gif|avif)")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{32}\.(" + "|".join(fmt.extension for fmt in IMAGE_FORMATS) + ")")
 _TMP_PREFIX = ".tmp-"
 # A temporary file older than this was left by a crashed write, never by one in progress.
 _STRAY_TMP_SECONDS = 300
+# A probe the size of a small image's first disk block: a full disk refuses it as it would an image.
+_PROBE = b"\0" * 4096
 
 
 class StoredImage(BaseModel):
@@ -56,32 +51,53 @@ class StoredFile(StoredImage):
     path: Path
 
 
+class StoreHealth(BaseModel):
+    """Whether the store can take a new image now; ``problem`` says why not (no path, no secret)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    writable: bool
+    problem: str | None = None
+
+
 class ImageStore(ABC):
     """Where hosted result images live between the response and the client's download."""
 
     @abstractmethod
-    def put(self, data: bytes, media_type: ImageMediaType) -> StoredImage:
-        """Store ``data`` under a new unguessable name; raises ``OSError`` when the disk fails."""
+    async def put(self, data: bytes, media_type: ImageMediaType) -> StoredImage:
+        """Store ``data`` under a new unguessable name. Raises ``OSError`` when the write fails
+        (disk full, read-only, file too large, unreachable); nothing is left behind then."""
 
     @abstractmethod
-    def get(self, name: str, now: float | None = None) -> StoredFile:
+    async def get(self, name: str, now: float | None = None) -> StoredFile:
         """The image called ``name`` as of ``now`` (default: the current time).
 
         Raises :class:`NotFoundError` when the name is invalid, unknown or expired (swept or not).
         """
 
     @abstractmethod
-    def delete(self, name: str) -> None:
+    async def delete(self, name: str) -> None:
         """Remove the image if it exists; an invalid name raises :class:`NotFoundError`."""
 
     @abstractmethod
-    def sweep(self, now: float) -> int:
+    async def sweep(self, now: float) -> int:
         """Delete every image expired at ``now`` (and leftovers of failed writes); returns how many images."""
+
+    @abstractmethod
+    async def health(self) -> StoreHealth:
+        """Try a small write and remove it: whether :meth:`put` can succeed now. Never raises."""
 
 
 def is_valid_name(name: str) -> bool:
     """True only for names :meth:`ImageStore.put` could have made (no separators, dots, NUL, escapes)."""
     return NAME_PATTERN.fullmatch(name) is not None
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A store failure in words a client may read: the errno's meaning, never the path."""
+    if exc.errno is None:
+        return "the store could not write"
+    return os.strerror(exc.errno).lower() + f" ({errno.errorcode.get(exc.errno, exc.errno)})"
 
 
 class DirectoryStore(ImageStore):
@@ -104,8 +120,30 @@ class DirectoryStore(ImageStore):
     def root(self) -> Path:
         return self._root
 
-    def put(self, data: bytes, media_type: ImageMediaType) -> StoredImage:
-        name = f"{secrets.token_urlsafe(24)}.{_EXTENSIONS[media_type]}"
+    async def put(self, data: bytes, media_type: ImageMediaType) -> StoredImage:
+        return await asyncio.to_thread(self._put, data, media_type)
+
+    async def get(self, name: str, now: float | None = None) -> StoredFile:
+        return await asyncio.to_thread(self._get, name, now)
+
+    async def delete(self, name: str) -> None:
+        await asyncio.to_thread(self._delete, name)
+
+    async def sweep(self, now: float) -> int:
+        return await asyncio.to_thread(self._sweep, now)
+
+    async def health(self) -> StoreHealth:
+        return await asyncio.to_thread(self._health)
+
+    def _put(self, data: bytes, media_type: ImageMediaType) -> StoredImage:
+        name = f"{secrets.token_urlsafe(24)}.{format_of(media_type).extension}"
+        self._write(name, data)
+        created = (self._root / name).stat().st_mtime
+        return StoredImage(
+            name=name, media_type=media_type, size=len(data), etag=_etag(name), expires_at=created + self._ttl
+        )
+
+    def _write(self, name: str, data: bytes) -> None:
         fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self._root)
         try:
             with os.fdopen(fd, "wb") as tmp:
@@ -116,12 +154,8 @@ class DirectoryStore(ImageStore):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
             raise
-        created = (self._root / name).stat().st_mtime
-        return StoredImage(
-            name=name, media_type=media_type, size=len(data), etag=_etag(name), expires_at=created + self._ttl
-        )
 
-    def get(self, name: str, now: float | None = None) -> StoredFile:
+    def _get(self, name: str, now: float | None) -> StoredFile:
         path = self._path(name)
         try:
             stat = path.stat()
@@ -130,20 +164,22 @@ class DirectoryStore(ImageStore):
         expires_at = stat.st_mtime + self._ttl
         if expires_at <= (time.time() if now is None else now):
             raise NotFoundError("the image does not exist or has expired", code="image_not_found")
+        fmt = format_for_extension(name.rsplit(".", 1)[1])
+        assert fmt is not None  # the name matched NAME_PATTERN, built from the same table
         return StoredFile(
             name=name,
-            media_type=_MEDIA_TYPES[name.rsplit(".", 1)[1]],
+            media_type=fmt.media_type,
             size=stat.st_size,
             etag=_etag(name),
             expires_at=expires_at,
             path=path,
         )
 
-    def delete(self, name: str) -> None:
+    def _delete(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(name).unlink()
 
-    def sweep(self, now: float) -> int:
+    def _sweep(self, now: float) -> int:
         deleted = 0
         with os.scandir(self._root) as entries:
             for entry in entries:
@@ -160,6 +196,21 @@ class DirectoryStore(ImageStore):
                 except FileNotFoundError:
                     continue  # deleted meanwhile by another worker's sweep
         return deleted
+
+    def _health(self) -> StoreHealth:
+        # Written like an image (temporary file, then removed), so a full disk, a read-only mount or
+        # a missing directory shows here as it would in put; the temporary prefix keeps the sweep's
+        # hands off it should the process die in between.
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self._root)
+            try:
+                with os.fdopen(fd, "wb") as tmp:
+                    tmp.write(_PROBE)
+            finally:
+                os.unlink(tmp_name)
+        except OSError as exc:
+            return StoreHealth(writable=False, problem=describe_os_error(exc))
+        return StoreHealth(writable=True)
 
     def _path(self, name: str) -> Path:
         if not is_valid_name(name):
