@@ -14,7 +14,8 @@ sibling call failed) it releases upstream work it started (e.g. fal's cancel) an
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx
@@ -22,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from core.errors import ProviderNotConfiguredError
 from core.images import InputImage
-from core.provider_settings import ProviderSettings
+
+MiB = 1024 * 1024
 
 JsonObject = dict[str, JsonValue]
 """A JSON object as sent on the wire to an upstream (already translated field names and types)."""
@@ -86,8 +88,20 @@ class ImageAdapter(ABC):
         """Release resources the adapter owns (not the shared HTTP client). Default: nothing."""
 
 
-AdapterFactory = Callable[[ProviderSettings, httpx.AsyncClient], ImageAdapter]
-"""Builds an adapter from its provider's settings and the app's one shared HTTP client."""
+@dataclass(frozen=True)
+class ResultLimits:
+    """Caps every upstream result must stay within; the app passes its settings' values."""
+
+    max_pixels: int = 64_000_000
+    max_bytes: int = 50 * MiB
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    """What every adapter shares, made once in the app's lifespan: the HTTP client and the result caps."""
+
+    client: httpx.AsyncClient
+    limits: ResultLimits = field(default_factory=ResultLimits)
 
 
 def adapter_for(adapters: Mapping[str, ImageAdapter], provider: str) -> ImageAdapter:

@@ -5,7 +5,7 @@ developers can run their own CI against pixelgate with no upstream and no key. A
 transforms the input (colors inverted and tinted, diagonal bands keyed by the prompt), only where a
 mask is transparent when one is sent; a generation draws a seeded gradient with shapes.
 
-Payload fields (set by the catalog, see ``catalog/sandbox.yaml``): ``prompt``, ``seed``,
+Payload fields (set by the catalog, see ``normalization/catalog/sandbox.yaml``): ``prompt``, ``seed``,
 ``num_images``, ``width``/``height`` (generate), ``delay_ms`` (simulated upstream latency).
 """
 
@@ -16,13 +16,12 @@ import hashlib
 import io
 import random
 
-import httpx
 from PIL import Image, ImageChops, ImageDraw, ImageOps
 
 from core.errors import InvalidRequestError
 from core.images import InputImage
 from core.provider_settings import ProviderSettings
-from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import AdapterContext, GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
 
 
 def _int_field(call: UpstreamCall, name: str, default: int) -> int:
@@ -42,9 +41,8 @@ def _base_seed(prompt: str, images: tuple[InputImage, ...]) -> int:
 class SandboxAdapter(ImageAdapter):
     """Offline, deterministic image maker. Runs its Pillow work in a worker thread."""
 
-    @classmethod
-    def from_settings(cls, settings: ProviderSettings, client: httpx.AsyncClient) -> SandboxAdapter:
-        return cls()
+    def __init__(self, settings: ProviderSettings, context: AdapterContext) -> None:
+        """Built like every adapter; the sandbox needs no key, URL or HTTP client, so it keeps nothing."""
 
     async def run(self, call: UpstreamCall) -> ProviderResult:
         prompt = call.payload.get("prompt")

@@ -12,9 +12,8 @@ import pytest
 from pydantic import JsonValue
 
 from core.images import InputImage
-from core.provider_settings import ProviderSettings
-from providers.base import UpstreamCall
-from providers.fal import FalAdapter
+from providers.base import AdapterContext, UpstreamCall
+from providers.fal import FalAdapter, FalSettings
 from tests.fakes.fake_fal import FakeFal
 from tests.images import png_bytes
 
@@ -35,9 +34,9 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def fast_adapter(settings: ProviderSettings, client: httpx.AsyncClient) -> FalAdapter:
+def fast_adapter(settings: FalSettings, client: httpx.AsyncClient) -> FalAdapter:
     """An adapter with test-sized backoff (real code paths, shorter waits)."""
-    adapter = FalAdapter.from_settings(settings, client)
+    adapter = FalAdapter(settings, AdapterContext(client=client))
     adapter.backoff_base_seconds = 0.01
     adapter.backoff_cap_seconds = 0.05
     return adapter
@@ -48,8 +47,7 @@ def make_adapter(fake_fal: FakeFal, http_client: httpx.AsyncClient) -> AdapterMa
     def make(
         *, api_key: str | None = FAL_TEST_KEY, max_retries: int = 3, upload_threshold_bytes: int = 4 * 1024 * 1024
     ) -> FalAdapter:
-        settings = ProviderSettings(
-            kind="fal",
+        settings = FalSettings(
             api_key=api_key,
             base_url=fake_fal.base_url,
             storage_url=fake_fal.storage_url,
