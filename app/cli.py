@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import ipaddress
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from core.errors import ConfigError
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -39,10 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.main import create_app
     from app.settings import Settings
 
+    # A configuration mistake is one line on stderr and exit status 2, never a traceback.
     try:
-        settings = Settings()
-    except ValueError as exc:
-        print(f"pixelgate: invalid configuration: {exc}", file=sys.stderr)  # noqa: T201
+        settings = Settings.load()
+    except ConfigError as exc:
+        print(f"pixelgate: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     if not settings.api_keys and not settings.allow_open and not is_loopback(args.host):
         print(  # noqa: T201
@@ -53,8 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         app = create_app(settings)
-    except ValueError as exc:
-        print(f"pixelgate: invalid configuration: {exc}", file=sys.stderr)  # noqa: T201
+    except ConfigError as exc:
+        print(f"pixelgate: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     # One process: per-key limits, the admission queue and the image store's state live in it.
     # uvloop and httptools (uvicorn[standard]) named explicitly: a missing one fails at start
@@ -65,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=log_config(args.log_level),
         proxy_headers=False,
         # SIGTERM: stop accepting, let requests in flight finish this long, then cancel the rest.
         timeout_graceful_shutdown=settings.drain_timeout_seconds,
@@ -72,6 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         http=guarded_protocol(settings.header_timeout_seconds),
     )
     return 0
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging set-up plus the ``pixelgate`` logger (start-up summary, errors) on its handler."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["pixelgate"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
 
 
 if __name__ == "__main__":

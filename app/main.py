@@ -29,13 +29,14 @@ from app.inputs import UrlFetcher
 from app.ratelimit import limit_config
 from app.settings import Settings
 from app.shutdown import InFlight
+from app.startup import check_data_dir, log_configuration
 from app.state import build_state
 from core.errors import InvalidRequestError, UpstreamError
 from core.image_workers import ImageWorkers
 from core.provider_settings import ProviderSettings
 from normalization.catalog import Catalog, load_builtin_catalog
 from normalization.pipeline import Gateway, GatewayConfig
-from providers.base import AdapterResources
+from providers.base import AdapterContext, ResultLimits
 from providers.fetch import FetchPolicy, fetch_image_bytes
 from providers.registry import build_adapters
 
@@ -53,13 +54,18 @@ def provider_settings(settings: Settings) -> dict[str, ProviderSettings]:
     extra = tuple(settings.fetch_allow_hosts)
     return {
         name: conf.model_copy(update={"fetch_hosts": (*conf.fetch_hosts, *extra)})
-        for name, conf in settings.provider_settings().items()
+        for name, conf in settings.providers.items()
     }
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """A ready-to-serve pixelgate app. Raises ``ValueError`` for an unusable configuration."""
-    settings = settings or Settings()
+    """A ready-to-serve pixelgate app; without ``settings``, :meth:`Settings.load` reads them.
+
+    Raises :class:`core.errors.ConfigError` (one line naming the setting) for an unusable
+    configuration: a mistake in the settings, an unwritable data dir, an unknown state URL scheme.
+    """
+    settings = settings or Settings.load()
+    check_data_dir(settings.data_dir)
     catalog = build_catalog(settings)
     providers = provider_settings(settings)
     host = build_host(settings)
@@ -85,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        log_configuration(providers, catalog, api_keys=len(settings.api_keys))
         redactor = access_log.install()
         read_whole_chunks()
         client = httpx.AsyncClient(
@@ -94,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         workers = ImageWorkers()
         host.start_sweeping()
-        adapters = build_adapters(providers, AdapterResources(client, workers, settings.max_pixels))
+        limits = ResultLimits(max_pixels=settings.max_pixels, max_bytes=settings.max_result_bytes)
+        adapters = build_adapters(providers, AdapterContext(client=client, image_workers=workers, limits=limits))
         gateway = Gateway(
             catalog=catalog,
             adapters=adapters,

@@ -3,38 +3,36 @@
 Precedence: explicit keyword arguments > environment > YAML file (``--config`` or
 ``PIXELGATE_CONFIG``) > defaults. Nothing else in pixelgate reads the environment: everything gets a
 :class:`Settings` (or the :class:`ProviderSettings` of its provider) from :func:`app.main.create_app`.
+
+Provider settings are assembled generically from the provider kinds' registry
+(:mod:`app.provider_config`): this module names no provider. :meth:`Settings.load` refuses, with one
+line naming the key and the closest valid name, an unknown ``PIXELGATE_`` variable, an unknown key
+anywhere in the YAML file, and a model naming a provider that does not exist.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from app.config_errors import did_you_mean, one_line
+from app.provider_config import EnvironmentSource, build_providers, declared_variables, with_kind_defaults
+from core.errors import ConfigError
 from core.provider_settings import ProviderSettings
 from normalization.catalog import ModelEntry
-from providers.fal import DEFAULT_FAL_BASE_URL, DEFAULT_FAL_STORAGE_URL
-from providers.openai import DEFAULT_OPENAI_BASE_URL
 
 MiB = 1024 * 1024
 
-
-class _YamlProvider(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: str | None = None
-    api_key: SecretStr | None = None
-    base_url: str | None = None
-    storage_url: str | None = None
-    upload_threshold_bytes: int | None = None
-    connect_timeout_seconds: float | None = None
-    read_timeout_seconds: float | None = None
-    max_retries: int | None = None
-    fetch_hosts: tuple[str, ...] = ()
+ENV_PREFIX = "PIXELGATE_"
+CONFIG_VARIABLE = "PIXELGATE_CONFIG"
+CLIENT_VARIABLES = frozenset({"PIXELGATE_URL", "PIXELGATE_API_KEY"})
+"""Read by the README's client examples, not by the server; tolerated in the server's environment."""
 
 
 def _split_csv(value: object) -> object:
@@ -46,7 +44,7 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """Every setting of the gateway. Field docs name the environment variable of the contract."""
 
-    model_config = SettingsConfigDict(env_prefix="PIXELGATE_", extra="ignore", populate_by_name=True, frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     allow_open: bool = Field(default=False)
@@ -88,6 +86,7 @@ class Settings(BaseSettings):
         gt=0,
         description="cap on n x W x H of an exact size pixelgate makes for one request (400 naming size past it)",
     )
+    max_result_bytes: int = Field(default=50 * MiB, gt=0, description="largest upstream result image, per image")
     default_response_format: Literal["url", "b64_json"] = Field(
         default="url",
         description="response_format when a request sends none (a model may have its own default: gpt-image-*)",
@@ -172,28 +171,29 @@ class Settings(BaseSettings):
     fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
     )
-    fal_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("FAL_KEY"))
-    fal_base_url: str | None = Field(default=None, validation_alias=AliasChoices("PIXELGATE_FAL_BASE_URL"))
-    fal_storage_url: str | None = Field(default=None, validation_alias=AliasChoices("PIXELGATE_FAL_STORAGE_URL"))
-    openai_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
-    openai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("PIXELGATE_OPENAI_BASE_URL"))
-    providers_yaml: dict[str, _YamlProvider] = Field(default_factory=dict, validation_alias=AliasChoices("providers"))
+    providers: dict[str, ProviderSettings] = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="every upstream by name: one per provider kind (fal, openai, sandbox) plus the YAML ones",
+    )
     models: list[ModelEntry] = Field(default_factory=list, description="user catalog entries, added or overriding")
 
-    @field_validator(
-        "fal_key",
-        "openai_api_key",
-        "signing_secret",
-        "public_url",
-        "fal_base_url",
-        "fal_storage_url",
-        "openai_base_url",
-        "state_url",
-        mode="before",
-    )
+    @model_validator(mode="before")
+    @classmethod
+    def _models_get_kind_defaults(cls, data: object) -> object:
+        if isinstance(data, Mapping) and "models" in data:
+            return {**data, "models": with_kind_defaults(data["models"], data.get("providers"))}
+        return data
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _providers_by_kind(cls, value: object) -> dict[str, ProviderSettings]:
+        return build_providers(value)
+
+    @field_validator("signing_secret", "public_url", "state_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        # docker compose passes `FAL_KEY=` for an unset variable: that is no key, not an empty one.
+        # docker compose passes `PIXELGATE_PUBLIC_URL=` for an unset variable: that is no value, not an empty one.
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("api_keys", "fetch_allow_hosts", mode="before")
@@ -210,35 +210,41 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _YamlSource(settings_cls))
+        return (init_settings, env_settings, EnvironmentSource(settings_cls), _YamlSource(settings_cls))
 
-    def provider_settings(self) -> dict[str, ProviderSettings]:
-        """Every configured upstream by name: the built-in ``fal`` and ``openai`` plus YAML ones.
+    @classmethod
+    def load(cls) -> Settings:
+        """Settings from the environment and the YAML file; :class:`ConfigError` (one line) for a mistake."""
+        check_environment(os.environ)
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise ConfigError(one_line(exc, cls, ENV_PREFIX)) from None
 
-        Environment variables win over the YAML ``providers`` block for the built-in two.
-        """
-        merged: dict[str, ProviderSettings] = {}
-        env_overrides: dict[str, dict[str, Any]] = {
-            "fal": {
-                "api_key": self.fal_key,
-                "base_url": self.fal_base_url,
-                "storage_url": self.fal_storage_url,
-            },
-            "openai": {"api_key": self.openai_api_key, "base_url": self.openai_base_url},
+
+def known_variables() -> frozenset[str]:
+    """Every ``PIXELGATE_`` variable the server reads: one per setting, the config file, the kinds' own."""
+    return frozenset(
+        {
+            *(ENV_PREFIX + name.upper() for name in Settings.model_fields),
+            CONFIG_VARIABLE,
+            *(name.upper() for name in declared_variables()),
         }
-        defaults: dict[str, dict[str, Any]] = {
-            "fal": {"base_url": DEFAULT_FAL_BASE_URL, "storage_url": DEFAULT_FAL_STORAGE_URL},
-            "openai": {"base_url": DEFAULT_OPENAI_BASE_URL},
-        }
-        names = {"fal", "openai", "sandbox", *self.providers_yaml}
-        for name in sorted(names):
-            yaml_entry = self.providers_yaml.get(name, _YamlProvider())
-            values: dict[str, Any] = dict(defaults.get(name, {}))
-            values.update(yaml_entry.model_dump(exclude_none=True, exclude={"kind"}))
-            values.update({k: v for k, v in env_overrides.get(name, {}).items() if v is not None})
-            kind = yaml_entry.kind or name
-            merged[name] = ProviderSettings(kind=kind, **values)
-        return merged
+    )
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse an unknown ``PIXELGATE_`` variable (a misspelt one would be ignored silently otherwise)."""
+    known = known_variables()
+    unknown = sorted(
+        name for name in environ if name.upper().startswith(ENV_PREFIX) and name.upper() not in known | CLIENT_VARIABLES
+    )
+    if unknown:
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise ConfigError(
+            f"invalid configuration: unknown environment variable {unknown[0]}"
+            f"{did_you_mean(unknown[0].upper(), known)}{more}"
+        )
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -248,20 +254,21 @@ class _YamlSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("PIXELGATE_CONFIG")
+        path = os.environ.get(CONFIG_VARIABLE)
         if not path:
             return {}
         return load_yaml_config(Path(path))
 
 
 def load_yaml_config(path: Path) -> dict[str, Any]:
-    """Parse the contract's YAML file into settings keys; raises ``ValueError`` on a malformed file."""
+    """Parse the contract's YAML file into settings keys; :class:`ConfigError` on a malformed file."""
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read config file {path}: {exc}") from exc
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"invalid configuration: cannot read config file {path}: {reason}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ValueError(f"config file {path} must hold a mapping at the top level")
+        raise ConfigError(f"invalid configuration: config file {path} must hold a mapping at the top level")
     return loaded

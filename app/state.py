@@ -15,6 +15,7 @@ from app.idempotency import IdempotencyStore, MemoryIdempotencyStore
 from app.ratelimit import LimitStore, MemoryLimitStore
 from app.redis_state import RedisIdempotencyStore, RedisLimitStore
 from app.settings import Settings
+from core.errors import ConfigError
 
 SLOT_MARGIN_SECONDS = 60.0
 """An in-flight slot in Redis counts for at most the request deadline plus this (a dead process)."""
@@ -64,9 +65,11 @@ BACKENDS: dict[str, Callable[[Settings], StateBackend]] = {"memory": _memory, "r
 
 
 def build_state(settings: Settings) -> StateBackend:
-    """The backend ``settings.state_url`` names (none: this process). Raises ``ValueError`` if unknown."""
+    """The backend ``settings.state_url`` names (none: this process). Raises ``ConfigError`` if unknown."""
     scheme = settings.state_url.partition("://")[0] if settings.state_url else "memory"
     backend = BACKENDS.get(scheme)
     if backend is None:
-        raise ValueError(f"PIXELGATE_STATE_URL: unknown scheme '{scheme}' (known: redis, rediss)")
+        raise ConfigError(
+            f"invalid configuration: state_url (PIXELGATE_STATE_URL): unknown scheme '{scheme}' (known: redis, rediss)"
+        )
     return backend(settings)

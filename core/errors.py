@@ -213,3 +213,12 @@ RETRY_BY_CODE: Mapping[str, bool] = MappingProxyType(
 
 class ClientGone(Exception):
     """The client disconnected before its answer: its work was cancelled and nothing is sent."""
+
+
+class ConfigError(ValueError):
+    """A configuration pixelgate refuses to start with; ``str()`` is one line naming the key.
+
+    Not a :class:`GatewayError`: no client ever sees it. ``pixelgate serve`` prints it and exits
+    non-zero; ``create_app`` raises it. Raised outside pydantic validation only (a ``ValueError``
+    raised inside a validator would be wrapped by pydantic).
+    """

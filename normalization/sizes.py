@@ -19,7 +19,8 @@ from itertools import product
 from pydantic import JsonValue
 
 from core.errors import InvalidRequestError
-from normalization.catalog import Behavior, SizeSpec
+from core.model_shape import SizeSpec
+from normalization.catalog import Behavior
 from normalization.size_parsing import (
     DIMENSIONS_RE,
     MAX_SIDE,

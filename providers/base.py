@@ -14,8 +14,8 @@ sibling call failed) it releases upstream work it started (e.g. fal's cancel) an
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx
@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from core.errors import ProviderNotConfiguredError
 from core.image_workers import ImageWorkers
 from core.images import InputImage
-from core.provider_settings import ProviderSettings
+
+MiB = 1024 * 1024
 
 JsonObject = dict[str, JsonValue]
 """A JSON object as sent on the wire to an upstream (already translated field names and types)."""
@@ -88,22 +89,23 @@ class ImageAdapter(ABC):
         """Release resources the adapter owns (not the shared HTTP client). Default: nothing."""
 
 
-@dataclass(frozen=True, slots=True)
-class AdapterResources:
-    """What the app shares with every adapter, created once in its lifespan.
+@dataclass(frozen=True)
+class ResultLimits:
+    """Caps every upstream result must stay within; the app passes its settings' values."""
 
-    ``client``: the one HTTP client. ``image_workers``: the one bounded pool where all Pillow work
-    runs (an adapter that decodes or draws images, such as the offline sandbox, does it there, never
-    in threads of its own). ``max_pixels``: the decoded-pixel cap per image.
-    """
+    max_pixels: int = 64_000_000
+    max_bytes: int = 50 * MiB
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    """What every adapter shares, made once in the app's lifespan: the HTTP client, the Pillow pool, the result caps."""
 
     client: httpx.AsyncClient
     image_workers: ImageWorkers
-    max_pixels: int
-
-
-AdapterFactory = Callable[[ProviderSettings, AdapterResources], ImageAdapter]
-"""Builds an adapter from its provider's settings and the resources the app shares."""
+    """The one bounded pool where all Pillow work runs: an adapter that decodes or draws images (the
+    offline sandbox) does it there, never in threads of its own."""
+    limits: ResultLimits = field(default_factory=ResultLimits)
 
 
 def adapter_for(adapters: Mapping[str, ImageAdapter], provider: str) -> ImageAdapter:

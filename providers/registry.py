@@ -1,9 +1,10 @@
-"""Provider kinds by name: a dict from kind to adapter factory, filled by explicit registration.
+"""Provider kinds by name: the one place that names them.
 
-``build_adapters`` makes one adapter per configured provider (``fal``, ``openai``, ``sandbox`` and
-every YAML-named one) around the resources the app shares (its single HTTP client, its Pillow pool).
-Adding a provider kind is one module and one :func:`register` line below; nothing dispatches on
-provider names anywhere else.
+Each kind is a folder under ``providers/`` exposing a :class:`~providers.kind.ProviderKind`
+(settings model, adapter, catalog defaults) and one :func:`register` line below. Settings,
+catalog defaults and adapters are all found through here; nothing else dispatches on a kind's or
+a provider's name. Every registered kind is also a provider of the same name, configured by the
+variables its settings model declares (``FAL_KEY`` for ``fal``) or by the YAML ``providers`` block.
 """
 
 from __future__ import annotations
@@ -11,45 +12,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from core.provider_settings import ProviderSettings
-from providers.base import AdapterFactory, AdapterResources, ImageAdapter
-from providers.fal import FalAdapter
-from providers.openai import OpenAIAdapter
-from providers.sandbox import SandboxAdapter
+from providers import fal, openai, sandbox
+from providers.base import AdapterContext, ImageAdapter
+from providers.kind import Kind
 
-_FACTORIES: dict[str, AdapterFactory] = {}
-
-
-class UnknownProviderKindError(ValueError):
-    """A configured provider names a kind no adapter is registered for (a start-up error)."""
+_KINDS: dict[str, Kind] = {}
 
 
-def register(kind: str, factory: AdapterFactory) -> None:
-    """Make ``kind`` available to provider settings; replaces an earlier registration."""
-    _FACTORIES[kind] = factory
+def register(kind: Kind) -> None:
+    """Make ``kind`` available under ``kind.name``; replaces an earlier registration of that name."""
+    _KINDS[kind.name] = kind
 
 
-def unregister(kind: str) -> None:
-    """Forget ``kind`` (tests that register a kind of their own remove it again)."""
-    _FACTORIES.pop(kind, None)
+def unregister(name: str) -> None:
+    """Forget the kind ``name`` (for tests that register one of their own); no error when absent."""
+    _KINDS.pop(name, None)
 
 
-def registered_kinds() -> list[str]:
-    return sorted(_FACTORIES)
+def kinds() -> Mapping[str, Kind]:
+    """Every registered kind by name, in name order."""
+    return {name: _KINDS[name] for name in sorted(_KINDS)}
 
 
-def build_adapters(providers: Mapping[str, ProviderSettings], resources: AdapterResources) -> dict[str, ImageAdapter]:
-    """One adapter per provider name. Raises :class:`UnknownProviderKindError` for unknown kinds."""
-    adapters: dict[str, ImageAdapter] = {}
-    for name, conf in providers.items():
-        factory = _FACTORIES.get(conf.kind)
-        if factory is None:
-            raise UnknownProviderKindError(
-                f"provider {name!r} has kind {conf.kind!r}; known kinds: {', '.join(registered_kinds())}"
-            )
-        adapters[name] = factory(conf, resources)
-    return adapters
+def kind(name: str) -> Kind | None:
+    return _KINDS.get(name)
 
 
-register("sandbox", SandboxAdapter.from_settings)
-register("fal", FalAdapter.from_settings)
-register("openai", OpenAIAdapter.from_settings)
+def build_adapters(providers: Mapping[str, ProviderSettings], context: AdapterContext) -> dict[str, ImageAdapter]:
+    """One adapter per provider name, each built by its kind around the shared ``context``.
+
+    A kind that is not registered is a ``KeyError``: settings are validated against this registry,
+    so that means settings built by hand, not from configuration.
+    """
+    return {name: _KINDS[conf.kind].build(conf, context) for name, conf in providers.items()}
+
+
+register(fal.KIND)
+register(openai.KIND)
+register(sandbox.KIND)

@@ -44,16 +44,15 @@ def upstream_settings(
 
     ``max_retries`` (when given) applies to each provider pointed at a fake; ``None`` keeps the default.
     """
-    values: dict[str, object] = {}
-    retries: dict[str, object] = {}
+    providers: dict[str, dict[str, object]] = {}
     if fal is not None:
-        values.update(fal_key=fal_key, fal_base_url=fal.base_url, fal_storage_url=fal.storage_url)
-        retries["fal"] = {"max_retries": max_retries}
+        providers["fal"] = {"api_key": fal_key, "base_url": fal.base_url, "storage_url": fal.storage_url}
     if openai_server is not None:
-        values.update(openai_api_key=openai_key, openai_base_url=openai_server.base_url)
-        retries["openai"] = {"max_retries": max_retries}
+        providers["openai"] = {"api_key": openai_key, "base_url": openai_server.base_url}
     if max_retries is not None:
-        values["providers_yaml"] = retries
+        for entry in providers.values():
+            entry["max_retries"] = max_retries
+    values: dict[str, object] = {"providers": providers}
     values.update(overrides)
     return make_settings(data_dir, **values)
 

@@ -9,6 +9,7 @@ import pytest
 
 from app.main import build_catalog
 from app.settings import Settings
+from providers.fal import FalSettings
 from tests.live import LiveGateway
 
 YAML = """
@@ -40,9 +41,9 @@ def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_yaml_sets_keys_providers_and_models(config_file: Path) -> None:
     settings = Settings()
     assert [key.get_secret_value() for key in settings.api_keys] == ["sk-yaml-a", "sk-yaml-b"]
-    providers = settings.provider_settings()
+    providers = settings.providers
     assert providers["fal"].api_key is not None and providers["fal"].api_key.get_secret_value() == "yaml-fal-key"
-    assert providers["fal"].storage_url == "https://rest.fal.ai"
+    assert isinstance(providers["fal"], FalSettings) and providers["fal"].storage_url == "https://rest.fal.ai"
     assert providers["other"].kind == "openai"
     catalog = build_catalog(settings)
     assert catalog.get("my-edit") is not None and catalog.get("sandbox-edit") is not None
@@ -54,14 +55,14 @@ def test_environment_wins_over_yaml(config_file: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("PIXELGATE_FAL_BASE_URL", "http://127.0.0.1:11")
     settings = Settings()
     assert [key.get_secret_value() for key in settings.api_keys] == ["sk-env-1", "sk-env-2"]
-    fal = settings.provider_settings()["fal"]
+    fal = settings.providers["fal"]
     assert fal.api_key is not None and fal.api_key.get_secret_value() == "env-fal-key"
     assert fal.base_url == "http://127.0.0.1:11"
 
 
 def test_empty_environment_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAL_KEY", "")
-    assert Settings().provider_settings()["fal"].api_key is None
+    assert Settings().providers["fal"].api_key is None
 
 
 def test_a_user_model_from_yaml_serves_with_its_own_table(config_file: Path, tmp_path: Path) -> None:

@@ -9,88 +9,70 @@ the submit itself is in flight lets the submit finish (shielded, at most ``cance
 more) so that the job it created is known and cancelled too.
 
 Failure modes are those of :mod:`providers.fal.errors`; without an API key the call fails with
-``ProviderNotConfiguredError`` before any request. Retries (:mod:`providers.fal.retry`) use
-``backoff_base_seconds``/``backoff_cap_seconds``, plain attributes so tests can shrink them.
+``ProviderNotConfiguredError`` before any request. Retries follow :data:`providers.fal.retry.FAL_RETRY`
+with ``backoff_base_seconds``/``backoff_cap_seconds``, plain attributes so tests can shrink them.
+Results are read within the app's caps (:class:`ResultLimits`), from fal's own hosts, its CDN
+over https, or the provider's ``fetch_hosts``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 
 import httpx
 from pydantic import JsonValue
 
 from core.errors import GatewayError, ProviderNotConfiguredError
 from core.images import InputImage
-from core.provider_settings import ProviderSettings
-from providers.base import AdapterResources, ImageAdapter, ProviderResult, UpstreamCall
-from providers.fal.defaults import DEFAULT_FAL_BASE_URL, DEFAULT_FAL_STORAGE_URL
+from providers.base import AdapterContext, ImageAdapter, ProviderResult, UpstreamCall
 from providers.fal.queue import FalQueue, QueueHandle
 from providers.fal.results import collect_images
-from providers.fal.retry import RetryPolicy
+from providers.fal.retry import FAL_RETRY
+from providers.fal.settings import FalSettings
 from providers.fal.storage import upload_image
 from providers.fal.transport import FalHttp
-from providers.fetch import FetchPolicy
-
-MiB = 1024 * 1024
-
-
-def _host_entry(url: str) -> str:
-    """``host:port`` of ``url`` as a fetch allow-list entry (port explicit, IPv6 bracketed)."""
-    parsed = httpx.URL(url)
-    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return f"{host}:{port}"
+from providers.toolkit.results import ResultReader
 
 
 class FalAdapter(ImageAdapter):
-    """fal's queue protocol behind :class:`ImageAdapter`. Build it with :meth:`from_settings`."""
+    """fal's queue protocol behind :class:`ImageAdapter`, one per configured fal provider."""
 
     backoff_base_seconds: float = 0.2
     backoff_cap_seconds: float = 5.0
     poll_initial_seconds: float = 0.02
     poll_max_seconds: float = 1.0
     cancel_timeout_seconds: float = 2.0
-    max_result_bytes: int = 50 * MiB
-    max_result_pixels: int = 64_000_000
 
-    def __init__(self, settings: ProviderSettings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: FalSettings, context: AdapterContext) -> None:
         self._settings = settings
-        self._client = client
-        self.base_url = (settings.base_url or DEFAULT_FAL_BASE_URL).rstrip("/")
-        self.storage_url = (settings.storage_url or DEFAULT_FAL_STORAGE_URL).rstrip("/")
+        self._client = context.client
+        self.base_url = settings.base_url.rstrip("/")
+        self.storage_url = settings.storage_url.rstrip("/")
         self.timeout = httpx.Timeout(
             settings.read_timeout_seconds,
             connect=settings.connect_timeout_seconds,
         )
-        self.fetch_hosts = frozenset({_host_entry(self.base_url), _host_entry(self.storage_url), *settings.fetch_hosts})
-
-    @classmethod
-    def from_settings(cls, settings: ProviderSettings, resources: AdapterResources) -> FalAdapter:
-        return cls(settings, resources.client)
+        self.results = ResultReader.for_provider(
+            context.client, settings, context.limits, own_urls=(self.base_url, self.storage_url), who="fal"
+        )
 
     def _http(self, api_key: str) -> FalHttp:
-        retry = RetryPolicy(
+        retry = dataclasses.replace(
+            FAL_RETRY,
             max_attempts=self._settings.max_retries + 1,
             base_seconds=self.backoff_base_seconds,
             cap_seconds=self.backoff_cap_seconds,
         )
         return FalHttp(client=self._client, api_key=api_key, timeout=self.timeout, retry=retry)
 
-    def _fetch_policy(self) -> FetchPolicy:
-        return FetchPolicy(
-            allowed_hosts=self.fetch_hosts,
-            max_bytes=self.max_result_bytes,
-            timeout_seconds=self._settings.read_timeout_seconds,
-            connect_timeout_seconds=self._settings.connect_timeout_seconds,
-        )
-
     async def run(self, call: UpstreamCall) -> ProviderResult:
         """Run ``call`` on fal; see the module docstring for the steps and failure modes."""
-        if self._settings.api_key is None or not self._settings.api_key.get_secret_value():
+        api_key = self._settings.key
+        if api_key is None:
             raise ProviderNotConfiguredError("the fal provider has no API key (set FAL_KEY)")
-        http = self._http(self._settings.api_key.get_secret_value())
+        http = self._http(api_key)
         queue = FalQueue(
             http=http,
             base_url=self.base_url,
@@ -105,13 +87,7 @@ class FalAdapter(ImageAdapter):
             await self._cancel(queue, handle)
             raise
         body = await queue.result(handle, call.upstream, completed)
-        images = await collect_images(
-            self._client,
-            body,
-            result_field=call.result_field,
-            policy=self._fetch_policy(),
-            max_pixels=self.max_result_pixels,
-        )
+        images = await collect_images(self.results, body, result_field=call.result_field)
         return ProviderResult(images=images, upstream_request_id=handle.request_id)
 
     async def _submit(self, queue: FalQueue, endpoint_id: str, payload: dict[str, JsonValue]) -> QueueHandle:

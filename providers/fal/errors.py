@@ -47,11 +47,13 @@ from core.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from providers.toolkit import failures
+from providers.toolkit.failures import passed_retry_after, scrub
 
 Phase = Literal["submit", "status", "result", "cancel", "storage"]
 
 CONTENT_POLICY = "content_policy_violation"
-_MAX_QUOTED = 300
+WHO = "fal"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -71,37 +73,19 @@ class _ErrorBody(BaseModel):
     error_type: str | None = None
 
 
-def scrub(text: str, secret: str | None) -> str:
-    """``text`` cut to a bounded length, with ``secret`` (the API key) and its parts removed."""
-    if secret:
-        for part in {secret, *secret.split(":")}:
-            if len(part) >= 4:
-                text = text.replace(part, "[redacted]")
-    return text if len(text) <= _MAX_QUOTED else text[: _MAX_QUOTED - 3] + "..."
-
-
 def bad_response(what: str) -> UpstreamError:
     """fal answered something the protocol does not allow (not JSON, missing fields...)."""
-    return UpstreamError(f"fal answered an unusable {what}", code="upstream_bad_response")
+    return failures.bad_response(WHO, what)
 
 
 def parse_model(response: httpx.Response, model: type[ModelT], what: str) -> ModelT:
     """``response``'s JSON body validated as ``model``; ``upstream_bad_response`` otherwise."""
-    try:
-        return model.model_validate_json(response.content)
-    except ValidationError as exc:
-        raise bad_response(what) from exc
+    return failures.parse_model(response, model, who=WHO, what=what)
 
 
 def parse_object(response: httpx.Response, what: str) -> dict[str, JsonValue]:
     """``response``'s body as a JSON object; ``upstream_bad_response`` when it is anything else."""
-    try:
-        value = response.json()
-    except ValueError as exc:
-        raise bad_response(what) from exc
-    if not isinstance(value, dict):
-        raise bad_response(what)
-    return value
+    return failures.parse_object(response, who=WHO, what=what)
 
 
 def _error_body(response: httpx.Response) -> _ErrorBody:
@@ -152,9 +136,11 @@ def error_from_response(
         )
     suffix = f" ({error_type})" if error_type else ""
     if status == 429:
-        retry_after = response.headers.get("retry-after")
-        headers = {"retry-after": retry_after} if retry_after and retry_after.strip().isdigit() else None
-        return UpstreamError(f"fal is rate limiting the gateway{suffix}", code="upstream_rate_limited", headers=headers)
+        return UpstreamError(
+            f"fal is rate limiting the gateway{suffix}",
+            code="upstream_rate_limited",
+            headers=passed_retry_after(response),
+        )
     if status == 504:
         return UpstreamTimeoutError(f"fal timed out during {phase}{suffix}")
     if 200 <= status < 300:
@@ -172,9 +158,4 @@ def error_from_job(error: str | None, error_type: str | None, secret: str | None
 
 def error_from_transport(exc: httpx.HTTPError, *, phase: Phase) -> GatewayError:
     """The gateway error for a connection failure that outlasted the retries."""
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeoutError(f"fal did not answer in time during {phase}")
-    return UpstreamError(
-        f"cannot reach fal during {phase} ({type(exc).__name__})",
-        code="upstream_unreachable",
-    )
+    return failures.transport_failure(exc, who=WHO, during=phase)

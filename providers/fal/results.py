@@ -2,9 +2,9 @@
 
 The images sit under the call's ``result_field``: a list of file objects (``images``, most
 models) or one object (``image``, e.g. SeedEdit). Each ``url`` is a ``data:`` URI (``sync_mode``)
-or an http(s) URL downloaded through the guarded fetch. Each image is checked without a decode
-(:mod:`providers.result_check`: type, end marker, header, pixel cap), so a truncated or non-image
-download is an ``UpstreamError`` here rather than a broken file handed to the client.
+or an http(s) URL; the toolkit's :class:`ResultReader` downloads or decodes it and checks it
+without a decode (type, end marker, header, pixel cap), so a truncated or non-image download is an
+``UpstreamError`` here rather than a broken file handed to the client.
 
 Seeds: fal returns one ``seed`` per job, the seed of the whole batch. fal does not document that
 image ``i`` of a batch equals a run with ``seed + i``, so only the first image gets the returned
@@ -15,15 +15,11 @@ per-image ``seed`` on a file object, or a ``seeds`` list, wins when a model retu
 
 from __future__ import annotations
 
-import asyncio
-
-import httpx
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from providers.base import GeneratedImage
 from providers.fal.errors import bad_response
-from providers.fetch import FetchPolicy, decode_data_uri, fetch_image_bytes
-from providers.result_check import checked_result
+from providers.toolkit.results import ResultReader, all_or_first_failure
 
 
 class _File(BaseModel):
@@ -54,21 +50,8 @@ def _files(body: dict[str, JsonValue], result_field: str) -> list[_File]:
     return files
 
 
-async def _download(client: httpx.AsyncClient, url: str, policy: FetchPolicy, max_pixels: int) -> bytes:
-    if url[:5].lower() == "data:":
-        data = decode_data_uri(url, policy.max_bytes)
-    else:
-        data = await fetch_image_bytes(client, url, policy)
-    return checked_result(data, upstream="fal", max_pixels=max_pixels)
-
-
 async def collect_images(
-    client: httpx.AsyncClient,
-    body: dict[str, JsonValue],
-    *,
-    result_field: str,
-    policy: FetchPolicy,
-    max_pixels: int,
+    reader: ResultReader, body: dict[str, JsonValue], *, result_field: str
 ) -> tuple[GeneratedImage, ...]:
     """Every image of ``body`` as bytes with its metadata, in fal's order (downloads in parallel).
 
@@ -80,19 +63,14 @@ async def collect_images(
         meta = _Output.model_validate(body)
     except ValidationError:
         meta = _Output()
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_download(client, f.url, policy, max_pixels)) for f in files]
-    except ExceptionGroup as failed:
-        # The first failure speaks for the call; TaskGroup has cancelled the other downloads.
-        raise failed.exceptions[0] from None
+    data = await all_or_first_failure([reader.from_reference(f.url) for f in files])
     images = []
-    for i, (file, task) in enumerate(zip(files, tasks, strict=True)):
+    for i, (file, image) in enumerate(zip(files, data, strict=True)):
         seed = file.seed
         if seed is None and meta.seeds is not None and i < len(meta.seeds):
             seed = meta.seeds[i]
         if seed is None and i == 0:
             seed = meta.seed
         nsfw = meta.has_nsfw_concepts[i] if meta.has_nsfw_concepts and i < len(meta.has_nsfw_concepts) else None
-        images.append(GeneratedImage(data=task.result(), seed=seed, revised_prompt=meta.prompt, nsfw=nsfw))
+        images.append(GeneratedImage(data=image, seed=seed, revised_prompt=meta.prompt, nsfw=nsfw))
     return tuple(images)

@@ -12,7 +12,7 @@ import httpx
 from pydantic import JsonValue
 
 from providers.fal.errors import Phase, error_from_response, error_from_transport
-from providers.fal.retry import RetryPolicy, send_with_retry
+from providers.toolkit.retry import RetryPolicy, send_with_retry
 
 
 @dataclass

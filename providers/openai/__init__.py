@@ -1,6 +1,10 @@
 """The ``openai`` provider kind: any OpenAI-compatible images API."""
 
+from providers.kind import ProviderKind
 from providers.openai.adapter import OpenAIAdapter
-from providers.openai.defaults import DEFAULT_OPENAI_BASE_URL
+from providers.openai.catalog_defaults import OPENAI_SHAPE
+from providers.openai.settings import DEFAULT_OPENAI_BASE_URL, OpenAISettings
 
-__all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAIAdapter"]
+KIND = ProviderKind(name="openai", settings_model=OpenAISettings, adapter=OpenAIAdapter, catalog_defaults=OPENAI_SHAPE)
+
+__all__ = ["DEFAULT_OPENAI_BASE_URL", "KIND", "OpenAIAdapter", "OpenAISettings"]

@@ -1,13 +1,14 @@
 """The ``openai`` provider kind: any OpenAI-compatible images API behind :class:`ImageAdapter`.
 
 One adapter per configured provider (``openai`` itself, or any YAML provider with
-``kind: openai``); everything comes from its :class:`ProviderSettings`: ``base_url`` (default
-``https://api.openai.com/v1``), ``api_key``, timeouts, ``max_retries`` and ``fetch_hosts``.
+``kind: openai``); everything comes from its :class:`OpenAISettings`: ``base_url`` (default
+``https://api.openai.com/v1``), ``api_key``, timeouts, ``max_retries`` and ``fetch_hosts``, and
+from the app's :class:`AdapterContext` (the shared client, the result caps).
 
 Steps: build the request (:mod:`providers.openai.wire`: JSON for generations, multipart for
-edits), send it with ``Authorization: Bearer`` under the retry policy
-(:mod:`providers.openai.retry`), map failures (:mod:`providers.openai.errors`), then turn
-``data[]`` into image bytes (:mod:`providers.openai.results`).
+edits), send it with ``Authorization: Bearer`` under :data:`providers.openai.retry.OPENAI_RETRY`,
+map failures (:mod:`providers.openai.errors`), then turn ``data[]`` into image bytes
+(:mod:`providers.openai.results`).
 
 Credentials: without an API key the call fails with ``ProviderNotConfiguredError`` before any
 request, except when ``base_url`` points at a loopback host (``127.0.0.0/8``, ``::1``,
@@ -18,72 +19,42 @@ loopback address cannot be a third party's service, so the request goes out with
 
 from __future__ import annotations
 
-import ipaddress
+import dataclasses
 
 import httpx
 import orjson
 
 from core.errors import ProviderNotConfiguredError
-from core.provider_settings import ProviderSettings
-from providers.base import AdapterResources, ImageAdapter, ProviderResult, UpstreamCall
-from providers.fetch import FetchPolicy
-from providers.openai.defaults import DEFAULT_OPENAI_BASE_URL
+from providers.base import AdapterContext, ImageAdapter, ProviderResult, UpstreamCall
 from providers.openai.errors import error_from_response, error_from_transport
 from providers.openai.results import collect_images, parse_body
-from providers.openai.retry import RetryPolicy, send_with_retry
+from providers.openai.retry import OPENAI_RETRY
+from providers.openai.settings import OpenAISettings
 from providers.openai.wire import ChunkedBody, generation_body, multipart_body
-
-MiB = 1024 * 1024
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-
-
-def _host_entry(url: httpx.URL) -> str:
-    """``host:port`` of ``url`` as a fetch allow-list entry (port explicit, IPv6 bracketed)."""
-    host = f"[{url.host}]" if ":" in url.host else url.host
-    port = url.port or (443 if url.scheme == "https" else 80)
-    return f"{host}:{port}"
-
-
-def is_loopback_url(url: httpx.URL) -> bool:
-    """True when ``url``'s host is a loopback name or address."""
-    host = url.host.lower()
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from providers.toolkit.hosts import is_loopback_url
+from providers.toolkit.results import ResultReader
+from providers.toolkit.retry import send_with_retry
 
 
 class OpenAIAdapter(ImageAdapter):
-    """An OpenAI-compatible ``/images`` API. Build it with :meth:`from_settings`.
+    """An OpenAI-compatible ``/images`` API, one per configured provider of the ``openai`` kind.
 
     ``backoff_base_seconds``/``backoff_cap_seconds`` are plain attributes so tests can shrink them.
     """
 
     backoff_base_seconds: float = 0.5
     backoff_cap_seconds: float = 8.0
-    max_result_bytes: int = 50 * MiB
-    max_result_pixels: int = 64_000_000
 
-    def __init__(self, settings: ProviderSettings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: OpenAISettings, context: AdapterContext) -> None:
         self._settings = settings
-        self._client = client
-        self.base_url = (settings.base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/")
-        parsed = httpx.URL(self.base_url)
-        self._key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
-        self._keyless_ok = is_loopback_url(parsed)
+        self._client = context.client
+        self.base_url = settings.base_url.rstrip("/")
+        self._key = settings.key or ""
+        self._keyless_ok = is_loopback_url(self.base_url)
         self.timeout = httpx.Timeout(settings.read_timeout_seconds, connect=settings.connect_timeout_seconds)
-        self.fetch_policy = FetchPolicy(
-            allowed_hosts=frozenset({_host_entry(parsed), *settings.fetch_hosts}),
-            max_bytes=self.max_result_bytes,
-            timeout_seconds=settings.read_timeout_seconds,
-            connect_timeout_seconds=settings.connect_timeout_seconds,
+        self.results = ResultReader.for_provider(
+            context.client, settings, context.limits, own_urls=(self.base_url,), who="the upstream"
         )
-
-    @classmethod
-    def from_settings(cls, settings: ProviderSettings, resources: AdapterResources) -> OpenAIAdapter:
-        return cls(settings, resources.client)
 
     def _headers(self) -> dict[str, str]:
         if not self._key:
@@ -106,7 +77,8 @@ class OpenAIAdapter(ImageAdapter):
     async def run(self, call: UpstreamCall) -> ProviderResult:
         """Send ``call`` and return its images; see the module docstring for steps and failures."""
         headers = self._headers()
-        retry = RetryPolicy(
+        retry = dataclasses.replace(
+            OPENAI_RETRY,
             max_attempts=self._settings.max_retries + 1,
             base_seconds=self.backoff_base_seconds,
             cap_seconds=self.backoff_cap_seconds,
@@ -126,5 +98,5 @@ class OpenAIAdapter(ImageAdapter):
         request_id = response.headers.get("x-request-id")
         body = parse_body(response.content)
         del response  # its 2-3 MB of JSON need not live on while the images are decoded
-        images = await collect_images(body, self._client, self.fetch_policy, self.max_result_pixels)
+        images = await collect_images(body, self.results)
         return ProviderResult(images=images, upstream_request_id=request_id)

@@ -44,10 +44,12 @@ from core.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from providers.toolkit import failures
+from providers.toolkit.failures import passed_retry_after, scrub
 
 MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
-_MAX_QUOTED = 300
+WHO = "the upstream"
 _BRACKETS = re.compile(r"\[[^\]]*\]$")
 
 
@@ -79,13 +81,6 @@ def error_object(response: httpx.Response) -> ErrorObject:
     return body.error or ErrorObject()
 
 
-def scrub(text: str, secret: str | None) -> str:
-    """``text`` cut to a bounded length with ``secret`` (the API key) removed."""
-    if secret and len(secret) >= 4:
-        text = text.replace(secret, "[redacted]")
-    return text if len(text) <= _MAX_QUOTED else text[: _MAX_QUOTED - 3] + "..."
-
-
 def _code(error: ErrorObject) -> str | None:
     return None if error.code is None else str(error.code)
 
@@ -107,7 +102,7 @@ def upstream_param(param: str | None) -> str | None:
 
 def bad_response(what: str) -> UpstreamError:
     """The upstream answered 2xx with something that is not a usable images response."""
-    return UpstreamError(f"the upstream answered an unusable {what}", code="upstream_bad_response")
+    return failures.bad_response(WHO, what)
 
 
 def error_from_response(response: httpx.Response, *, upstream_model: str, secret: str | None) -> GatewayError:
@@ -133,11 +128,13 @@ def error_from_response(response: httpx.Response, *, upstream_model: str, secret
     if status in (408, 504):
         return UpstreamTimeoutError(f"the upstream timed out (HTTP {status})")
     if status == 429:
-        retry_after = response.headers.get("retry-after", "").strip()
-        headers = {"retry-after": retry_after} if retry_after.isdigit() else None
         if is_quota(error):
             return UpstreamError("the upstream account is out of quota", code="upstream_quota_exhausted")
-        return UpstreamError("the upstream is rate limiting the gateway", code="upstream_rate_limited", headers=headers)
+        return UpstreamError(
+            "the upstream is rate limiting the gateway",
+            code="upstream_rate_limited",
+            headers=passed_retry_after(response),
+        )
     if 200 <= status < 300:
         return bad_response("response")
     return UpstreamError(f"the upstream failed: HTTP {status}")
@@ -145,6 +142,4 @@ def error_from_response(response: httpx.Response, *, upstream_model: str, secret
 
 def error_from_transport(exc: httpx.HTTPError) -> GatewayError:
     """The gateway error for a connection failure or timeout that outlasted the retries."""
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeoutError("the upstream did not answer in time")
-    return UpstreamError(f"cannot reach the upstream ({type(exc).__name__})", code="upstream_unreachable")
+    return failures.transport_failure(exc, who=WHO)

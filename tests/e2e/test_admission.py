@@ -35,7 +35,10 @@ HOLD_SECONDS = 1.5
 
 def _gateway(fake: FakeOpenAIServer, data_dir: Path, **limits: object) -> LiveGateway:
     settings = make_settings(
-        data_dir, openai_base_url=fake.base_url, openai_api_key=API_KEY, overload_retry_after_seconds=3, **limits
+        data_dir,
+        providers={"openai": {"base_url": fake.base_url, "api_key": API_KEY}},
+        overload_retry_after_seconds=3,
+        **limits,
     )
     return LiveGateway(settings)
 

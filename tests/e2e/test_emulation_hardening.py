@@ -159,7 +159,7 @@ def test_a_damaged_mask_on_sandbox_edit_is_a_400(sdk: openai.OpenAI) -> None:
 # --- item 2: the sandbox draws in the shared, bounded pool ----------------------------------------
 
 
-SANDBOX = os.path.join("providers", "sandbox.py")
+SANDBOX = os.path.join("providers", "sandbox", "adapter.py")
 
 
 def _sandbox_threads() -> set[str]:

@@ -67,7 +67,7 @@ def documented_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
 def test_readme_fake_fal_serves_hidream_offline(documented_fake: int, tmp_path: Path) -> None:
     # Settings from the environment the README sets, as `make run` would read it.
     settings = Settings(api_keys=[TEST_KEY], data_dir=tmp_path, signing_secret="offline-signing-secret")
-    assert settings.fal_base_url == f"http://127.0.0.1:{documented_fake}"
+    assert settings.providers["fal"].base_url == f"http://127.0.0.1:{documented_fake}"
     with (
         LiveGateway(settings) as live,
         openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as sdk,

@@ -53,9 +53,7 @@ def two_gateways(tmp_path: Path, prefix: str, fake: FakeFal, **overrides: object
                 tmp_path / name,
                 state_url=REDIS_URL,
                 state_prefix=prefix,
-                fal_key=FAL_KEY,
-                fal_base_url=fake.base_url,
-                fal_storage_url=fake.storage_url,
+                providers={"fal": {"api_key": FAL_KEY, "base_url": fake.base_url, "storage_url": fake.storage_url}},
                 **overrides,
             )
         )

@@ -101,12 +101,10 @@ def _hanging_gateway(data_dir: Path, upstream: Unanswered) -> LiveGateway:
     timeouts = {"connect_timeout_seconds": CONNECT_SECONDS, "read_timeout_seconds": READ_SECONDS, "max_retries": 0}
     settings = make_settings(
         data_dir,
-        fal_key="k:s",
-        fal_base_url=upstream.url,
-        fal_storage_url=upstream.url,
-        openai_api_key="sk-upstream",
-        openai_base_url=upstream.url + "/v1",
-        providers_yaml={"fal": timeouts, "openai": timeouts},
+        providers={
+            "fal": {"api_key": "k:s", "base_url": upstream.url, "storage_url": upstream.url, **timeouts},
+            "openai": {"api_key": "sk-upstream", "base_url": upstream.url + "/v1", **timeouts},
+        },
         request_timeout_seconds=TOTAL_SECONDS,
         fetch_timeout_seconds=READ_SECONDS,
         fetch_allow_hosts=[f"127.0.0.1:{upstream.port}"],
@@ -154,9 +152,7 @@ def never_fal() -> Iterator[FakeFal]:
 def test_a_client_that_leaves_cancels_its_whole_fan_out(tmp_path: Path, never_fal: FakeFal) -> None:
     settings = make_settings(
         tmp_path,
-        fal_key="k:s",
-        fal_base_url=never_fal.base_url,
-        fal_storage_url=never_fal.storage_url,
+        providers={"fal": {"api_key": "k:s", "base_url": never_fal.base_url, "storage_url": never_fal.storage_url}},
         request_timeout_seconds=TOTAL_SECONDS,
     )
     with LiveGateway(settings) as live:
@@ -178,10 +174,14 @@ def test_a_client_that_leaves_an_edit_upload_cancels_it_too(tmp_path: Path, neve
     """Same for an edit whose input went through fal storage (above the data-URI threshold)."""
     settings = make_settings(
         tmp_path,
-        fal_key="k:s",
-        fal_base_url=never_fal.base_url,
-        fal_storage_url=never_fal.storage_url,
-        providers_yaml={"fal": {"upload_threshold_bytes": 0}},
+        providers={
+            "fal": {
+                "api_key": "k:s",
+                "base_url": never_fal.base_url,
+                "storage_url": never_fal.storage_url,
+                "upload_threshold_bytes": 0,
+            }
+        },
     )
     data_url = "data:image/png;base64," + base64.b64encode(png_bytes(32, 32)).decode()
     with LiveGateway(settings) as live:
@@ -202,7 +202,9 @@ def test_a_client_that_leaves_an_edit_upload_cancels_it_too(tmp_path: Path, neve
 def test_a_client_that_leaves_during_the_submit_still_gets_the_job_cancelled(tmp_path: Path) -> None:
     """fal has not told us the job's id yet when the client leaves; the id comes, then the cancel."""
     with FakeFal(api_key="k:s", latency=5.0) as fake:
-        settings = make_settings(tmp_path, fal_key="k:s", fal_base_url=fake.base_url, fal_storage_url=fake.storage_url)
+        settings = make_settings(
+            tmp_path, providers={"fal": {"api_key": "k:s", "base_url": fake.base_url, "storage_url": fake.storage_url}}
+        )
         with LiveGateway(settings) as live:
             with pytest.raises(httpx.ReadTimeout):
                 httpx.post(
@@ -224,9 +226,14 @@ def test_a_client_that_leaves_aborts_its_openai_upstream_request(tmp_path: Path)
     upstream = Unanswered("read")
     settings = make_settings(
         tmp_path,
-        openai_api_key="sk-upstream",
-        openai_base_url=upstream.url + "/v1",
-        providers_yaml={"openai": {"read_timeout_seconds": 60, "max_retries": 0}},
+        providers={
+            "openai": {
+                "api_key": "sk-upstream",
+                "base_url": upstream.url + "/v1",
+                "read_timeout_seconds": 60,
+                "max_retries": 0,
+            }
+        },
     )
     try:
         with LiveGateway(settings) as live:

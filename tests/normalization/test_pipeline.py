@@ -32,7 +32,8 @@ from normalization.hosting import DirectoryStore, ImageHost, LinkSigner, StoredI
 from normalization.pipeline import Gateway, GatewayConfig
 from normalization.request import ImageRequest
 from normalization.response import ImagesResponse
-from providers.base import AdapterResources, GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import AdapterContext, GeneratedImage, ImageAdapter, ProviderResult, ResultLimits, UpstreamCall
+from providers.kind import ProviderKind
 from providers.registry import build_adapters, register, unregister
 
 KIND = "test-fake"
@@ -100,7 +101,7 @@ class Served:
 @pytest.fixture
 def registered() -> Iterator[FakeAdapter]:
     adapter = FakeAdapter()
-    register(KIND, lambda settings, resources: adapter)
+    register(ProviderKind(name=KIND, settings_model=ProviderSettings, adapter=lambda settings, context: adapter))
     try:
         yield adapter
     finally:
@@ -112,7 +113,10 @@ async def served(registered: FakeAdapter, tmp_path: Path) -> AsyncIterator[Serve
     workers = ImageWorkers(max_workers=2)
     store = FullStore(tmp_path / "images", ttl_seconds=60)
     async with httpx.AsyncClient() as client:
-        adapters = build_adapters({"fakes": ProviderSettings(kind=KIND)}, AdapterResources(client, workers, 10**7))
+        adapters = build_adapters(
+            {"fakes": ProviderSettings(kind=KIND)},
+            AdapterContext(client=client, image_workers=workers, limits=ResultLimits(max_pixels=10**7)),
+        )
         assert adapters["fakes"] is registered
         gateway = Gateway(
             catalog=Catalog([ENTRY]),

@@ -10,7 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from core.errors import InvalidRequestError
-from normalization.catalog import Behavior, ModelEntry, SizeSpec, load_builtin_catalog
+from core.model_shape import SizeSpec
+from normalization.catalog import Behavior, ModelEntry, load_builtin_catalog
 from normalization.size_parsing import MAX_SIDE, format_ratio, format_size, parse_tier
 from normalization.sizes import SizeDecision, SizeRequest, parse_size_request, resolve_size
 

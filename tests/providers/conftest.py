@@ -11,10 +11,10 @@ import httpx
 import pytest
 from pydantic import JsonValue
 
+from core.image_workers import ImageWorkers
 from core.images import InputImage
-from core.provider_settings import ProviderSettings
-from providers.base import UpstreamCall
-from providers.fal import FalAdapter
+from providers.base import AdapterContext, UpstreamCall
+from providers.fal import FalAdapter, FalSettings
 from tests.fakes.fake_fal import FakeFal
 from tests.images import png_bytes
 
@@ -35,9 +35,9 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def fast_adapter(settings: ProviderSettings, client: httpx.AsyncClient) -> FalAdapter:
+def fast_adapter(settings: FalSettings, client: httpx.AsyncClient) -> FalAdapter:
     """An adapter with test-sized backoff (real code paths, shorter waits)."""
-    adapter = FalAdapter(settings, client)
+    adapter = FalAdapter(settings, AdapterContext(client=client, image_workers=ImageWorkers(max_workers=1)))
     adapter.backoff_base_seconds = 0.01
     adapter.backoff_cap_seconds = 0.05
     return adapter
@@ -48,8 +48,7 @@ def make_adapter(fake_fal: FakeFal, http_client: httpx.AsyncClient) -> AdapterMa
     def make(
         *, api_key: str | None = FAL_TEST_KEY, max_retries: int = 3, upload_threshold_bytes: int = 4 * 1024 * 1024
     ) -> FalAdapter:
-        settings = ProviderSettings(
-            kind="fal",
+        settings = FalSettings(
             api_key=api_key,
             base_url=fake_fal.base_url,
             storage_url=fake_fal.storage_url,

@@ -9,10 +9,10 @@ import httpx
 from PIL import Image
 from pydantic import JsonValue
 
+from core.image_workers import ImageWorkers
 from core.images import InputImage
-from core.provider_settings import ProviderSettings
-from providers.base import ProviderResult, UpstreamCall
-from providers.openai import OpenAIAdapter
+from providers.base import AdapterContext, ProviderResult, UpstreamCall
+from providers.openai import OpenAIAdapter, OpenAISettings
 
 API_KEY = "sk-upstream-secret-0123456789"
 
@@ -53,16 +53,16 @@ def generate_call(payload: dict[str, JsonValue], upstream: str = "gpt-image-1") 
     return UpstreamCall(model_id=upstream, provider="openai", upstream=upstream, mode="generate", payload=payload)
 
 
-def settings(base_url: str, *, api_key: str | None = API_KEY, **values: object) -> ProviderSettings:
-    return ProviderSettings.model_validate({"kind": "openai", "base_url": base_url, "api_key": api_key, **values})
+def settings(base_url: str, *, api_key: str | None = API_KEY, **values: object) -> OpenAISettings:
+    return OpenAISettings.model_validate({"base_url": base_url, "api_key": api_key, **values})
 
 
-def run_call(conf: ProviderSettings, call: UpstreamCall, *, backoff: float = 0.01) -> ProviderResult:
+def run_call(conf: OpenAISettings, call: UpstreamCall, *, backoff: float = 0.01) -> ProviderResult:
     """One adapter run on a fresh shared-style client; exceptions propagate as raised."""
 
     async def scenario() -> ProviderResult:
         async with httpx.AsyncClient() as client:
-            adapter = OpenAIAdapter(conf, client)
+            adapter = OpenAIAdapter(conf, AdapterContext(client=client, image_workers=ImageWorkers(max_workers=1)))
             adapter.backoff_base_seconds = backoff
             adapter.backoff_cap_seconds = backoff * 4
             return await adapter.run(call)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email.utils
 import io
 import json
@@ -15,12 +16,12 @@ from pydantic import JsonValue
 
 from core.errors import InvalidRequestError, ModerationBlockedError, UpstreamError
 from core.image_workers import ImageWorkers
-from core.provider_settings import ProviderSettings
-from providers.base import AdapterResources
-from providers.fal import FalAdapter
+from providers.base import AdapterContext
+from providers.fal import FalAdapter, FalSettings
 from providers.fal.errors import error_from_response
-from providers.fal.retry import RetryPolicy, retry_after_seconds, should_retry
+from providers.fal.retry import FAL_RETRY
 from providers.registry import build_adapters
+from providers.toolkit.retry import retry_after
 from tests.providers.conftest import FAL_TEST_KEY, edit_call, fast_adapter, generate_call
 
 BASE = "https://queue.example.test"
@@ -71,10 +72,8 @@ class FalStub:
         return httpx.Response(200, json=self.output)
 
 
-def _adapter(stub: FalStub, threshold: int = 4 * 1024 * 1024) -> tuple[httpx.AsyncClient, ProviderSettings]:
-    settings = ProviderSettings(
-        kind="fal", api_key=FAL_TEST_KEY, base_url=BASE, storage_url=STORAGE, upload_threshold_bytes=threshold
-    )
+def _adapter(stub: FalStub, threshold: int = 4 * 1024 * 1024) -> tuple[httpx.AsyncClient, FalSettings]:
+    settings = FalSettings(api_key=FAL_TEST_KEY, base_url=BASE, storage_url=STORAGE, upload_threshold_bytes=threshold)
     return httpx.AsyncClient(transport=httpx.MockTransport(stub)), settings
 
 
@@ -136,13 +135,11 @@ async def test_per_image_seeds_and_single_image_result_field() -> None:
 
 
 async def test_registry_builds_a_fal_adapter() -> None:
-    settings = ProviderSettings(kind="fal", base_url=BASE)
-    workers = ImageWorkers(max_workers=1)
-    try:
-        async with httpx.AsyncClient() as client:
-            adapters = build_adapters({"fal": settings}, AdapterResources(client, workers, 64_000_000))
-    finally:
-        workers.close()
+    settings = FalSettings(base_url=BASE)
+    async with httpx.AsyncClient() as client:
+        adapters = build_adapters(
+            {"fal": settings}, AdapterContext(client=client, image_workers=ImageWorkers(max_workers=1))
+        )
     assert isinstance(adapters["fal"], FalAdapter)
 
 
@@ -167,19 +164,19 @@ def _response(status: int, body: JsonValue = None, headers: dict[str, str] | Non
     ],
 )
 def test_should_retry(response: httpx.Response, retry: bool) -> None:
-    assert should_retry(response) is retry
+    assert FAL_RETRY.retryable(response) is retry
 
 
 def test_retry_after_forms_and_backoff_bounds() -> None:
-    assert retry_after_seconds(_response(429, headers={"retry-after": "3"})) == 3.0
+    assert retry_after(_response(429, headers={"retry-after": "3"})) == 3.0
     date = email.utils.formatdate(time.time() + 10, usegmt=True)
-    parsed = retry_after_seconds(_response(429, headers={"retry-after": date}))
+    parsed = retry_after(_response(429, headers={"retry-after": date}))
     assert parsed is not None and 8 <= parsed <= 10
-    assert retry_after_seconds(_response(429, headers={"retry-after": "soon"})) is None
-    policy = RetryPolicy(max_attempts=5, base_seconds=0.2, cap_seconds=1.0, retry_after_cap_seconds=2.0)
-    assert 0.15 <= policy.delay(0, None) <= 0.25
-    assert 0.75 <= policy.delay(10, None) <= 1.25
-    assert policy.delay(0, 60.0) == 2.0
+    assert retry_after(_response(429, headers={"retry-after": "soon"})) is None
+    policy = dataclasses.replace(FAL_RETRY, max_attempts=5, base_seconds=0.2, cap_seconds=1.0, hint_cap_seconds=2.0)
+    assert 0.15 <= policy.backoff(0) <= 0.25
+    assert 0.75 <= policy.backoff(10) <= 1.25
+    assert policy.wait_after(0, _response(429, headers={"retry-after": "60"})) == 2.0
 
 
 def test_error_mapping_of_shapes_not_seen_through_the_fake() -> None:

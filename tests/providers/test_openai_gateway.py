@@ -19,7 +19,7 @@ from tests.providers.openai_calls import API_KEY
 @pytest.fixture(scope="module")
 def gateway(openai_server: FakeOpenAIServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
     settings = make_settings(
-        tmp_path_factory.mktemp("data"), openai_base_url=openai_server.base_url, openai_api_key=API_KEY
+        tmp_path_factory.mktemp("data"), providers={"openai": {"base_url": openai_server.base_url, "api_key": API_KEY}}
     )
     with LiveGateway(settings) as live:
         yield live
@@ -113,6 +113,7 @@ def test_a_second_openai_compatible_provider_from_yaml(
         local = openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=0, timeout=60)
         result = local.images.generate(model="local-image", prompt="x", n=3, response_format="b64_json")
     [request] = fake_openai.app.requests
-    assert request.json() == {"model": "my-diffusion", "prompt": "x", "n": 3}
+    # The openai kind's catalog defaults make output_format native: png, the format the client gets, is asked for.
+    assert request.json() == {"model": "my-diffusion", "prompt": "x", "n": 3, "output_format": "png"}
     assert "authorization" not in request.headers
     assert result.data is not None and len(result.data) == 3

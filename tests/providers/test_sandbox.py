@@ -13,12 +13,14 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+import httpx
 import pytest
 
 from core.errors import InvalidRequestError
 from core.image_workers import ImageWorkers
 from core.images import InputImage, probe_input
-from providers.base import UpstreamCall
+from core.provider_settings import ProviderSettings
+from providers.base import AdapterContext, ResultLimits, UpstreamCall
 from providers.sandbox import SandboxAdapter
 from tests.images import bilevel_png, png_bytes
 
@@ -59,6 +61,14 @@ def workers() -> Iterator[CountingWorkers]:
         pool.close()
 
 
+def _sandbox(workers: ImageWorkers, max_pixels: int) -> SandboxAdapter:
+    # The sandbox makes no HTTP request: the client is never opened.
+    context = AdapterContext(
+        client=httpx.AsyncClient(), image_workers=workers, limits=ResultLimits(max_pixels=max_pixels)
+    )
+    return SandboxAdapter(ProviderSettings(kind="sandbox"), context)
+
+
 def edit_call(image: InputImage, mask: InputImage | None = None, count: int = 1) -> UpstreamCall:
     return UpstreamCall(
         model_id="sandbox-edit",
@@ -82,7 +92,7 @@ def unchecked(data: bytes) -> InputImage:
 async def test_every_image_is_drawn_in_the_shared_pool_never_more_at_once_than_its_workers(
     workers: CountingWorkers,
 ) -> None:
-    adapter = SandboxAdapter(workers, max_pixels=64_000_000)
+    adapter = _sandbox(workers, 64_000_000)
     source = probe_input(png_bytes(600, 400), param="image", max_pixels=64_000_000)
     results = await asyncio.gather(*(adapter.run(edit_call(source, count=2)) for _ in range(6)))
     assert sum(len(result.images) for result in results) == 12
@@ -91,7 +101,7 @@ async def test_every_image_is_drawn_in_the_shared_pool_never_more_at_once_than_i
 
 
 async def test_generations_are_drawn_in_the_pool_too(workers: CountingWorkers) -> None:
-    adapter = SandboxAdapter(workers, max_pixels=64_000_000)
+    adapter = _sandbox(workers, 64_000_000)
     call = UpstreamCall(
         model_id="sandbox-generate",
         provider="sandbox",
@@ -110,8 +120,8 @@ async def test_an_input_over_the_pixel_cap_is_refused_before_it_is_decoded(
     def no_decode(*_: object) -> None:
         raise AssertionError("an over-cap image was decoded")
 
-    monkeypatch.setattr("providers.sandbox.decode", no_decode)
-    adapter = SandboxAdapter(workers, max_pixels=63_000_000)
+    monkeypatch.setattr("providers.sandbox.adapter.decode", no_decode)
+    adapter = _sandbox(workers, 63_000_000)
     with pytest.raises(InvalidRequestError) as caught:
         await adapter.run(edit_call(unchecked(bilevel_png(8000, 8000))))
     assert (caught.value.param, caught.value.code) == ("image", "image_too_large")
@@ -130,14 +140,14 @@ def _corrupt() -> bytes:
 
 @pytest.mark.parametrize("damaged", [_truncated(), _corrupt()], ids=["truncated", "corrupt"])
 async def test_a_damaged_image_is_a_400_naming_it(workers: CountingWorkers, damaged: bytes) -> None:
-    adapter = SandboxAdapter(workers, max_pixels=64_000_000)
+    adapter = _sandbox(workers, 64_000_000)
     with pytest.raises(InvalidRequestError) as caught:
         await adapter.run(edit_call(unchecked(damaged)))
     assert (caught.value.param, caught.value.code) == ("image", "invalid_image")
 
 
 async def test_a_damaged_mask_is_a_400_naming_the_mask(workers: CountingWorkers) -> None:
-    adapter = SandboxAdapter(workers, max_pixels=64_000_000)
+    adapter = _sandbox(workers, 64_000_000)
     source = probe_input(png_bytes(300, 200), param="image", max_pixels=64_000_000)
     with pytest.raises(InvalidRequestError) as caught:
         await adapter.run(edit_call(source, mask=unchecked(_truncated())))
@@ -145,7 +155,7 @@ async def test_a_damaged_mask_is_a_400_naming_the_mask(workers: CountingWorkers)
 
 
 async def test_a_generation_over_the_pixel_cap_is_refused(workers: CountingWorkers) -> None:
-    adapter = SandboxAdapter(workers, max_pixels=1_000_000)
+    adapter = _sandbox(workers, 1_000_000)
     call = UpstreamCall(
         model_id="sandbox-generate",
         provider="sandbox",

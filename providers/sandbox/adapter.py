@@ -5,7 +5,7 @@ developers can run their own CI against pixelgate with no upstream and no key. A
 transforms the input (colors inverted and tinted, diagonal bands keyed by the prompt), only where a
 mask is transparent when one is sent; a generation draws a seeded gradient with shapes.
 
-Payload fields (set by the catalog, see ``catalog/sandbox.yaml``): ``prompt``, ``seed``,
+Payload fields (set by the catalog, see ``normalization/catalog/sandbox.yaml``): ``prompt``, ``seed``,
 ``num_images``, ``width``/``height`` (generate), ``delay_ms`` (simulated upstream latency).
 
 Its Pillow work is the gateway's own, so it runs where all Pillow work runs: one job per image in
@@ -26,10 +26,9 @@ from functools import partial
 from PIL import Image, ImageChops, ImageDraw, ImageOps
 
 from core.errors import InvalidRequestError
-from core.image_workers import ImageWorkers
 from core.images import ImageProblem, InputImage, decode, open_header
 from core.provider_settings import ProviderSettings
-from providers.base import AdapterResources, GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import AdapterContext, GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
 
 
 def _int_field(call: UpstreamCall, name: str, default: int) -> int:
@@ -49,13 +48,10 @@ def _base_seed(prompt: str, images: tuple[InputImage, ...]) -> int:
 class SandboxAdapter(ImageAdapter):
     """Offline, deterministic image maker; its Pillow work runs in the shared pool, one job per image."""
 
-    def __init__(self, workers: ImageWorkers, max_pixels: int) -> None:
-        self._workers = workers
-        self._max_pixels = max_pixels
-
-    @classmethod
-    def from_settings(cls, settings: ProviderSettings, resources: AdapterResources) -> SandboxAdapter:
-        return cls(resources.image_workers, resources.max_pixels)
+    def __init__(self, settings: ProviderSettings, context: AdapterContext) -> None:
+        """Built like every adapter; the sandbox needs no key, URL or HTTP client: only the Pillow pool."""
+        self._workers = context.image_workers
+        self._max_pixels = context.limits.max_pixels
 
     async def run(self, call: UpstreamCall) -> ProviderResult:
         prompt = call.payload.get("prompt")
