@@ -10,13 +10,21 @@ In tests, ``with FakeFal() as fake:`` (or the ``fake_fal`` fixture of ``tests/pr
 gives ``fake.base_url`` and ``fake.storage_url`` (the same server), and records ``fake.submissions``
 (accepted jobs: endpoint id and JSON payload), ``fake.attempts`` (every submit request, failed ones
 too), ``fake.cancelled`` (request ids), ``fake.status_polls``, ``fake.cdn_fetches`` (result images
-served from its CDN) and ``fake.uploads``.
+served from its CDN), ``fake.uploads`` and ``fake.cdn_tokens``.
+
+What it does NOT model: the sync host (``fal.run``), webhooks, streaming status (``/status/stream``),
+logs, ``/storage/upload/initiate-multipart`` (fal-js's path for files over 90 MB), token expiry, and
+upload lifecycles (``X-Fal-Object-Lifecycle`` is ignored).
 
 What it serves (the fal reference, section 2): ``POST /{endpoint_id}`` submits and answers
 ``status_url``/``response_url``/``cancel_url`` with the endpoint's sub-path dropped, as fal does;
 ``GET .../requests/{id}/status`` answers 202 (IN_QUEUE, then IN_PROGRESS) and 200 once COMPLETED
 after ``fake.latency`` seconds; ``GET .../requests/{id}`` the output; ``PUT .../cancel``;
-``POST /storage/upload/initiate`` + ``PUT`` the bytes + ``GET /files/...`` serving them. Outputs are
+``POST /storage/upload/initiate`` (``storage_type`` ``fal-cdn-v3``, or ``gcs`` as fal-client's fallback)
++ ``PUT`` the bytes; fal-client's CDN v3 flow, ``POST /storage/auth/token?storage_type=fal-cdn-v3``
+(``{token, token_type, base_url, expires_at}``, ``base_url`` being this server) then ``POST
+/files/upload`` with ``Authorization: Bearer <token>`` (``{access_url}``) or, for large files,
+``/files/upload/multipart`` + ``PUT`` parts + ``complete``; ``GET /files/...`` serves uploads. Outputs are
 real Pillow images: an edit keeps its input's size, a generation has its ``image_size`` (preset or
 ``{width, height}``); JPEG unless ``output_format`` is ``png``; CDN URLs on this server, or
 ``data:`` URIs with ``sync_mode``. ``seed``, ``prompt``, ``has_nsfw_concepts`` and ``timings``
@@ -49,6 +57,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import random
 import socket
@@ -56,6 +65,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 import uvicorn
@@ -113,6 +123,9 @@ class FakeFal:
         self.status_polls = 0
         self.cdn_fetches = 0
         self.uploads: dict[str, bytes] = {}
+        self.cdn_tokens: list[str] = []
+        """Tokens handed out by ``POST /storage/auth/token`` (what ``/files/upload`` accepts)."""
+        self._parts: dict[str, dict[int, bytes]] = {}
         self._jobs: dict[str, _Job] = {}
         self._cdn: dict[str, tuple[bytes, str]] = {}
         self._seen: dict[str, int] = {}
@@ -126,6 +139,11 @@ class FakeFal:
             routes=[
                 Route("/storage/upload/initiate", self._initiate, methods=["POST"]),
                 Route("/storage/upload/put/{token}", self._put_upload, methods=["PUT"]),
+                Route("/storage/auth/token", self._cdn_token, methods=["POST"]),
+                Route("/files/upload", self._cdn_upload, methods=["POST"]),
+                Route("/files/upload/multipart", self._cdn_multipart_start, methods=["POST"]),
+                Route("/files/{token}/{name}/multipart/{upload}/complete", self._cdn_multipart_end, methods=["POST"]),
+                Route("/files/{token}/{name}/multipart/{upload}/{part:int}", self._cdn_multipart_part, methods=["PUT"]),
                 Route("/files/{token}/{name}", self._get_file, methods=["GET"]),
                 Route("/cdn/{request_id}/{index:int}/{name}", self._get_cdn, methods=["GET"]),
                 Route("/{owner}/{app}/requests/{request_id}/status", self._status, methods=["GET"]),
@@ -157,6 +175,8 @@ class FakeFal:
             self.status_polls = 0
             self.cdn_fetches = 0
             self.uploads.clear()
+            self.cdn_tokens.clear()
+            self._parts.clear()
             self._seen.clear()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -398,7 +418,7 @@ class FakeFal:
     async def _initiate(self, request: Request) -> Response:
         if not self._authorized(request):
             return error(401, "No user found for Key ID and Secret")
-        if request.query_params.get("storage_type") != "fal-cdn-v3":
+        if request.query_params.get("storage_type") not in ("fal-cdn-v3", "gcs"):  # fal-client's fallback: gcs
             return error(422, "unsupported storage_type")
         body = await request.json()
         name = str(body.get("file_name") or "upload.bin").replace("/", "_")
@@ -413,6 +433,63 @@ class FakeFal:
     async def _put_upload(self, request: Request) -> Response:
         self.uploads[request.path_params["token"]] = await request.body()
         return Response(status_code=200)
+
+    async def _cdn_token(self, request: Request) -> Response:
+        """fal-client's CDN v3 flow, step 1: a short-lived token for uploading to the CDN host."""
+        if not self._authorized(request):
+            return error(401, "No user found for Key ID and Secret")
+        if request.query_params.get("storage_type") != "fal-cdn-v3":
+            return error(422, "unsupported storage_type")
+        token = uuid.uuid4().hex
+        self.cdn_tokens.append(token)
+        expires = datetime.now(UTC) + timedelta(minutes=30)
+        return JSONResponse(
+            {"token": token, "token_type": "Bearer", "base_url": self.base_url, "expires_at": expires.isoformat()}
+        )
+
+    def _cdn_authorized(self, request: Request) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme == "Bearer" and token in self.cdn_tokens
+
+    def _file_url(self, token: str, request: Request) -> str:
+        name = (request.headers.get("x-fal-file-name") or "upload.bin").replace("/", "_")
+        return f"{self.base_url}/files/{token}/{name}"
+
+    async def _cdn_upload(self, request: Request) -> Response:
+        """Step 2: the raw bytes in one ``POST {base_url}/files/upload``; answers ``{access_url}``."""
+        if not self._cdn_authorized(request):
+            return error(401, "Invalid or expired token")
+        token = uuid.uuid4().hex
+        self.uploads[token] = await request.body()
+        return JSONResponse({"access_url": self._file_url(token, request)})
+
+    async def _cdn_multipart_start(self, request: Request) -> Response:
+        """Large files: start, ``PUT`` each part (answered with an ETag), then ``complete``."""
+        if not self._cdn_authorized(request):
+            return error(401, "Invalid or expired token")
+        token, upload = uuid.uuid4().hex, uuid.uuid4().hex
+        self._parts[upload] = {}
+        return JSONResponse({"access_url": self._file_url(token, request), "uploadId": upload})
+
+    async def _cdn_multipart_part(self, request: Request) -> Response:
+        parts = self._parts.get(request.path_params["upload"])
+        if not self._cdn_authorized(request) or parts is None:
+            return error(404, "Upload not found")
+        data = await request.body()
+        parts[request.path_params["part"]] = data
+        return Response(status_code=200, headers={"etag": f'"{hashlib.md5(data).hexdigest()}"'})
+
+    async def _cdn_multipart_end(self, request: Request) -> Response:
+        parts = self._parts.pop(request.path_params["upload"], None)
+        if not self._cdn_authorized(request) or parts is None:
+            return error(404, "Upload not found")
+        listed = (await request.json()).get("parts", [])
+        numbers = {part.get("partNumber") for part in listed if isinstance(part, dict)}
+        if numbers != set(parts):
+            return error(400, "Parts do not match the uploaded parts")
+        token, name = request.path_params["token"], request.path_params["name"]
+        self.uploads[token] = b"".join(parts[n] for n in sorted(parts))
+        return JSONResponse({"access_url": f"{self.base_url}/files/{token}/{name}"})
 
     async def _get_file(self, request: Request) -> Response:
         data = self.uploads.get(request.path_params["token"])
