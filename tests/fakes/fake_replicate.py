@@ -70,7 +70,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import JsonValue
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -511,7 +511,10 @@ class FakeReplicate(LoopbackFake):
         if request.method == "GET":
             results: list[JsonValue] = [self._file_json(f) for f in self.files.values()]
             return JSONResponse({"next": None, "previous": None, "results": results})
-        form = await request.form()
+        async with request.form() as form:
+            return await self._store(form)
+
+    async def _store(self, form: FormData) -> Response:
         content = form.get("content")
         if not isinstance(content, UploadFile):
             item = Invalid("required", "(root)", "content is required")
