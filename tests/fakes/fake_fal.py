@@ -1,5 +1,10 @@
 """A fake fal.ai: a real HTTP server on loopback speaking fal's queue and storage protocols.
 
+What it does NOT model: validation of a payload against the endpoint's schema (only the scripted
+422s), the sync host (``fal.run``), webhooks, streaming status (``/status/stream``), logs,
+``/storage/upload/initiate-multipart`` (fal-js's path for files over 90 MB), token expiry, and upload
+lifecycles (``X-Fal-Object-Lifecycle`` is ignored).
+
 Run it standalone for offline development::
 
     python -m tests.fakes.fake_fal --port 8090            # add --key K to require "Key K"
@@ -11,10 +16,6 @@ gives ``fake.base_url`` and ``fake.storage_url`` (the same server), and records 
 (accepted jobs: endpoint id and JSON payload), ``fake.attempts`` (every submit request, failed ones
 too), ``fake.cancelled`` (request ids), ``fake.status_polls``, ``fake.cdn_fetches`` (result images
 served from its CDN), ``fake.uploads`` and ``fake.cdn_tokens``.
-
-What it does NOT model: the sync host (``fal.run``), webhooks, streaming status (``/status/stream``),
-logs, ``/storage/upload/initiate-multipart`` (fal-js's path for files over 90 MB), token expiry, and
-upload lifecycles (``X-Fal-Object-Lifecycle`` is ignored).
 
 What it serves (the fal reference, section 2): ``POST /{endpoint_id}`` submits and answers
 ``status_url``/``response_url``/``cancel_url`` with the endpoint's sub-path dropped, as fal does;

@@ -203,7 +203,7 @@ class FakeReplicate(LoopbackFake):
         return {name: spec.version for name, spec in self.models.items()}
 
     def reset(self) -> None:
-        """Forget recorded requests, files and scripted scenarios (for a server shared by several tests)."""
+        """Forget predictions, files, recorded requests and scripted scenarios (for a shared server)."""
         self.scenario = "ok"
         self.strict_input = True
         self.max_output_side = None
@@ -216,6 +216,7 @@ class FakeReplicate(LoopbackFake):
         self.cancels.clear()
         self.files.clear()
         self.deliveries.clear()
+        self._predictions.clear()
         self._once.clear()
 
     # -- creating -------------------------------------------------------------------------------

@@ -61,7 +61,8 @@ class ModelSpec:
     official: bool
     """Served on ``POST /v1/models/{owner}/{name}/predictions``; community models need the version route."""
     version: str
-    """The 64-hex version id the version route accepts (for hidream-l1-fast a placeholder: see ``versions``)."""
+    """The 64-hex version id the version route accepts: the model file's own, else one its sources name
+    (a version page), else a placeholder (hidream-l1-fast, whose version is not in the reference)."""
     properties: dict[str, JsonObject]
     required: tuple[str, ...]
     output_is_list: bool
