@@ -81,6 +81,10 @@ from tests.fakes.loopback import LoopbackFake, OnceGate, Pick, ResetResponse, pi
 
 JsonObject = dict[str, JsonValue]
 TRANSIENT = frozenset({"429", "500", "503", "504", "reset"})
+KNOWN = TRANSIENT | {
+    "ok", "429_daily", "403", "safety", "safety_empty", "finish", "blocked", "text_only", "thought", "jpeg",
+    "truncated", "not_image", "malformed", "slow",
+}  # fmt: skip
 REFUSAL = "I can't create that image. It may go against my safety guidelines. Is there something else I can make?"
 HTML = b"<html><body><h1>Not an image</h1></body></html>"
 
@@ -170,6 +174,8 @@ class FakeGemini(LoopbackFake):
             return google_error(400, "INVALID_ARGUMENT", parse_error)
         chosen = pick(record.body, self.next_scenarios, self.model_scenarios.get(model.id, self.scenario))
         record.scenario = chosen.name
+        if chosen.name not in KNOWN:  # a typo in a test's marker should not pass as "ok"
+            return google_error(400, "INVALID_ARGUMENT", f"fake Gemini: unknown scenario {chosen.name!r}")
         if (failure := self._failure(model, chosen, raw)) is not None:
             return failure
         try:

@@ -282,6 +282,8 @@ class FakeReplicate(LoopbackFake):
             return answers.invalid([item.as_json()], [item.detail_line()], "Invalid request header")
         chosen = pick(body.get("input"), self.next_scenarios, self.model_scenarios.get(spec.name, self.scenario))
         attempt.scenario = chosen.name
+        if chosen.name not in answers.KNOWN:  # a typo in a test's marker should not pass as "ok"
+            return answers.problem(400, f"fake Replicate: unknown scenario {chosen.name!r}", "Unknown scenario")
         if chosen.name in answers.CREATE_FAILURES:
             transient = chosen.name in answers.TRANSIENT
             fingerprint = f"{request.url.path}\n{raw.decode('utf-8', 'replace')}"

@@ -34,7 +34,8 @@ RUN_SCENARIOS = frozenset(
         "no_output",
     }
 )
-POLL_STATUSES = frozenset({"429", "500", "502", "503", "504"})
+POLL_FAILURES = frozenset(f"poll_{status}" for status in ("429", "500", "502", "503", "504"))
+KNOWN = CREATE_FAILURES | RUN_SCENARIOS | POLL_FAILURES
 
 SENSITIVE = "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
 NSFW_ALL = "All generated images contained NSFW content. Try running it again with a different prompt."

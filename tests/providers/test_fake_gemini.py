@@ -377,3 +377,8 @@ def test_the_official_google_genai_client_reads_the_fake(fake: FakeGemini) -> No
     with pytest.raises(genai_errors.ServerError) as overloaded:
         client.models.generate_content(model="gemini-2.5-flash-image", contents="[fake:503_always]")
     assert overloaded.value.code == 503
+
+
+def test_an_unknown_marker_is_refused_not_taken_as_ok(api: httpx.Client) -> None:
+    response = api.post(FLASH, json=prompt("[fake:saftey]"))
+    assert response.status_code == 400 and "unknown scenario 'saftey'" in error_of(response)["message"]

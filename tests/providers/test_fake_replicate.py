@@ -517,3 +517,8 @@ def _run_official_client(client: Client, fake: FakeReplicate) -> None:
     with pytest.raises(ReplicateError) as refused:
         client.run("black-forest-labs/flux-kontext-pro", input={"prompt": "x", "output_format": "webp"})
     assert refused.value.status == 422 and refused.value.title == "Input validation failed"
+
+
+def test_an_unknown_marker_is_refused_not_taken_as_ok(api: httpx.Client) -> None:
+    response = api.post(SCHNELL, json={"input": {"prompt": "[fake:sensitve]"}})
+    assert response.status_code == 400 and "unknown scenario 'sensitve'" in response.json()["detail"]
