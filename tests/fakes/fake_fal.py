@@ -58,18 +58,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
 import json
 import random
-import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from types import TracebackType
 
-import uvicorn
 from pydantic import JsonValue
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -78,6 +73,8 @@ from starlette.routing import Route
 
 from tests.fakes.fal_images import data_uri_bytes, output_size, render, render_rotated
 from tests.fakes.fal_scenarios import HTML, MARKER, RETRYABLE_ONCE, error, policy_detail, submit_failure
+from tests.fakes.fal_storage import FalStorage
+from tests.fakes.loopback import LoopbackFake
 
 JsonObject = dict[str, JsonValue]
 
@@ -107,10 +104,13 @@ class _Job:
     output: asyncio.Future[JsonObject] | None = None
 
 
-class FakeFal:
+class FakeFal(LoopbackFake):
     """The fake server and its knobs; see the module docstring. Start with ``with`` or :meth:`start`."""
 
+    name = "fake fal"
+
     def __init__(self, *, api_key: str | None = None, latency: float = 0.05, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(host, port)
         self.api_key = api_key
         self.latency = latency
         self.default_size = (1024, 1024)
@@ -123,29 +123,14 @@ class FakeFal:
         self.cancelled: list[str] = []
         self.status_polls = 0
         self.cdn_fetches = 0
-        self.uploads: dict[str, bytes] = {}
-        self.cdn_tokens: list[str] = []
-        """Tokens handed out by ``POST /storage/auth/token`` (what ``/files/upload`` accepts)."""
-        self._parts: dict[str, dict[int, bytes]] = {}
+        self.storage = FalStorage(self.base_url, self._authorized)
         self._jobs: dict[str, _Job] = {}
         self._cdn: dict[str, tuple[bytes, str]] = {}
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self.host = host
-        self.port: int = self._sock.getsockname()[1]
         self.app = Starlette(
             routes=[
-                Route("/storage/upload/initiate", self._initiate, methods=["POST"]),
-                Route("/storage/upload/put/{token}", self._put_upload, methods=["PUT"]),
-                Route("/storage/auth/token", self._cdn_token, methods=["POST"]),
-                Route("/files/upload", self._cdn_upload, methods=["POST"]),
-                Route("/files/upload/multipart", self._cdn_multipart_start, methods=["POST"]),
-                Route("/files/{token}/{name}/multipart/{upload}/complete", self._cdn_multipart_end, methods=["POST"]),
-                Route("/files/{token}/{name}/multipart/{upload}/{part:int}", self._cdn_multipart_part, methods=["PUT"]),
-                Route("/files/{token}/{name}", self._get_file, methods=["GET"]),
+                *self.storage.routes(),
                 Route("/cdn/{request_id}/{index:int}/{name}", self._get_cdn, methods=["GET"]),
                 Route("/{owner}/{app}/requests/{request_id}/status", self._status, methods=["GET"]),
                 Route("/{owner}/{app}/requests/{request_id}/cancel", self._cancel, methods=["PUT"]),
@@ -153,16 +138,23 @@ class FakeFal:
                 Route("/{endpoint_id:path}", self._submit, methods=["POST"]),
             ]
         )
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.root_url
 
     @property
     def storage_url(self) -> str:
         return self.base_url
+
+    @property
+    def uploads(self) -> dict[str, bytes]:
+        """Uploaded bytes, by the token in their file URL."""
+        return self.storage.uploads
+
+    @property
+    def cdn_tokens(self) -> list[str]:
+        return self.storage.cdn_tokens
 
     def reset(self) -> None:
         """Forget recorded requests and scripted scenarios (for a server shared by several tests)."""
@@ -175,38 +167,8 @@ class FakeFal:
             self.cancelled.clear()
             self.status_polls = 0
             self.cdn_fetches = 0
-            self.uploads.clear()
-            self.cdn_tokens.clear()
-            self._parts.clear()
+            self.storage.reset()
             self._seen.clear()
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self, log_level: str = "critical") -> FakeFal:
-        config = uvicorn.Config(self.app, log_level=log_level, lifespan="off", timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("fake fal did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._sock.close()
-
-    def __enter__(self) -> FakeFal:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- scenario choice -----------------------------------------------------------------------
 
@@ -396,10 +358,7 @@ class FakeFal:
         }
 
     def _input_bytes(self, url: str) -> bytes | None:
-        prefix = f"{self.base_url}/files/"
-        if url.startswith(prefix):
-            return self.uploads.get(url[len(prefix) :].split("/", 1)[0])
-        return data_uri_bytes(url)
+        return self.storage.bytes_at(url) if url.startswith(self.base_url) else data_uri_bytes(url)
 
     async def _get_cdn(self, request: Request) -> Response:
         job = self._job(request)
@@ -414,90 +373,6 @@ class FakeFal:
             return Response(HTML.encode(), media_type=media_type)
         return Response(data, media_type=media_type)
 
-    # -- storage -------------------------------------------------------------------------------
-
-    async def _initiate(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return error(401, "No user found for Key ID and Secret")
-        if request.query_params.get("storage_type") not in ("fal-cdn-v3", "gcs"):  # fal-client's fallback: gcs
-            return error(422, "unsupported storage_type")
-        body = await request.json()
-        name = str(body.get("file_name") or "upload.bin").replace("/", "_")
-        token = uuid.uuid4().hex
-        return JSONResponse(
-            {
-                "upload_url": f"{self.base_url}/storage/upload/put/{token}",
-                "file_url": f"{self.base_url}/files/{token}/{name}",
-            }
-        )
-
-    async def _put_upload(self, request: Request) -> Response:
-        self.uploads[request.path_params["token"]] = await request.body()
-        return Response(status_code=200)
-
-    async def _cdn_token(self, request: Request) -> Response:
-        """fal-client's CDN v3 flow, step 1: a short-lived token for uploading to the CDN host."""
-        if not self._authorized(request):
-            return error(401, "No user found for Key ID and Secret")
-        if request.query_params.get("storage_type") != "fal-cdn-v3":
-            return error(422, "unsupported storage_type")
-        token = uuid.uuid4().hex
-        self.cdn_tokens.append(token)
-        expires = datetime.now(UTC) + timedelta(minutes=30)
-        return JSONResponse(
-            {"token": token, "token_type": "Bearer", "base_url": self.base_url, "expires_at": expires.isoformat()}
-        )
-
-    def _cdn_authorized(self, request: Request) -> bool:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return scheme == "Bearer" and token in self.cdn_tokens
-
-    def _file_url(self, token: str, request: Request) -> str:
-        name = (request.headers.get("x-fal-file-name") or "upload.bin").replace("/", "_")
-        return f"{self.base_url}/files/{token}/{name}"
-
-    async def _cdn_upload(self, request: Request) -> Response:
-        """Step 2: the raw bytes in one ``POST {base_url}/files/upload``; answers ``{access_url}``."""
-        if not self._cdn_authorized(request):
-            return error(401, "Invalid or expired token")
-        token = uuid.uuid4().hex
-        self.uploads[token] = await request.body()
-        return JSONResponse({"access_url": self._file_url(token, request)})
-
-    async def _cdn_multipart_start(self, request: Request) -> Response:
-        """Large files: start, ``PUT`` each part (answered with an ETag), then ``complete``."""
-        if not self._cdn_authorized(request):
-            return error(401, "Invalid or expired token")
-        token, upload = uuid.uuid4().hex, uuid.uuid4().hex
-        self._parts[upload] = {}
-        return JSONResponse({"access_url": self._file_url(token, request), "uploadId": upload})
-
-    async def _cdn_multipart_part(self, request: Request) -> Response:
-        parts = self._parts.get(request.path_params["upload"])
-        if not self._cdn_authorized(request) or parts is None:
-            return error(404, "Upload not found")
-        data = await request.body()
-        parts[request.path_params["part"]] = data
-        return Response(status_code=200, headers={"etag": f'"{hashlib.md5(data).hexdigest()}"'})
-
-    async def _cdn_multipart_end(self, request: Request) -> Response:
-        parts = self._parts.pop(request.path_params["upload"], None)
-        if not self._cdn_authorized(request) or parts is None:
-            return error(404, "Upload not found")
-        listed = (await request.json()).get("parts", [])
-        numbers = {part.get("partNumber") for part in listed if isinstance(part, dict)}
-        if numbers != set(parts):
-            return error(400, "Parts do not match the uploaded parts")
-        token, name = request.path_params["token"], request.path_params["name"]
-        self.uploads[token] = b"".join(parts[n] for n in sorted(parts))
-        return JSONResponse({"access_url": f"{self.base_url}/files/{token}/{name}"})
-
-    async def _get_file(self, request: Request) -> Response:
-        data = self.uploads.get(request.path_params["token"])
-        if data is None:
-            return error(404, "Not found")
-        return Response(data, media_type="application/octet-stream")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the fake fal.ai server (queue + storage + CDN) on loopback.")
@@ -508,8 +383,7 @@ def main() -> None:
     args = parser.parse_args()
     fake = FakeFal(api_key=args.key, latency=args.latency, host=args.host, port=args.port)
     print(f"fake fal on {fake.base_url} (Ctrl-C to stop)")
-    config = uvicorn.Config(fake.app, log_level="info", lifespan="off")
-    uvicorn.Server(config).run(sockets=[fake._sock])
+    fake.serve_forever()
 
 
 if __name__ == "__main__":

@@ -58,42 +58,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
+import functools
 import json
 import os
-import random
-import re
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pydantic import JsonValue
 from starlette.applications import Starlette
-from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes import replicate_scenarios as answers
-from tests.fakes.fal_images import MEDIA_TYPES, data_uri_bytes, image_size, render_as
 from tests.fakes.loopback import LoopbackFake, OnceGate, Pick, pick
-from tests.fakes.replicate_models import (
-    Invalid,
-    ModelSpec,
-    load_models,
-    output_count,
-    output_format,
-    output_size,
-    validate_input,
+from tests.fakes.replicate_files import FilesApi, StoredFile
+from tests.fakes.replicate_models import Invalid, ModelSpec, load_models, validate_input
+from tests.fakes.replicate_predictions import (
+    TERMINAL,
+    Prediction,
+    data_uri_input,
+    parse_cancel_after,
+    parse_prefer,
+    render_run,
 )
 
 JsonObject = dict[str, JsonValue]
-TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
-_PREFER = re.compile(r"^wait(?:=([1-9]|[1-5][0-9]|60))?$")
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _TOP_LEVEL = frozenset({"input", "webhook", "webhook_events_filter", "webhook_completed", "stream"})
-_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 
 
 @dataclass
@@ -116,40 +108,6 @@ class CreateAttempt:
         return value if isinstance(value, dict) else {}
 
 
-@dataclass
-class StoredFile:
-    id: str
-    name: str
-    content_type: str
-    data: bytes
-    metadata: JsonValue
-    created_at: datetime
-
-
-@dataclass
-class _Run:
-    """What a prediction made: its images (bytes, media type, file name), or the error it failed with."""
-
-    images: list[tuple[bytes, str, str]]
-    error: str | None = None
-
-
-@dataclass
-class _Prediction:
-    id: str
-    spec: ModelSpec
-    version: str
-    input: JsonObject
-    scenario: Pick
-    latency: float
-    deadline: float | None
-    created_at: datetime
-    created: float = field(default_factory=time.monotonic)
-    cancelled_at: float | None = None
-    poll_failures: int = 0
-    run: asyncio.Future[_Run] | None = None
-
-
 class FakeReplicate(LoopbackFake):
     """The fake server and its knobs; see the module docstring. Start with ``with`` or :meth:`start`."""
 
@@ -164,7 +122,6 @@ class FakeReplicate(LoopbackFake):
         """Unknown keys inside ``input`` are a 422 (Replicate's own behaviour is unconfirmed)."""
         self.max_output_side: int | None = None
         """Scale outputs down to this longest side (keeping the ratio), to keep tests fast."""
-        self.max_file_bytes = 100 * 1024 * 1024
         self.min_cancel_after_seconds = 5.0
         """Replicate's minimum ``Cancel-After``; tests may lower it to see a deadline pass quickly."""
         self.scenario = "ok"
@@ -175,9 +132,9 @@ class FakeReplicate(LoopbackFake):
         self.creates: list[CreateAttempt] = []
         self.polls: list[str] = []
         self.cancels: list[str] = []
-        self.files: dict[str, StoredFile] = {}
         self.deliveries: list[str] = []
-        self._predictions: dict[str, _Prediction] = {}
+        self.files_api = FilesApi(self.base_url, self._authorized)
+        self._predictions: dict[str, Prediction] = {}
         self._once = OnceGate()
         self.app = Starlette(
             routes=[
@@ -185,9 +142,7 @@ class FakeReplicate(LoopbackFake):
                 Route("/v1/predictions", self._create_version, methods=["POST"]),
                 Route("/v1/predictions/{id}", self._get, methods=["GET"]),
                 Route("/v1/predictions/{id}/cancel", self._cancel, methods=["POST"]),
-                Route("/v1/files", self._files, methods=["GET", "POST"]),
-                Route("/v1/files/{id}", self._file, methods=["GET", "DELETE"]),
-                Route("/v1/files/{id}/download", self._download, methods=["GET"]),
+                *self.files_api.routes(),
                 Route("/delivery/{id}/{name}", self._delivery, methods=["GET"]),
                 Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
             ]
@@ -197,6 +152,19 @@ class FakeReplicate(LoopbackFake):
     def base_url(self) -> str:
         """The API root, ``http://127.0.0.1:PORT/v1``."""
         return f"{self.root_url}/v1"
+
+    @property
+    def files(self) -> dict[str, StoredFile]:
+        """Files uploaded through ``POST /v1/files``, by id."""
+        return self.files_api.files
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.files_api.max_file_bytes
+
+    @max_file_bytes.setter
+    def max_file_bytes(self, value: int) -> None:
+        self.files_api.max_file_bytes = value
 
     def versions(self) -> dict[str, str]:
         """The version id the version route accepts, per ``owner/name``."""
@@ -214,12 +182,10 @@ class FakeReplicate(LoopbackFake):
         self.creates.clear()
         self.polls.clear()
         self.cancels.clear()
-        self.files.clear()
         self.deliveries.clear()
+        self.files_api.reset()
         self._predictions.clear()
         self._once.clear()
-
-    # -- creating -------------------------------------------------------------------------------
 
     def _authorized(self, request: Request) -> Response | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -228,6 +194,8 @@ class FakeReplicate(LoopbackFake):
         if self.token is not None and token.strip() != self.token:
             return answers.unauthenticated(missing=False)
         return None
+
+    # -- creating -------------------------------------------------------------------------------
 
     async def _create_official(self, request: Request) -> Response:
         name = f"{request.path_params['owner']}/{request.path_params['name']}"
@@ -274,8 +242,8 @@ class FakeReplicate(LoopbackFake):
             if spec is None:
                 return answers.invalid_version()
             attempt.model = spec.name
-        wait = _prefer(request.headers.get("prefer"))
-        deadline = _cancel_after(request.headers.get("cancel-after"), self.min_cancel_after_seconds)
+        wait = parse_prefer(request.headers.get("prefer"))
+        deadline = parse_cancel_after(request.headers.get("cancel-after"), self.min_cancel_after_seconds)
         if wait == -1.0 or deadline == -1.0:
             header = "Prefer" if wait == -1.0 else "Cancel-After"
             item = Invalid("invalid_header", header, f"{header} header is not valid")
@@ -303,7 +271,7 @@ class FakeReplicate(LoopbackFake):
         extra = {"ratelimit-remaining": "599", "ratelimit-reset": "1"}
         if wait is not None:
             until = time.monotonic() + wait
-            while time.monotonic() < until and not self._settled(prediction):
+            while time.monotonic() < until and not prediction.settled():
                 await asyncio.sleep(0.01)
             extra["preference-applied"] = request.headers["prefer"]
         return JSONResponse(self._json(prediction), status_code=201, headers=extra)
@@ -320,9 +288,9 @@ class FakeReplicate(LoopbackFake):
                 return spec
         return None
 
-    def _start(self, spec: ModelSpec, payload: JsonObject, chosen: Pick, deadline: float | None) -> _Prediction:
+    def _start(self, spec: ModelSpec, payload: JsonObject, chosen: Pick, deadline: float | None) -> Prediction:
         latency = chosen.arg_float(2.0) if chosen.name == "slow" else self.latency
-        prediction = _Prediction(
+        prediction = Prediction(
             id=base64.b32encode(os.urandom(16)).decode().lower()[:26],
             spec=spec,
             version="hidden" if spec.official else spec.version,  # official models hide their version
@@ -334,137 +302,23 @@ class FakeReplicate(LoopbackFake):
         )
         if chosen.name.startswith("poll_"):
             prediction.poll_failures = int(chosen.arg_float(1))
-        prediction.run = asyncio.get_running_loop().run_in_executor(None, self._run, prediction)
+        prediction.start_run(functools.partial(render_run, prediction, self._input_bytes, self.max_output_side))
         self._predictions[prediction.id] = prediction
         return prediction
 
-    # -- running --------------------------------------------------------------------------------
-
-    def _run(self, prediction: _Prediction) -> _Run:
-        """Render the outputs (in a worker thread, while the prediction "runs")."""
-        name, spec, payload = prediction.scenario.name, prediction.spec, prediction.input
-        if name == "sensitive":
-            return _Run([], answers.SENSITIVE)
-        if name == "nsfw":
-            return _Run([], answers.NSFW_ONE if spec.name.endswith("kontext-dev") else answers.NSFW_ALL)
-        if name == "failed":
-            return _Run([], prediction.scenario.arg or answers.OUT_OF_MEMORY)
-        input_size = None
-        for image_field in spec.image_fields():
-            value = payload.get(image_field)
-            first = value[0] if isinstance(value, list) and value else value
-            data = self._input_bytes(first) if isinstance(first, str) else None
-            if data is not None:
-                if (input_size := image_size(data)) is None:
-                    return _Run([], answers.CORRUPT_INPUT)
-                break
-        width, height = output_size(spec, payload, input_size)
-        if self.max_output_side and max(width, height) > self.max_output_side:
-            scale = self.max_output_side / max(width, height)
-            width, height = max(1, round(width * scale)), max(1, round(height * scale))
-        fmt = output_format(spec, payload)
-        count = output_count(spec, payload) - (1 if name == "fewer_outputs" else 0)
-        seed = payload.get("seed")
-        base = seed if isinstance(seed, int) and seed >= 0 else random.randrange(2**31)
-        images = []
-        for index in range(max(1, count)):
-            data = render_as(width, height, base + index, fmt)
-            if name == "truncated":
-                data = data[: len(data) // 2]
-            elif name == "not_image":
-                data = answers.CDN_HTML.format("Not an image").encode()
-            images.append((data, MEDIA_TYPES[fmt], f"out-{index}.{_EXTENSIONS[fmt]}"))
-        return _Run(images)
-
     def _input_bytes(self, url: str) -> bytes | None:
         if url.startswith("data:"):
-            try:
-                return data_uri_bytes(url)
-            except ValueError:
-                return b""
-        if url.startswith(f"{self.base_url}/files/"):
-            stored = self.files.get(url.removeprefix(f"{self.base_url}/files/").split("/")[0])
-            return stored.data if stored is not None else None
+            return data_uri_input(url)
         if url.startswith(f"{self.root_url}/delivery/"):
             prediction_id, _, name = url.removeprefix(f"{self.root_url}/delivery/").partition("/")
             prediction = self._predictions.get(prediction_id)
-            if prediction is not None and prediction.run is not None and prediction.run.done():
-                return next((data for data, _, n in prediction.run.result().images if n == name), None)
-        return None
+            run = prediction.finished_run() if prediction is not None else None
+            image = run.image(name) if run is not None else None
+            return image[0] if image is not None else None
+        return self.files_api.bytes_at(url)
 
-    def _status(self, p: _Prediction, now: float) -> str:
-        start = p.created + p.latency / 2
-        done = p.created + p.latency + (p.scenario.arg_float(1.0) if p.scenario.name == "sync_processing" else 0)
-        if p.cancelled_at is not None:
-            return "canceled"
-        if p.deadline is not None and now >= p.deadline and (p.scenario.name == "never" or p.deadline < done):
-            return "aborted" if p.deadline < start else "canceled"
-        if now < start:
-            return "starting"
-        if p.scenario.name == "never" or now < done or p.run is None or not p.run.done():
-            return "processing"
-        return "failed" if p.run.result().error else "succeeded"
-
-    def _output_ready(self, p: _Prediction, status: str) -> bool:
-        if status == "succeeded":
-            return True
-        return (
-            status == "processing"
-            and p.scenario.name == "sync_processing"
-            and time.monotonic() >= p.created + p.latency
-            and p.run is not None
-            and p.run.done()
-        )
-
-    def _settled(self, p: _Prediction) -> bool:
-        status = self._status(p, time.monotonic())
-        return status in TERMINAL or self._output_ready(p, status)
-
-    def _json(self, p: _Prediction) -> JsonObject:
-        now = time.monotonic()
-        status = self._status(p, now)
-        url = f"{self.base_url}/predictions/{p.id}"
-        body: JsonObject = {
-            "id": p.id,
-            "model": p.spec.name,
-            "version": p.version,
-            "input": p.input,
-            "logs": "" if status == "starting" else "Running predict()...\n",
-            "output": None,
-            "data_removed": False,
-            "error": None,
-            "status": status,
-            "created_at": _iso(p.created_at),
-            "source": "api",
-            "urls": {"get": url, "cancel": f"{url}/cancel", "web": f"{self.root_url}/p/{p.id}"},
-        }
-        if p.deadline is not None:
-            body["deadline"] = _iso(p.created_at + timedelta(seconds=p.deadline - p.created))
-        if status != "starting":
-            body["started_at"] = _iso(p.created_at + timedelta(seconds=p.latency / 2))
-        if status in TERMINAL:
-            body["completed_at"] = _iso(p.created_at + timedelta(seconds=min(now, p.created + p.latency) - p.created))
-            body["metrics"] = {"predict_time": round(p.latency / 2, 4), "total_time": round(p.latency, 4)}
-        if status == "failed" and p.run is not None:
-            body["error"] = p.run.result().error
-        if self._output_ready(p, status):
-            if p.scenario.name == "expired":
-                body.update(input={}, output=None, data_removed=True, logs="")
-            else:
-                body["output"] = self._output(p)
-        return body
-
-    def _output(self, p: _Prediction) -> JsonValue:
-        assert p.run is not None
-        if p.scenario.name == "no_output":
-            return [] if p.spec.output_is_list else None
-        urls: list[JsonValue] = []
-        for data, media_type, name in p.run.result().images:
-            if p.scenario.name == "data_url":
-                urls.append(f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}")
-            else:
-                urls.append(f"{self.root_url}/delivery/{p.id}/{name}")
-        return urls if p.spec.output_is_list else urls[0]
+    def _json(self, prediction: Prediction) -> JsonObject:
+        return prediction.as_json(self.base_url, self.root_url)
 
     # -- reading and cancelling -----------------------------------------------------------------
 
@@ -487,126 +341,22 @@ class FakeReplicate(LoopbackFake):
         if prediction is None:
             return answers.not_found()
         self.cancels.append(prediction.id)
-        if self._status(prediction, time.monotonic()) not in TERMINAL:
+        if prediction.status(time.monotonic()) not in TERMINAL:
             prediction.cancelled_at = time.monotonic()
         return JSONResponse(self._json(prediction))
 
     async def _delivery(self, request: Request) -> Response:
+        """Output files, served without auth as ``replicate.delivery`` serves them."""
         prediction = self._predictions.get(request.path_params["id"])
         self.deliveries.append(request.url.path)
-        if prediction is None or prediction.run is None or not prediction.run.done():
+        run = prediction.finished_run() if prediction is not None else None
+        image = run.image(request.path_params["name"]) if run is not None else None
+        if prediction is None or image is None or prediction.scenario.name in ("output_404", "expired"):
             return Response(b"Not Found", status_code=404, media_type="text/plain")
-        if prediction.scenario.name in ("output_404", "expired"):
-            return Response(b"Not Found", status_code=404, media_type="text/plain")
-        for data, media_type, name in prediction.run.result().images:
-            if name == request.path_params["name"]:
-                return Response(data, media_type=media_type)
-        return Response(b"Not Found", status_code=404, media_type="text/plain")
+        return Response(image[0], media_type=image[1])
 
     async def _unknown(self, request: Request) -> Response:
         return answers.not_found()
-
-    # -- files ----------------------------------------------------------------------------------
-
-    async def _files(self, request: Request) -> Response:
-        if (denied := self._authorized(request)) is not None:
-            return denied
-        if request.method == "GET":
-            results: list[JsonValue] = [self._file_json(f) for f in self.files.values()]
-            return JSONResponse({"next": None, "previous": None, "results": results})
-        async with request.form() as form:
-            return await self._store(form)
-
-    async def _store(self, form: FormData) -> Response:
-        content = form.get("content")
-        if not isinstance(content, UploadFile):
-            item = Invalid("required", "(root)", "content is required")
-            return answers.invalid([item.as_json()], [item.detail_line()])
-        data = await content.read()
-        if len(data) >= self.max_file_bytes:
-            return answers.problem(413, "Files must be less than 100MB in size")
-        raw_metadata = form.get("metadata")
-        if isinstance(raw_metadata, UploadFile):
-            raw_metadata = (await raw_metadata.read()).decode("utf-8")
-        try:
-            metadata: JsonValue = json.loads(raw_metadata) if raw_metadata else {}
-        except ValueError:
-            return answers.problem(400, "metadata is not valid JSON")
-        name, content_type = form.get("filename"), form.get("type")
-        if not isinstance(content_type, str):
-            content_type = content.content_type or "application/octet-stream"
-        stored = StoredFile(
-            id=uuid.uuid4().hex[:24],
-            name=name if isinstance(name, str) else content.filename or "file",
-            content_type=content_type,
-            data=data,
-            metadata=metadata,
-            created_at=datetime.now(UTC),
-        )
-        self.files[stored.id] = stored
-        return JSONResponse(self._file_json(stored), status_code=201)
-
-    def _file_json(self, stored: StoredFile) -> JsonObject:
-        return {
-            "id": stored.id,
-            "name": stored.name,
-            "content_type": stored.content_type,
-            "size": len(stored.data),
-            "etag": hashlib.md5(stored.data).hexdigest(),
-            "checksums": {"sha256": hashlib.sha256(stored.data).hexdigest()},
-            "metadata": stored.metadata,
-            "created_at": _iso(stored.created_at),
-            "expires_at": _iso(stored.created_at + timedelta(hours=1)),
-            "urls": {"get": f"{self.base_url}/files/{stored.id}"},
-        }
-
-    async def _file(self, request: Request) -> Response:
-        if (denied := self._authorized(request)) is not None:
-            return denied
-        stored = self.files.get(request.path_params["id"])
-        if stored is None:
-            return answers.problem(404, "File not found")
-        if request.method == "DELETE":
-            del self.files[stored.id]
-            return Response(status_code=204)
-        return JSONResponse(self._file_json(stored))
-
-    async def _download(self, request: Request) -> Response:
-        if (denied := self._authorized(request)) is not None:
-            return denied
-        stored = self.files.get(request.path_params["id"])
-        if stored is None:
-            return answers.problem(404, "File not found")
-        return Response(stored.data, media_type=stored.content_type)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _prefer(value: str | None) -> float | None:
-    """Seconds to hold a create (``Prefer: wait`` is 60), None without the header, -1 when malformed."""
-    if value is None:
-        return None
-    match = _PREFER.match(value.strip())
-    if match is None:
-        return -1.0
-    return float(match.group(1) or 60)
-
-
-def _cancel_after(value: str | None, minimum: float) -> float | None:
-    """``Cancel-After`` in seconds, None without the header, -1 when malformed or under ``minimum``."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        seconds = float(text)
-    elif text and (match := _DURATION.match(text)):
-        hours, minutes, secs = (int(part) if part else 0 for part in match.groups())
-        seconds = float(hours * 3600 + minutes * 60 + secs)
-    else:
-        return -1.0
-    return seconds if seconds >= minimum else -1.0
 
 
 def main() -> None:
