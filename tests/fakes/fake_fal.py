@@ -72,9 +72,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.fal_images import data_uri_bytes, output_size, render, render_rotated
-from tests.fakes.fal_scenarios import HTML, MARKER, RETRYABLE_ONCE, error, policy_detail, submit_failure
+from tests.fakes.fal_scenarios import HTML, RETRYABLE_ONCE, error, policy_detail, submit_failure
 from tests.fakes.fal_storage import FalStorage
-from tests.fakes.loopback import LoopbackFake
+from tests.fakes.loopback import MARKER, LoopbackFake
 
 JsonObject = dict[str, JsonValue]
 
