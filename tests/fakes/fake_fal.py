@@ -1,5 +1,10 @@
 """A fake fal.ai: a real HTTP server on loopback speaking fal's queue and storage protocols.
 
+What it does NOT model: validation of a payload against the endpoint's schema (only the scripted
+422s), the sync host (``fal.run``), webhooks, streaming status (``/status/stream``), logs,
+``/storage/upload/initiate-multipart`` (fal-js's path for files over 90 MB), token expiry, and upload
+lifecycles (``X-Fal-Object-Lifecycle`` is ignored).
+
 Run it standalone for offline development::
 
     python -m tests.fakes.fake_fal --port 8090            # add --key K to require "Key K"
@@ -10,13 +15,17 @@ In tests, ``with FakeFal() as fake:`` (or the ``fake_fal`` fixture of ``tests/pr
 gives ``fake.base_url`` and ``fake.storage_url`` (the same server), and records ``fake.submissions``
 (accepted jobs: endpoint id and JSON payload), ``fake.attempts`` (every submit request, failed ones
 too), ``fake.cancelled`` (request ids), ``fake.status_polls``, ``fake.cdn_fetches`` (result images
-served from its CDN) and ``fake.uploads``.
+served from its CDN), ``fake.uploads`` and ``fake.cdn_tokens``.
 
 What it serves (the fal reference, section 2): ``POST /{endpoint_id}`` submits and answers
 ``status_url``/``response_url``/``cancel_url`` with the endpoint's sub-path dropped, as fal does;
 ``GET .../requests/{id}/status`` answers 202 (IN_QUEUE, then IN_PROGRESS) and 200 once COMPLETED
 after ``fake.latency`` seconds; ``GET .../requests/{id}`` the output; ``PUT .../cancel``;
-``POST /storage/upload/initiate`` + ``PUT`` the bytes + ``GET /files/...`` serving them. Outputs are
+``POST /storage/upload/initiate`` (``storage_type`` ``fal-cdn-v3``, or ``gcs`` as fal-client's fallback)
++ ``PUT`` the bytes; fal-client's CDN v3 flow, ``POST /storage/auth/token?storage_type=fal-cdn-v3``
+(``{token, token_type, base_url, expires_at}``, ``base_url`` being this server) then ``POST
+/files/upload`` with ``Authorization: Bearer <token>`` (``{access_url}``) or, for large files,
+``/files/upload/multipart`` + ``PUT`` parts + ``complete``; ``GET /files/...`` serves uploads. Outputs are
 real Pillow images: an edit keeps its input's size, a generation has its ``image_size`` (preset or
 ``{width, height}``); JPEG unless ``output_format`` is ``png``; CDN URLs on this server, or
 ``data:`` URIs with ``sync_mode``. ``seed``, ``prompt``, ``has_nsfw_concepts`` and ``timings``
@@ -51,14 +60,11 @@ import asyncio
 import base64
 import json
 import random
-import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from types import TracebackType
 
-import uvicorn
 from pydantic import JsonValue
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -66,7 +72,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.fal_images import data_uri_bytes, output_size, render, render_rotated
-from tests.fakes.fal_scenarios import HTML, MARKER, RETRYABLE_ONCE, error, policy_detail, submit_failure
+from tests.fakes.fal_scenarios import HTML, RETRYABLE_ONCE, error, policy_detail, submit_failure
+from tests.fakes.fal_storage import FalStorage
+from tests.fakes.loopback import MARKER, LoopbackFake
 
 JsonObject = dict[str, JsonValue]
 
@@ -96,10 +104,13 @@ class _Job:
     output: asyncio.Future[JsonObject] | None = None
 
 
-class FakeFal:
+class FakeFal(LoopbackFake):
     """The fake server and its knobs; see the module docstring. Start with ``with`` or :meth:`start`."""
 
+    name = "fake fal"
+
     def __init__(self, *, api_key: str | None = None, latency: float = 0.05, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(host, port)
         self.api_key = api_key
         self.latency = latency
         self.default_size = (1024, 1024)
@@ -112,21 +123,14 @@ class FakeFal:
         self.cancelled: list[str] = []
         self.status_polls = 0
         self.cdn_fetches = 0
-        self.uploads: dict[str, bytes] = {}
+        self.storage = FalStorage(self.base_url, self._authorized)
         self._jobs: dict[str, _Job] = {}
         self._cdn: dict[str, tuple[bytes, str]] = {}
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self.host = host
-        self.port: int = self._sock.getsockname()[1]
         self.app = Starlette(
             routes=[
-                Route("/storage/upload/initiate", self._initiate, methods=["POST"]),
-                Route("/storage/upload/put/{token}", self._put_upload, methods=["PUT"]),
-                Route("/files/{token}/{name}", self._get_file, methods=["GET"]),
+                *self.storage.routes(),
                 Route("/cdn/{request_id}/{index:int}/{name}", self._get_cdn, methods=["GET"]),
                 Route("/{owner}/{app}/requests/{request_id}/status", self._status, methods=["GET"]),
                 Route("/{owner}/{app}/requests/{request_id}/cancel", self._cancel, methods=["PUT"]),
@@ -134,16 +138,23 @@ class FakeFal:
                 Route("/{endpoint_id:path}", self._submit, methods=["POST"]),
             ]
         )
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.root_url
 
     @property
     def storage_url(self) -> str:
         return self.base_url
+
+    @property
+    def uploads(self) -> dict[str, bytes]:
+        """Uploaded bytes, by the token in their file URL."""
+        return self.storage.uploads
+
+    @property
+    def cdn_tokens(self) -> list[str]:
+        return self.storage.cdn_tokens
 
     def reset(self) -> None:
         """Forget recorded requests and scripted scenarios (for a server shared by several tests)."""
@@ -156,36 +167,8 @@ class FakeFal:
             self.cancelled.clear()
             self.status_polls = 0
             self.cdn_fetches = 0
-            self.uploads.clear()
+            self.storage.reset()
             self._seen.clear()
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self, log_level: str = "critical") -> FakeFal:
-        config = uvicorn.Config(self.app, log_level=log_level, lifespan="off", timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("fake fal did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._sock.close()
-
-    def __enter__(self) -> FakeFal:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- scenario choice -----------------------------------------------------------------------
 
@@ -375,10 +358,7 @@ class FakeFal:
         }
 
     def _input_bytes(self, url: str) -> bytes | None:
-        prefix = f"{self.base_url}/files/"
-        if url.startswith(prefix):
-            return self.uploads.get(url[len(prefix) :].split("/", 1)[0])
-        return data_uri_bytes(url)
+        return self.storage.bytes_at(url) if url.startswith(self.base_url) else data_uri_bytes(url)
 
     async def _get_cdn(self, request: Request) -> Response:
         job = self._job(request)
@@ -393,33 +373,6 @@ class FakeFal:
             return Response(HTML.encode(), media_type=media_type)
         return Response(data, media_type=media_type)
 
-    # -- storage -------------------------------------------------------------------------------
-
-    async def _initiate(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return error(401, "No user found for Key ID and Secret")
-        if request.query_params.get("storage_type") != "fal-cdn-v3":
-            return error(422, "unsupported storage_type")
-        body = await request.json()
-        name = str(body.get("file_name") or "upload.bin").replace("/", "_")
-        token = uuid.uuid4().hex
-        return JSONResponse(
-            {
-                "upload_url": f"{self.base_url}/storage/upload/put/{token}",
-                "file_url": f"{self.base_url}/files/{token}/{name}",
-            }
-        )
-
-    async def _put_upload(self, request: Request) -> Response:
-        self.uploads[request.path_params["token"]] = await request.body()
-        return Response(status_code=200)
-
-    async def _get_file(self, request: Request) -> Response:
-        data = self.uploads.get(request.path_params["token"])
-        if data is None:
-            return error(404, "Not found")
-        return Response(data, media_type="application/octet-stream")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the fake fal.ai server (queue + storage + CDN) on loopback.")
@@ -430,8 +383,7 @@ def main() -> None:
     args = parser.parse_args()
     fake = FakeFal(api_key=args.key, latency=args.latency, host=args.host, port=args.port)
     print(f"fake fal on {fake.base_url} (Ctrl-C to stop)")
-    config = uvicorn.Config(fake.app, log_level="info", lifespan="off")
-    uvicorn.Server(config).run(sockets=[fake._sock])
+    fake.serve_forever()
 
 
 if __name__ == "__main__":

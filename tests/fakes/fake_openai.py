@@ -1,5 +1,8 @@
 """A fast OpenAI-compatible images upstream on loopback, for the adapter tests and the benchmark.
 
+What it does NOT model: validation of the request's parameters (any body gets images), sizes and
+formats (always one fixed 1024x1024 PNG), auth, and failures other than the scripted ones below.
+
 :class:`FakeOpenAI` is a raw ASGI app (no framework, so it is never the bottleneck of a benchmark):
 
 - ``POST {prefix}/images/generations`` (JSON) and ``POST {prefix}/images/edits`` (multipart, any

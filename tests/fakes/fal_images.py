@@ -1,4 +1,7 @@
-"""What the fake fal server makes: real Pillow images sized like fal's HiDream outputs would be."""
+"""What the fake upstreams make: real Pillow images (PNG, JPEG or WebP) of the sizes asked for.
+
+Used by the fake fal, the fake Replicate and the fake Gemini servers.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import base64
 import io
 import random
 from collections.abc import Callable
+from typing import Literal
 
 from PIL import Image, ImageDraw, PngImagePlugin
 from pydantic import JsonValue
@@ -49,7 +53,25 @@ def data_uri_bytes(url: str) -> bytes | None:
     return None
 
 
+ImageFormat = Literal["png", "jpeg", "webp"]
+MEDIA_TYPES: dict[ImageFormat, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """The pixel size of encoded image bytes, or None when they are not an image Pillow reads."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def render(width: int, height: int, seed: int, png: bool) -> bytes:
+    return render_as(width, height, seed, "png" if png else "jpeg")
+
+
+def render_as(width: int, height: int, seed: int, fmt: ImageFormat) -> bytes:
+    """A ``width`` x ``height`` image (a coloured background and a few discs, from ``seed``) as ``fmt``."""
     rng = random.Random(seed)
     image = Image.new("RGB", (width, height), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
     draw = ImageDraw.Draw(image)
@@ -58,7 +80,7 @@ def render(width: int, height: int, seed: int, png: bool) -> bytes:
         r = max(2, min(width, height) // 6)
         draw.ellipse([x - r, y - r, x + r, y + r], fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
     out = io.BytesIO()
-    image.save(out, format="PNG" if png else "JPEG", quality=85)
+    image.save(out, format=fmt.upper(), quality=85)
     return out.getvalue()
 
 

@@ -1,30 +1,19 @@
-"""Scripted failures of the fake fal server: marker syntax and the answers each failure gives.
+"""Scripted failures of the fake fal server: the answers each failure gives.
 
-See :mod:`tests.fakes.fake_fal` for the list of scenarios and how a request picks one.
+See :mod:`tests.fakes.fake_fal` for the list of scenarios and how a request picks one (the marker
+syntax is :data:`tests.fakes.loopback.MARKER`).
 """
 
 from __future__ import annotations
 
-import re
-
 from pydantic import JsonValue
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
-MARKER = re.compile(r"\[fake:([a-z0-9_]+)(?::([^\]]*))?\]")
+from tests.fakes.loopback import ResetResponse
+
 RETRYABLE_ONCE = frozenset({"429", "502", "503", "504", "reset"})
 HTML = "<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
-
-
-class ResetResponse(Response):
-    """Starts a JSON answer, then drops the connection: the client sees a broken-off response."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"400")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b'{"request_id": "', "more_body": True})
-        raise ConnectionResetError("fake fal: connection reset on purpose")
 
 
 def error(status: int, detail: JsonValue, headers: dict[str, str] | None = None) -> JSONResponse:
