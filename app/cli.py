@@ -23,6 +23,8 @@ def is_loopback(host: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from app.admin import cli as operations
+
     parser = argparse.ArgumentParser(prog="pixelgate", description="OpenAI-compatible image gateway")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gateway")
@@ -30,10 +32,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--config", help="YAML settings file (same keys as the environment)")
     serve.add_argument("--log-level", default="info")
+    operations.add_commands(commands)
     args = parser.parse_args(argv)
 
     if args.config:
         os.environ["PIXELGATE_CONFIG"] = args.config
+    if args.command != "serve":
+        return operations.run(args)
 
     from app.http_protocol import header_deadline_protocol
     from app.main import create_app

@@ -16,19 +16,23 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from app import access_log
+from app.admin import AdminGuard, admin_router
 from app.admission import AdmissionGate, AdmissionLimits, AdmissionMiddleware
 from app.api import health, images, models
 from app.auth import KeyCheck
 from app.body_timeout import BodyTimeoutMiddleware
+from app.db import Database
 from app.deps import AppState
 from app.handlers import RequestIdMiddleware, install_error_handlers
 from app.hosting import build_host
 from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
+from app.keys import KeyStore
 from app.ratelimit import LimitsMiddleware, build_limiter
 from app.settings import Settings
 from app.shutdown import InFlight, ShutdownMiddleware
 from app.state import build_state
+from app.usage import Ledger, LedgerConfig, UsageMiddleware
 from core.errors import InvalidRequestError, UpstreamError
 from core.provider_settings import ProviderSettings
 from normalization.catalog import Catalog, load_builtin_catalog
@@ -73,10 +77,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     inflight = InFlight()
+    # No I/O yet: the engine is created (and the schema migrated) when the lifespan starts.
+    database = Database.from_setting(settings.database_url, settings.data_dir)
+    key_store = KeyStore(database, cache_seconds=settings.key_cache_seconds)
+    ledger = Ledger(database, ledger_config(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await database.open()
+        ledger.start()
         redactor = access_log.install()
         read_whole_chunks()
         client = httpx.AsyncClient(
@@ -119,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # Requests the server cancelled after the drain timeout still call upstream to cancel.
             await inflight.settle(timeout=CANCEL_GRACE_SECONDS)
+            await ledger.aclose()  # after the last request recorded its row
+            await database.aclose()
             await idempotency.aclose()
             for adapter in adapters.values():
                 await adapter.aclose()
@@ -139,11 +151,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AdmissionMiddleware, gate=admission, keys=keys)
     # Outside admission: a request still queued when the drain ends gets the 503 shutting_down too.
     app.add_middleware(ShutdownMiddleware, inflight=inflight)
+    # Outside every guard, so refused requests (401, 429, 503) are in the ledger too.
+    app.add_middleware(UsageMiddleware, ledger=ledger)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer, 503s included, gets an id
     app.include_router(health.router)
     app.include_router(images.router, dependencies=[Depends(keys), Depends(limiter)])
     app.include_router(models.router, dependencies=[Depends(keys)])
     app.include_router(host.router())
+    app.include_router(admin_router(AdminGuard(settings.admin_key), key_store, database))
     return app
 
 
@@ -160,6 +175,14 @@ def read_whole_chunks() -> None:
     """
     http11 = httpcore.AsyncHTTP11Connection
     http11.READ_NUM_BYTES = max(http11.READ_NUM_BYTES, UPSTREAM_READ_BYTES)
+
+
+def ledger_config(settings: Settings) -> LedgerConfig:
+    return LedgerConfig(
+        flush_rows=settings.ledger_flush_rows,
+        flush_seconds=settings.ledger_flush_ms / 1000,
+        max_pending=settings.ledger_max_pending,
+    )
 
 
 def admission_limits(settings: Settings) -> AdmissionLimits:

@@ -25,6 +25,7 @@ from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
 from app.idempotency import Material, Work, form_material, json_material
 from app.inputs import build_request, form_inputs, json_inputs
+from app.usage import note_model, note_result
 from core.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from normalization.catalog import Mode
 from normalization.dryrun import describe_plan
@@ -116,6 +117,7 @@ async def _serve(
     request: Request, state: AppState, image_request: ImageRequest, mode: Mode, inputs: EditInputs | None
 ) -> Response:
     gateway = state.gateway
+    note_model(request.scope, image_request.model)
     plan: Plan = gateway.plan(image_request, mode, inputs, strict=_strict(request))
     if _dry_run(request):
         return json_response(describe_plan(plan), headers=_warning_headers(plan.warnings))
@@ -124,6 +126,7 @@ async def _serve(
     result: ImagesResponse = await gateway.execute(
         plan, base_url=base_url, while_upstream=lambda: slot_released(request.scope)
     )
+    note_result(request.scope, result)
     return ChunksResponse(result.wire_chunks(), headers=_warning_headers(plan.warnings))
 
 
