@@ -16,7 +16,8 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from app import access_log
-from app.admin import AdminGuard, admin_router
+from app.admin.guard import AdminGuard
+from app.admin.routes import admin_router
 from app.admission import AdmissionGate, AdmissionLimits, AdmissionMiddleware
 from app.api import health, images, models
 from app.auth import KeyCheck
@@ -32,7 +33,8 @@ from app.ratelimit import LimitsMiddleware, build_limiter
 from app.settings import Settings
 from app.shutdown import InFlight, ShutdownMiddleware
 from app.state import build_state
-from app.usage import Ledger, LedgerConfig, UsageMiddleware
+from app.usage import Ledger, LedgerConfig
+from app.usage.recording import UsageMiddleware
 from core.errors import InvalidRequestError, UpstreamError
 from core.provider_settings import ProviderSettings
 from normalization.catalog import Catalog, load_builtin_catalog

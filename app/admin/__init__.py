@@ -1,6 +1,4 @@
-"""Operating pixelgate: the admin API (``/admin/*``) and the ``pixelgate`` operations commands."""
+"""Operating pixelgate: the admin API (:mod:`app.admin.routes`) and the operations commands (:mod:`app.admin.cli`).
 
-from app.admin.guard import AdminGuard
-from app.admin.routes import admin_router
-
-__all__ = ["AdminGuard", "admin_router"]
+Nothing is imported here, so the commands start without loading the web stack.
+"""

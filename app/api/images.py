@@ -25,7 +25,7 @@ from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
 from app.idempotency import Material, Work, form_material, json_material
 from app.inputs import build_request, form_inputs, json_inputs
-from app.usage import note_model, note_result
+from app.usage.recording import note_model, note_result
 from core.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from normalization.catalog import Mode
 from normalization.dryrun import describe_plan
