@@ -30,13 +30,18 @@ from core.errors import InvalidRequestError
 MAX_BODY_BYTES = 64 * 1024
 GROUPS: tuple[str, ...] = get_args(GroupBy)
 M = TypeVar("M", bound=BaseModel)
+NEW_KEY_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": NewKey.model_json_schema()}}}
+}
+"""The body ``POST /admin/keys`` reads by hand (after the guard), described for /openapi.json."""
 
 
 def admin_router(guard: AdminGuard, keys: KeyStore, database: Database) -> APIRouter:
     """The ``/admin`` routes over ``keys`` and the ledger in ``database``."""
-    router = APIRouter(prefix="/admin", dependencies=[Depends(guard)], tags=["admin"])
+    # Published in /openapi.json only when there is an admin API to use.
+    router = APIRouter(prefix="/admin", dependencies=[Depends(guard)], tags=["admin"], include_in_schema=guard.enabled)
 
-    @router.post("/keys", response_model=None)
+    @router.post("/keys", response_model=None, openapi_extra=NEW_KEY_BODY)
     async def create_key(request: Request) -> Response:
         new = parse_body(NewKey, await read_limited(request.stream(), MAX_BODY_BYTES))
         created = await keys.create(new)

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.errors import AuthenticationError
 
 MICROS_PER_USD = 1_000_000
+LATEST_EXPIRY = 253_402_300_799
+"""9999-12-31T23:59:59Z: the last instant every database and ``datetime`` can hold."""
 
 
 def usd_to_micros(usd: float) -> int:
@@ -29,8 +31,17 @@ class NewKey(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="who or what the key is for")
     budget_usd: float | None = Field(default=None, ge=0, le=1e9, description="spend limit in USD; null: none")
     models: tuple[str, ...] | None = Field(default=None, description="models the key may use; null: all")
-    rpm: int | None = Field(default=None, ge=1, description="requests per minute for this key; null: the default")
+    rpm: int | None = Field(
+        default=None, ge=1, le=1_000_000_000, description="requests per minute for this key; null: the default"
+    )
     expires_at: datetime | int | None = Field(default=None, description="ISO 8601 time or Unix seconds; null: never")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip() or not value.isprintable():
+            raise ValueError("name must be printable text")
+        return value
 
     @field_validator("models")
     @classmethod
@@ -40,13 +51,20 @@ class NewKey(BaseModel):
         cleaned = tuple(dict.fromkeys(model.strip() for model in value))
         if not cleaned or any(not model for model in cleaned):
             raise ValueError("models must name at least one model (leave it out to allow all)")
+        if any(len(model) > 200 or not model.isprintable() for model in cleaned):
+            raise ValueError("each model must be a model id (printable, at most 200 characters)")
         return cleaned
 
     @field_validator("expires_at")
     @classmethod
     def _expiry(cls, value: datetime | int | None) -> datetime | int | None:
-        if value is not None and expiry_seconds(value) <= datetime.now(UTC).timestamp():
+        if value is None:
+            return None
+        seconds = expiry_seconds(value)
+        if seconds <= datetime.now(UTC).timestamp():
             raise ValueError("expires_at is in the past")
+        if seconds > LATEST_EXPIRY:
+            raise ValueError("expires_at is after the year 9999")
         return value
 
     def expires_at_seconds(self) -> int | None:

@@ -9,6 +9,7 @@ first characters stay visible as the key's ``prefix`` so people can tell their k
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 SECRET_PREFIX = "sk-pixelgate-"
@@ -21,8 +22,15 @@ def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(RANDOM_BYTES)
 
 
+KEY_ID = re.compile(r"key_[0-9a-f]{16}")
+
+
 def new_key_id() -> str:
     return "key_" + secrets.token_hex(8)
+
+
+def is_key_id(text: str) -> bool:
+    return KEY_ID.fullmatch(text) is not None
 
 
 def secret_hash(secret: str) -> str:

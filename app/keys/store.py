@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from app.db import Database, unavailable_as_503
 from app.db.schema import api_keys
 from app.keys.models import CreatedKey, KeyRecord, NewKey, RefusedKey, micros_to_usd, usd_to_micros
-from app.keys.secrets import display_prefix, new_key_id, new_secret, secret_hash
+from app.keys.secrets import display_prefix, is_key_id, new_key_id, new_secret, secret_hash
 from core.errors import NotFoundError
 
 MAX_CACHED = 10_000
@@ -72,11 +72,12 @@ class KeyStore:
 
     async def get(self, key_id: str) -> KeyRecord:
         """The key ``key_id``; raises ``NotFoundError`` (404 ``key_not_found``)."""
+        _check_id(key_id)
         with unavailable_as_503():
             async with self._database.engine.connect() as connection:
                 row = (await connection.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
         if row is None:
-            raise NotFoundError(f"no key with id '{key_id}'", param="id", code="key_not_found")
+            raise _not_found(key_id)
         return _record(row._mapping)
 
     async def revoke(self, key_id: str) -> KeyRecord:
@@ -85,6 +86,7 @@ class KeyStore:
         Refused at once by this process; other replicas refuse it once their lookup is older than
         ``cache_seconds``.
         """
+        _check_id(key_id)
         with unavailable_as_503():
             async with self._database.engine.begin() as connection:
                 await connection.execute(
@@ -137,6 +139,17 @@ class KeyStore:
             async with self._database.engine.connect() as connection:
                 row = (await connection.execute(select(api_keys).where(api_keys.c.secret_hash == digest))).first()
         return None if row is None else _record(row._mapping)
+
+
+def _check_id(key_id: str) -> None:
+    """Refuse what cannot be an id before asking the database (which may choke on it, e.g. on a NUL)."""
+    if not is_key_id(key_id):
+        raise _not_found(key_id)
+
+
+def _not_found(key_id: str) -> NotFoundError:
+    shown = key_id if is_key_id(key_id) else key_id[:40].encode("ascii", "backslashreplace").decode()
+    return NotFoundError(f"no key with id '{shown}'", param="id", code="key_not_found")
 
 
 def _record(row: Mapping[Any, Any]) -> KeyRecord:

@@ -68,14 +68,16 @@ def _instant_ms(text: str, param: str, *, end_of_day: bool) -> int:
     value = text.strip()
     try:
         if value.lstrip("-").replace(".", "", 1).isdigit():
-            return int(float(value) * 1000)
-        if len(value) == 10:
-            day = datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
-            return int((day + timedelta(days=1 if end_of_day else 0)).timestamp() * 1000)
-        instant = datetime.fromisoformat(value)
-    except ValueError:
+            instant = datetime.fromtimestamp(float(value), UTC)  # also refuses times no database holds
+        elif len(value) == 10:
+            instant = datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+            instant += timedelta(days=1 if end_of_day else 0)
+        else:
+            instant = datetime.fromisoformat(value)
+    except (ValueError, OverflowError, OSError):
+        shown = text[:40].encode("ascii", "backslashreplace").decode()
         raise InvalidRequestError(
-            f"{param} must be an ISO 8601 date or time, or Unix seconds; got '{text}'", param=param
+            f"{param} must be an ISO 8601 date or time, or Unix seconds; got '{shown}'", param=param
         ) from None
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=UTC)

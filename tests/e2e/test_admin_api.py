@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -133,10 +135,26 @@ def test_keys_are_created_listed_read_and_revoked(admin: httpx.Client, db_url: s
     assert admin.get(f"/admin/keys/{record['id']}").json()["revoked"] is True
 
 
-def test_an_unknown_key_id_is_a_404(admin: httpx.Client) -> None:
-    for response in (admin.get("/admin/keys/key_nope"), admin.delete("/admin/keys/key_nope")):
+@pytest.mark.parametrize("key_id", ["key_nope", "key_0123456789abcdef", "%00", "x" * 300])
+def test_an_unknown_key_id_is_a_404(admin: httpx.Client, key_id: str) -> None:
+    """Never a 503 because the database chokes on the id (PostgreSQL refuses a NUL in text)."""
+    for response in (admin.get(f"/admin/keys/{key_id}"), admin.delete(f"/admin/keys/{key_id}")):
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "key_not_found"
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"start": "99999999999999999999"}, "start"),
+        ({"end": "10000-01-01"}, "end"),
+        ({"start": "9999-12-31", "end": "9999-12-31"}, "end"),
+        ({"start": "2025-03-02", "end": "2025-03-01T00:00:00Z"}, "end"),
+    ],
+)
+def test_a_bad_usage_range_is_a_400_naming_the_bound(admin: httpx.Client, params: dict[str, str], param: str) -> None:
+    response = admin.get("/admin/usage", params=params)
+    assert response.status_code == 400 and response.json()["error"]["param"] == param
 
 
 @pytest.mark.parametrize(
@@ -150,6 +168,10 @@ def test_an_unknown_key_id_is_a_404(admin: httpx.Client) -> None:
         (b'{"name": "x", "expires_at": "2001-01-01T00:00:00Z"}', "expires_at"),
         (b'{"name": "x", "expires_at": "soon"}', "expires_at"),
         (b'{"name": "x", "team": "a"}', "team"),
+        (b'{"name": "a\\u0000b"}', "name"),
+        (b'{"name": "x", "models": ["a\\u0000"]}', "models"),
+        (b'{"name": "x", "expires_at": 99999999999999}', "expires_at"),
+        (b'{"name": "x", "rpm": 99999999999}', "rpm"),
         (b"{not json", None),
     ],
 )
@@ -255,3 +277,48 @@ def _usage_scenario(tmp_path: Path, url: str) -> None:
         httpx.Client(base_url=again.base_url, headers=ADMIN) as admin,
     ):
         assert _usage(admin, "model") == before
+
+
+ADMIN_OPERATIONS = [
+    ("/admin/keys", "POST"),
+    ("/admin/keys", "GET"),
+    ("/admin/keys/{key_id}", "GET"),
+    ("/admin/keys/{key_id}", "DELETE"),
+    ("/admin/usage", "GET"),
+]
+
+
+def test_every_admin_operation_is_published_and_fuzzed(gateway: LiveGateway) -> None:
+    published = httpx.get(f"{gateway.base_url}/openapi.json", timeout=30).json()
+    served = sorted(
+        (path, method.upper())
+        for path, item in published["paths"].items()
+        for method in item
+        if path.startswith("/admin")
+    )
+    assert served == sorted(ADMIN_OPERATIONS)
+
+
+@pytest.mark.parametrize(("path", "method"), ADMIN_OPERATIONS)
+def test_the_admin_api_answers_any_input_within_the_contract(gateway: LiveGateway, path: str, method: str) -> None:
+    """Generated valid and invalid bodies, ids and query strings: never a 500, a 503, or a non-OpenAI error."""
+    published = httpx.get(f"{gateway.base_url}/openapi.json", timeout=30).json()
+    operation = schemathesis.openapi.from_dict(published)[path][method]
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    @given(case=operation.as_strategy() | operation.as_strategy(schemathesis.GenerationMode.NEGATIVE))
+    def exchange(case: schemathesis.Case[Any]) -> None:
+        response = case.call(base_url=gateway.base_url, headers=ADMIN, timeout=30)
+        assert response.status_code < 500, (case.body, case.query, case.path_parameters, response.text)
+        if response.status_code >= 400:
+            error = response.json()["error"]
+            assert set(error) == {"message", "type", "param", "code"} and error["message"], response.text
+
+    exchange()
