@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
+import os
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +29,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.db import async_url
 from tests.conftest import TEST_KEY, make_settings
 from tests.databases import KINDS, database_url
+from tests.e2e.test_readme_examples import readme_example
 from tests.images import png_bytes
 from tests.live import LiveGateway
 from tests.polling import wait_until
@@ -322,3 +326,24 @@ def test_the_admin_api_answers_any_input_within_the_contract(gateway: LiveGatewa
             assert set(error) == {"message", "type", "param", "code"} and error["message"], response.text
 
     exchange()
+
+
+@pytest.mark.parametrize("name", ["admin-create-key", "admin-usage"])
+def test_the_readme_admin_examples_work(gateway: LiveGateway, name: str) -> None:
+    """The README's blocks run as written, against this gateway instead of the default address."""
+    script = readme_example(name).replace("http://127.0.0.1:8080", gateway.base_url)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env={**os.environ, "PIXELGATE_ADMIN_KEY": ADMIN_KEY},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    if name == "admin-create-key":
+        assert answer["name"] == "team-a" and answer["key"].startswith("sk-pixelgate-")
+        assert answer["expires_at"] == int(datetime(2030, 12, 31, tzinfo=UTC).timestamp())
+    else:
+        assert answer == {"object": "list", "group_by": "model", "data": []}  # nothing in March 2025
