@@ -4,7 +4,7 @@
 repositories (:mod:`app.keys`, :mod:`app.usage`) take it.
 """
 
-from app.db.database import Database, unavailable_as_503
+from app.db.database import Database, error_summary, unavailable_as_503
 from app.db.migrate import current_revision, head_revision, upgrade_to_head
 from app.db.urls import async_url, default_database_url, printable
 
@@ -13,6 +13,7 @@ __all__ = [
     "async_url",
     "current_revision",
     "default_database_url",
+    "error_summary",
     "head_revision",
     "printable",
     "unavailable_as_503",

@@ -77,7 +77,7 @@ class Database:
             return await upgrade_to_head(self._engine)
         except (OSError, SQLAlchemyError) as exc:
             await self.aclose()
-            raise RuntimeError(f"cannot open the database {self.describe()}: {_reason(exc)}") from exc
+            raise RuntimeError(f"cannot open the database {self.describe()}: {error_summary(exc)}") from exc
 
     async def aclose(self) -> None:
         if self._engine is not None:
@@ -119,13 +119,13 @@ def unavailable_as_503() -> Iterator[None]:
     try:
         yield
     except (OSError, SQLAlchemyError) as exc:
-        log.warning("database error: %s", _reason(exc))
+        log.warning("database error: %s", error_summary(exc))
         raise ServiceUnavailableError(
             "the gateway's database is unavailable; retry later", code="database_unavailable"
         ) from exc
 
 
-def _reason(exc: BaseException) -> str:
+def error_summary(exc: BaseException) -> str:
     """One line about the failure, without the SQL statement and parameters SQLAlchemy appends."""
     original = getattr(exc, "orig", None) or exc
     return str(original).splitlines()[0] if str(original) else type(original).__name__

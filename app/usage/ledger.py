@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.db import Database
+from app.db import Database, error_summary
 from app.db.schema import usage_ledger
 from app.keys.models import usd_to_micros
 
@@ -100,16 +100,18 @@ class Ledger:
         self._due = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._writing = 0
         self.written = 0
         self.dropped = 0
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Rows recorded and not written yet (a batch being written included)."""
+        return len(self._pending) + self._writing
 
     def record(self, entry: LedgerEntry) -> None:
         """Queue ``entry`` for writing; returns at once."""
-        if len(self._pending) >= self.config.max_pending:
+        if self.pending >= self.config.max_pending:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.error("usage ledger: %d rows dropped, the database is not keeping up", self.dropped)
@@ -124,10 +126,6 @@ class Ledger:
         """Start the writer (the lifespan's start, once the database is open)."""
         self._task = asyncio.create_task(self._run(), name="pixelgate-ledger")
 
-    async def flush(self) -> None:
-        """Write every row recorded so far (for tests and the CLI; the server never waits on it)."""
-        await self._write_pending()
-
     async def aclose(self) -> None:
         """Write what is buffered and stop; rows recorded later are dropped."""
         self._closing = True
@@ -138,7 +136,7 @@ class Ledger:
         try:
             await asyncio.wait_for(self._task, CLOSE_TIMEOUT_SECONDS)
         except TimeoutError:
-            log.error("usage ledger: %d rows not written at shutdown (database unavailable)", len(self._pending))
+            log.error("usage ledger: %d rows not written at shutdown (database unavailable)", self.pending)
 
     async def _run(self) -> None:
         failures = 0
@@ -154,13 +152,14 @@ class Ledger:
                 failures = 0
             except (OSError, SQLAlchemyError) as exc:
                 failures += 1
-                log.warning("usage ledger: write failed (%s); %d rows kept for a retry", exc, len(self._pending))
+                log.warning("usage ledger: write failed (%s); %d rows kept", error_summary(exc), self.pending)
                 await asyncio.sleep(min(RETRY_MAX_SECONDS, 0.1 * 2**failures))
             if self._closing and not self._pending:
                 return
 
     async def _write_pending(self) -> None:
         batch, self._pending = self._pending, []
+        self._writing += len(batch)
         written = 0
         try:
             async with self._database.engine.begin() as connection:
@@ -169,6 +168,7 @@ class Ledger:
                     await connection.execute(insert(usage_ledger), rows)
             written = len(batch)
         finally:
+            self._writing -= len(batch)
             # Not written (failed, or cancelled mid-write): back at the head, before newer rows.
             if written < len(batch):
                 self._pending[:0] = batch
