@@ -230,7 +230,10 @@ def _usage_scenario(tmp_path: Path, url: str) -> None:
                 extra_headers={"Idempotency-Key": "usage-1"},
             )
             sdk.images.edit(
-                model="sandbox-edit", image=("in.png", io.BytesIO(png_bytes(40, 25)), "image/png"), prompt="c"
+                model="sandbox-edit",
+                image=("in.png", io.BytesIO(png_bytes(40, 25)), "image/png"),
+                prompt="c",
+                extra_headers={"x-request-id": "req-usage-edit"},
             )
             with pytest.raises(openai.NotFoundError):
                 sdk.images.generate(model="no-such-model", prompt="d")
