@@ -279,6 +279,12 @@ def _usage_scenario(tmp_path: Path, url: str) -> None:
         (401, "invalid_api_key", False),
         (404, "model_not_found", False),
     ]
+    columns = "model, provider, deployments, images, total_ms"
+    edit = sync_sql(url, f"SELECT {columns} FROM usage_ledger WHERE request_id = 'req-usage-edit'")
+    assert len(edit) == 1
+    model, provider, deployments, images, total_ms = edit[0]
+    assert (model, provider, images) == ("sandbox-edit", "sandbox", 1) and total_ms >= 0
+    assert (json.loads(deployments) if isinstance(deployments, str) else deployments) == ["sandbox:sandbox/edit"]
     with (
         admin_gateway(tmp_path / "data-again", url) as again,
         httpx.Client(base_url=again.base_url, headers=ADMIN) as admin,
