@@ -5,6 +5,7 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY normalization ./normalization
 COPY providers ./providers
+COPY core ./core
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
