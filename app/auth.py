@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Protocol
@@ -26,7 +26,7 @@ from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.context import context_of
-from core.errors import AuthenticationError
+from core.errors import AuthenticationError, GatewayError
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,19 @@ class FirstMatch:
         return None
 
 
-class AuthGuard:
-    """Resolves each HTTP request's principal once (see the module docstring); answers nothing itself."""
+OpenAccess = Callable[[], Awaitable[bool]]
+"""Whether the gateway is open right now (no key of any kind configured): every caller is then a
+principal of its own, identified by its address."""
 
-    def __init__(self, app: ASGIApp, resolver: KeyResolver, *, open_access: bool) -> None:
+
+class AuthGuard:
+    """Resolves each HTTP request's principal once (see the module docstring); answers nothing itself.
+
+    A resolver that refuses a key it knows (revoked, expired) or cannot answer (its database is away)
+    raises; the error is kept in the context for the route to raise, so the client learns why.
+    """
+
+    def __init__(self, app: ASGIApp, resolver: KeyResolver, *, open_access: OpenAccess) -> None:
         self.app = app
         self.resolver = resolver
         self.open_access = open_access
@@ -102,11 +111,14 @@ class AuthGuard:
             context = context_of(scope)
             presented = presented_key(_authorization(scope))
             context.credentials_presented = presented is not None
-            if self.open_access:
-                client = scope.get("client")
-                context.principal = Principal(key_id="addr:" + (client[0] if client else "unknown"))
-            elif presented is not None:
-                context.principal = await self.resolver.resolve(presented)
+            try:
+                if await self.open_access():
+                    client = scope.get("client")
+                    context.principal = Principal(key_id="addr:" + (client[0] if client else "unknown"))
+                elif presented is not None:
+                    context.principal = await self.resolver.resolve(presented)
+            except GatewayError as refused:
+                context.auth_error = refused
         await self.app(scope, receive, send)
 
 
@@ -115,6 +127,8 @@ async def require_principal(request: Request) -> Principal:
     context = context_of(request.scope)
     if context.principal is not None:
         return context.principal
+    if context.auth_error is not None:
+        raise context.auth_error
     if not context.credentials_presented:
         raise AuthenticationError(
             "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import ipaddress
 import os
@@ -28,6 +29,8 @@ def is_loopback(host: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from app.admin import cli as operations
+
     parser = argparse.ArgumentParser(prog="pixelgate", description="OpenAI-compatible image gateway")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gateway")
@@ -35,11 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--config", help="YAML settings file (same keys as the environment)")
     serve.add_argument("--log-level", default="info")
+    operations.add_commands(commands)
     args = parser.parse_args(argv)
 
     if args.config:
         os.environ["PIXELGATE_CONFIG"] = args.config
+    if args.command != "serve":
+        return operations.run(args)
 
+    from app.db import migrate_database
     from app.http_protocol import guarded_protocol
     from app.main import create_app
     from app.settings import Settings
@@ -50,16 +57,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pixelgate: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    if not settings.api_keys and not settings.allow_open and not is_loopback(args.host):
+    # With an admin key the gateway is closed until managed keys are made (see app.main's open_access).
+    keyed = bool(settings.api_keys) or settings.admin_key is not None
+    if not keyed and not settings.allow_open and not is_loopback(args.host):
         print(  # noqa: T201
             f"pixelgate: refusing to serve on {args.host} without API keys; set PIXELGATE_API_KEYS "
-            "(or api_keys in the config), or PIXELGATE_ALLOW_OPEN=1 to serve openly",
+            "(or api_keys in the config) or PIXELGATE_ADMIN_KEY, or PIXELGATE_ALLOW_OPEN=1 to serve openly",
             file=sys.stderr,
         )
         return 2
     try:
         app = create_app(settings)
     except ConfigError as exc:
+        print(f"pixelgate: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    # The database is reached (and migrated) before the server starts, so that one it cannot open is
+    # one line naming it, not the traceback of a failed lifespan; the lifespan then finds it at head.
+    try:
+        asyncio.run(migrate_database(settings.database_url, settings.data_dir))
+    except (RuntimeError, ValueError) as exc:
         print(f"pixelgate: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     # One process: per-key limits, the admission queue and the image store's state live in it.

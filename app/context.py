@@ -27,6 +27,7 @@ from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.handlers import internal_error_response
+from core.errors import GatewayError
 
 if TYPE_CHECKING:  # the guards that fill these fields import this module
     from app.admission import Slot
@@ -64,6 +65,9 @@ class Outcome:
     model: str | None = None
     provider: str | None = None
     images: int = 0
+    megapixels: float = 0.0
+    deployments: tuple[str, ...] = ()
+    """Each deployment tried, in order, as ``provider:upstream``."""
     cost_usd: Decimal | None = None
 
 
@@ -77,6 +81,9 @@ class RequestContext:
     """Who sent the request; None when it carried no valid API key (the routes that need one answer 401)."""
     credentials_presented: bool = False
     """Whether the request carried a bearer key at all (to word the 401)."""
+    auth_error: GatewayError | None = None
+    """Why a presented key was refused when the reason is more than "unknown" (revoked, expired, the key
+    database away); the routes that need a principal raise it."""
     limits: LimitsTicket | None = None
     slot: Slot | None = None
     outcome: Outcome = field(default_factory=Outcome)

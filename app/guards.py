@@ -10,19 +10,22 @@ order is the design; each position has its reason:
    including the guards' own 503s and 429s, carries ``x-request-id``, and so that the
    :class:`~app.context.RequestContext` the others fill exists before any of them runs; it sees the
    final status and the total time.
-2. ``shutdown`` (:class:`~app.shutdown.ShutdownGuard`): outside admission and the limits, so a
+2. ``usage`` (:class:`~app.usage.recording.UsageGuard`): right inside it and outside every other
+   guard, so that what the guards refuse (401, 429, 503) is in the usage ledger too; it reads the
+   context when the response is done.
+3. ``shutdown`` (:class:`~app.shutdown.ShutdownGuard`): outside admission and the limits, so a
    request the server cancels at the end of the drain gets its 503 ``shutting_down`` even while it
    still waits in the admission queue.
-3. ``auth`` (:class:`~app.auth.AuthGuard`): resolves the caller once, before anything is spent on
+4. ``auth`` (:class:`~app.auth.AuthGuard`): resolves the caller once, before anything is spent on
    the request: the guards inside act only for requests with a principal, so a request without a
    valid key takes no token, no per-key slot and no admission slot (the route then answers 401
    at once, even when every slot is taken).
-4. ``limits`` (:class:`~app.ratelimit.LimitsGuard`): after auth (buckets belong to principals) and
+5. ``limits`` (:class:`~app.ratelimit.LimitsGuard`): after auth (buckets belong to principals) and
    before admission, so a key over its rate or its concurrency cap is refused at once instead of
    waiting in the shared queue, and one key cannot fill that queue.
-5. ``admission`` (:class:`~app.admission.AdmissionGuard`): takes a slot before the body is read,
+6. ``admission`` (:class:`~app.admission.AdmissionGuard`): takes a slot before the body is read,
    so queued uploads stay in the socket buffers.
-6. ``body_deadlines`` (:class:`~app.body_timeout.BodyDeadlineGuard`): innermost, around the reads
+7. ``body_deadlines`` (:class:`~app.body_timeout.BodyDeadlineGuard`): innermost, around the reads
    of the body, which start only once the request holds its slot: a queued request is not timed
    out for the upload it was not allowed to send.
 
@@ -40,11 +43,13 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.admission import AdmissionGate, AdmissionGuard
-from app.auth import AuthGuard, KeyResolver
+from app.auth import AuthGuard, KeyResolver, OpenAccess
 from app.body_timeout import BodyDeadlineGuard
 from app.context import RequestContextGuard
 from app.ratelimit import LimitConfig, LimitsGuard, LimitStore
 from app.shutdown import InFlight, ShutdownGuard
+from app.usage.ledger import Ledger
+from app.usage.recording import UsageGuard
 
 IMAGE_PATHS = frozenset({"/v1/images/edits", "/v1/images/generations"})
 """The endpoints that cost upstream work: the per-key limits and admission apply to these only."""
@@ -68,15 +73,17 @@ def request_guards(
     *,
     inflight: InFlight,
     keys: KeyResolver,
-    open_access: bool,
+    open_access: OpenAccess,
     limits: LimitConfig,
     limit_store: LimitStore,
     admission: AdmissionGate,
+    ledger: Ledger,
     body: BodyDeadlines,
 ) -> tuple[Guard, ...]:
     """The guards, outermost first; the module docstring gives the reason for each position."""
     return (
         Guard("request_context", RequestContextGuard),
+        Guard("usage", lambda app: UsageGuard(app, ledger, paths=IMAGE_PATHS)),
         Guard("shutdown", lambda app: ShutdownGuard(app, inflight)),
         Guard("auth", lambda app: AuthGuard(app, keys, open_access=open_access)),
         Guard("limits", lambda app: LimitsGuard(app, limit_store, limits, paths=IMAGE_PATHS)),

@@ -16,21 +16,27 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from app import access_log
+from app.admin.guard import AdminGuard
+from app.admin.routes import admin_router
 from app.admission import AdmissionGate, AdmissionLimits
 from app.api import health, images, models
 from app.api.docs import install_docs
-from app.auth import EnvKeyResolver, require_principal
+from app.auth import EnvKeyResolver, FirstMatch, require_principal
+from app.db import Database
 from app.deps import AppState
 from app.guards import BodyDeadlines, GuardStack, request_guards
 from app.handlers import install_error_handlers
 from app.hosting import build_host, hosted_router
 from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
+from app.keys import KeyStore
+from app.keys.resolver import ManagedKeyResolver
 from app.ratelimit import limit_config
 from app.settings import Settings
 from app.shutdown import InFlight
 from app.startup import check_data_dir, log_configuration
 from app.state import build_state
+from app.usage import Ledger, LedgerConfig
 from core.errors import InvalidRequestError, UpstreamError
 from core.image_workers import ImageWorkers
 from core.provider_settings import ProviderSettings
@@ -72,10 +78,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     admission = AdmissionGate(admission_limits(settings))
     state = build_state(settings)
     inflight = InFlight()
+    # No I/O yet: the engine is created (and the schema migrated) when the lifespan starts.
+    database = Database.from_setting(settings.database_url, settings.data_dir)
+    key_store = KeyStore(database, cache_seconds=settings.key_cache_seconds)
+    ledger = Ledger(database, ledger_config(settings))
+    managed_keys = ManagedKeyResolver(key_store)
+
+    async def open_access() -> bool:
+        """No key of any kind: no configured key, no admin key (whoever holds one manages keys), and
+        no usable managed key. The database is asked at most once per key-cache period."""
+        return not settings.api_keys and settings.admin_key is None and not await managed_keys.any_usable()
+
     guards = request_guards(
         inflight=inflight,
-        keys=EnvKeyResolver([key.get_secret_value() for key in settings.api_keys]),
-        open_access=not settings.api_keys,
+        keys=FirstMatch([EnvKeyResolver([key.get_secret_value() for key in settings.api_keys]), managed_keys]),
+        open_access=open_access,
         limits=limit_config(
             requests_per_minute=settings.rate_limit_rpm,
             burst=settings.rate_limit_burst,
@@ -83,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         limit_store=state.limits,
         admission=admission,
+        ledger=ledger,
         body=BodyDeadlines(
             idle_seconds=settings.upload_idle_timeout_seconds, total_seconds=settings.upload_timeout_seconds
         ),
@@ -91,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await database.open()
+        ledger.start()
         log_configuration(providers, catalog, api_keys=len(settings.api_keys))
         redactor = access_log.install()
         read_whole_chunks()
@@ -137,6 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # Requests the server cancelled after the drain timeout still call upstream to cancel.
             await inflight.settle(timeout=CANCEL_GRACE_SECONDS)
+            await ledger.aclose()  # after the last request recorded its row
+            await database.aclose()
             await idempotency.aclose()
             for adapter in adapters.values():
                 await adapter.aclose()
@@ -154,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router, dependencies=[Depends(require_principal)])
     app.include_router(models.router, dependencies=[Depends(require_principal)])
     app.include_router(hosted_router(host))
+    app.include_router(admin_router(AdminGuard(settings.admin_key), key_store, database))
     return app
 
 
@@ -170,6 +193,14 @@ def read_whole_chunks() -> None:
     """
     http11 = httpcore.AsyncHTTP11Connection
     http11.READ_NUM_BYTES = max(http11.READ_NUM_BYTES, UPSTREAM_READ_BYTES)
+
+
+def ledger_config(settings: Settings) -> LedgerConfig:
+    return LedgerConfig(
+        flush_rows=settings.ledger_flush_rows,
+        flush_seconds=settings.ledger_flush_ms / 1000,
+        max_pending=settings.ledger_max_pending,
+    )
 
 
 def admission_limits(settings: Settings) -> AdmissionLimits:

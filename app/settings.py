@@ -138,6 +138,24 @@ class Settings(BaseSettings):
         description="redis://host:port/db to share limits and idempotency state between processes",
     )
     state_prefix: str = Field(default="pixelgate:")
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite:///path or postgresql://user@host:port/db; unset: SQLite in the data dir",
+    )
+    admin_key: SecretStr | None = Field(default=None, description="bearer key of /admin/*; unset: /admin/* is 404")
+    key_cache_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="how long a managed key's lookup is reused; a revocation reaches every replica within it",
+    )
+    ledger_flush_rows: int = Field(default=500, ge=1, description="usage rows written in one batch")
+    ledger_flush_ms: int = Field(default=200, ge=1, description="longest wait before pending usage rows are written")
+    ledger_max_pending: int = Field(
+        default=100_000,
+        ge=1,
+        description="usage rows held while the database is slow or away; past it new rows are dropped (logged)",
+    )
     drain_timeout_seconds: int = Field(
         default=30,
         ge=0,
@@ -190,7 +208,7 @@ class Settings(BaseSettings):
     def _providers_by_kind(cls, value: object) -> dict[str, ProviderSettings]:
         return build_providers(value)
 
-    @field_validator("signing_secret", "public_url", "state_url", mode="before")
+    @field_validator("signing_secret", "public_url", "state_url", "database_url", "admin_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker compose passes `PIXELGATE_PUBLIC_URL=` for an unset variable: that is no value, not an empty one.

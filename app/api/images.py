@@ -141,6 +141,7 @@ async def _serve(
             code="unsupported_parameter",
         )
     gateway = state.gateway
+    context.outcome.model = image_request.model  # known even when planning refuses the request
     plan: Plan = gateway.plan(image_request, mode, inputs, strict=_strict(request), url_fallback=_url_fallback(request))
     context.outcome.model, context.outcome.provider = plan.entry.id, plan.entry.provider
     if _dry_run(request):
@@ -148,8 +149,18 @@ async def _serve(
     base_url = state.settings.public_url or str(request.base_url)
     # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
     result: ImagesResponse = await gateway.execute(plan, base_url=base_url, while_upstream=context.upstream)
-    context.outcome.images = len(result.data)
+    _note_result(context, result)
     return ChunksResponse(result.wire_chunks(), headers=_warning_headers(result.metadata.warnings))
+
+
+def _note_result(context: RequestContext, result: ImagesResponse) -> None:
+    """What the usage ledger keeps of a served request: deployment, images, megapixels."""
+    meta, outcome = result.metadata, context.outcome
+    outcome.deployments = (f"{meta.provider}:{meta.upstream_model}",)
+    outcome.images = len(result.data)
+    width, _, height = result.size.partition("x")
+    if width.isdigit() and height.isdigit():
+        outcome.megapixels = outcome.images * int(width) * int(height) / 1e6
 
 
 def _refuse_declared_length(request: Request, max_bytes: int) -> None:

@@ -15,23 +15,40 @@ import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.admission import AdmissionGate, AdmissionLimits
-from app.auth import EnvKeyResolver, FirstMatch, Principal, key_id_for, require_principal
+from app.auth import EnvKeyResolver, FirstMatch, OpenAccess, Principal, key_id_for, require_principal
 from app.context import RequestContext, RequestContextGuard, context_of
+from app.db import Database
 from app.guards import IMAGE_PATHS, BodyDeadlines, Guard, GuardStack, request_guards
 from app.main import create_app
 from app.ratelimit import MemoryLimitStore, limit_config
 from app.shutdown import InFlight
+from app.usage import Ledger, LedgerConfig
 from core.errors import AuthenticationError
 from tests.conftest import make_settings
 
-ORDER = ["request_context", "shutdown", "auth", "limits", "admission", "body_deadlines"]
+ORDER = ["request_context", "usage", "shutdown", "auth", "limits", "admission", "body_deadlines"]
+
+
+def _open(value: bool) -> OpenAccess:
+    async def open_access() -> bool:
+        return value
+
+    return open_access
+
+
+def _ledger() -> Ledger:
+    """A ledger that is never started: rows stay in its buffer (no database is opened)."""
+    return Ledger(
+        Database.from_setting(None, Path("unused")), LedgerConfig(flush_rows=10, flush_seconds=1, max_pending=100)
+    )
 
 
 def _guards(*, keys: list[str], rpm: int = 0, open_access: bool = False) -> tuple[Guard, ...]:
     return request_guards(
         inflight=InFlight(),
         keys=EnvKeyResolver(keys),
-        open_access=open_access,
+        open_access=_open(open_access),
+        ledger=_ledger(),
         limits=limit_config(requests_per_minute=rpm, burst=None, max_concurrent=0),
         limit_store=MemoryLimitStore(),
         admission=AdmissionGate(
@@ -168,7 +185,8 @@ async def test_a_principals_own_rpm_replaces_the_default() -> None:
     guards = request_guards(
         inflight=InFlight(),
         keys=FirstMatch([EnvKeyResolver(["sk-env"]), Limited()]),
-        open_access=False,
+        open_access=_open(False),
+        ledger=_ledger(),
         limits=limit_config(requests_per_minute=600, burst=None, max_concurrent=0),
         limit_store=MemoryLimitStore(),
         admission=AdmissionGate(
@@ -260,7 +278,8 @@ async def test_upstream_time_is_counted_and_the_slot_handed_on() -> None:
     guards = request_guards(
         inflight=InFlight(),
         keys=EnvKeyResolver(["k"]),
-        open_access=False,
+        open_access=_open(False),
+        ledger=_ledger(),
         limits=limit_config(requests_per_minute=0, burst=None, max_concurrent=0),
         limit_store=MemoryLimitStore(),
         admission=gate,

@@ -98,6 +98,16 @@ def test_an_unwritable_data_dir_is_one_line(tmp_path: Path) -> None:
     assert line.endswith("is not writable: Not a directory")
 
 
+def test_a_database_that_cannot_be_reached_is_one_line_without_its_password(tmp_path: Path) -> None:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    url = "postgresql://pixelgate:hunter2secret@127.0.0.1:9/pixelgate"
+    line = _one_line(_serve_refused(tmp_path, None, {"PIXELGATE_DATABASE_URL": url}))
+    assert line.startswith(
+        "pixelgate: cannot open the database postgresql+asyncpg://pixelgate:***@127.0.0.1:9/pixelgate"
+    )
+    assert "hunter2secret" not in line
+
+
 def test_a_correct_configuration_starts_and_logs_what_it_serves(tmp_path: Path) -> None:
     config = tmp_path / "pixelgate.yaml"
     config.write_text(

@@ -25,6 +25,7 @@ import openai
 import pytest
 
 from tests.conftest import TEST_KEY
+from tests.databases import postgres_database
 from tests.live import free_port
 
 PIXELGATE = Path(sys.executable).parent / "pixelgate"
@@ -37,10 +38,17 @@ def _limit_file_size() -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data_dir = tmp_path_factory.mktemp("small-files")
+    with postgres_database("pixelgate_small_files") as database:
+        yield from _serve(tmp_path_factory.mktemp("small-files"), database)
+
+
+def _serve(data_dir: Path, database: str) -> Iterator[str]:
+    # The file-size limit applies to every file the process writes: the usage ledger goes to PostgreSQL
+    # (a SQLite file would hit the limit too), so that only the image store meets it.
     port = free_port()
     env = {
         **os.environ,
+        "PIXELGATE_DATABASE_URL": database,
         "PIXELGATE_API_KEYS": TEST_KEY,
         "PIXELGATE_DATA_DIR": str(data_dir),
         "PIXELGATE_SIGNING_SECRET": "store-failure-test-signing-secret",

@@ -1,0 +1,77 @@
+"""The tables pixelgate keeps in its database, as SQLAlchemy Core metadata.
+
+The migrations under ``app/db/migrations`` create exactly these (a test compares them); a change
+here is a new migration. Money is integer micro-dollars (exact sums and atomic increments on every
+database, no floating-point drift, no Decimal quirks in SQLite); times are integers since the
+Unix epoch, in UTC.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # SHA-256 of the secret, hex: the secret itself is never stored.
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(24), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("budget_micros", BigInteger, nullable=True),
+    Column("spent_micros", BigInteger, nullable=False, server_default="0"),
+    Column("models", JSON, nullable=True),
+    Column("rpm", Integer, nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+"""Managed API keys. ``models`` null: every model; ``budget_micros`` null: no budget."""
+
+usage_ledger = Table(
+    "usage_ledger",
+    metadata,
+    # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid).
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False),
+    Column("key_id", String(64), nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("deployments", JSON, nullable=False),
+    Column("provider", String(64), nullable=True),
+    Column("status", SmallInteger, nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Column("images", Integer, nullable=False),
+    Column("megapixels", Float, nullable=False),
+    Column("cost_micros", BigInteger, nullable=False),
+    Column("queue_ms", Integer, nullable=True),
+    Column("upstream_ms", Integer, nullable=True),
+    Column("total_ms", Integer, nullable=False),
+    Column("replay", Boolean, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    # The UTC date of created_ms, written with the row: grouping by day is then the same plain
+    # GROUP BY on every database, and can use an index.
+    Column("day", String(10), nullable=False),
+    Index(None, "created_ms"),
+    Index(None, "key_id", "created_ms"),
+)
+"""One row per image request (the usage ledger). Never holds a secret."""
