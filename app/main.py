@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI
 
 from app import access_log
 from app.admission import AdmissionGate, AdmissionLimits, AdmissionMiddleware
-from app.api import health, images, models
+from app.api import health, images, models, pages
 from app.auth import KeyCheck
 from app.body_timeout import BodyTimeoutMiddleware
 from app.deps import AppState
@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router, dependencies=[Depends(keys), Depends(limiter)])
     app.include_router(models.router, dependencies=[Depends(keys)])
     app.include_router(host.router())
+    app.include_router(pages.router(settings))
     return app
 
 
