@@ -12,20 +12,28 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 
 from tests.conftest import TEST_KEY
-from tests.images import png_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "tests" / "node"
 INPUT_SIZE = (320, 200)
+SKY = (120, 180, 230)
+HILL = (125, 104, 92)
 
 
 def input_image(directory: Path, name: str = "photo.png") -> Path:
-    """A PNG of ``INPUT_SIZE`` to upload (uniform blue with a white dot every 16 pixels)."""
+    """A PNG of ``INPUT_SIZE`` to upload: a small landscape (sky, sun, hill, meadow) in flat colours."""
+    width, height = INPUT_SIZE
+    image = Image.new("RGB", INPUT_SIZE, SKY)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((230, 24, 290, 84), fill=(255, 214, 90))
+    draw.rectangle((0, 150, width, height), fill=(74, 150, 80))
+    draw.polygon([(40, 150), (170, 40), (300, 150)], fill=HILL)
     path = directory / name
-    path.write_bytes(png_bytes(*INPUT_SIZE))
+    image.save(path, format="PNG")
     return path
 
 

@@ -165,10 +165,12 @@ async function run(dryOnly) {
     if (!(error instanceof FormError)) throw error;
     clearResult();
     showError(error);
+    markInvalid(error.param);
     byId(`param-${error.param}`)?.focus();
     return;
   }
   clearResult();
+  markInvalid(null);
   show(byId("empty"), false);
   const controller = new AbortController();
   state.running = controller;
@@ -192,7 +194,8 @@ async function run(dryOnly) {
       return;
     }
     showError(error);
-    status(`Failed: ${error.message}`);
+    markInvalid(error.param);
+    status(error.status ? `Failed (HTTP ${error.status}).` : "Failed.");
     return;
   }
   if (dryOnly) {
@@ -205,6 +208,15 @@ async function run(dryOnly) {
   const sources = showAnswer(data, headers, elapsed);
   showCompare(request.call.mode, sources);
   status(`Done in ${(elapsed / 1000).toFixed(1)} s: ${sources.length} image${sources.length === 1 ? "" : "s"}.`);
+}
+
+/** Marks the control of the parameter an error names (the API's `param`, as the client spelled it). */
+function markInvalid(param) {
+  for (const marked of form.querySelectorAll('[aria-invalid="true"]')) marked.removeAttribute("aria-invalid");
+  if (!param) return;
+  const name = param.replace(/\[\d*\]$/, ""); // image[0] or image[] is the image control
+  const control = byId(`param-${name}`) ?? (["model", "prompt", "image", "mask"].includes(name) ? byId(name) : null);
+  control?.setAttribute("aria-invalid", "true");
 }
 
 function setRunning(running) {

@@ -95,7 +95,7 @@ export function showMetadata(body, headers, elapsedMs) {
     ["Upstream model", meta.upstream_model],
     ["Attempts", attemptsText(meta.attempts)],
     ["Cost", cost === null || cost === undefined ? null : `$${Number(cost).toFixed(4)}`],
-    ["Time (measured by this page)", `${(elapsedMs / 1000).toFixed(2)} s`],
+    ["Time (this page)", `${(elapsedMs / 1000).toFixed(2)} s`],
     ["Durations (gateway)", durationsText(meta)],
     ["Images", body.data ? String(body.data.length) : null],
     ["Size", body.size],
