@@ -1,6 +1,6 @@
 """Browser tests: Playwright for Python driving Debian's Chromium against a live gateway.
 
-One browser for the whole session (``browser``), a fresh context per page. ``watched_page`` opens a
+One browser for all the browser tests of a run (``browser``), a fresh context per page. ``watched_page`` opens a
 page that records every request it makes, console error and uncaught exception; when the test ends
 it fails if any request left the gateway's origin (``data:`` and ``blob:`` URLs excepted: they never
 leave the browser) or if the page logged an error (a Content-Security-Policy violation logs one).
@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, ViewportSize, sync_playwright
 
 from tests.browser.chromium import ChromiumUnavailable, ensure_chromium
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "browser"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 WIDE: ViewportSize = {"width": 1280, "height": 900}
@@ -37,22 +38,56 @@ Playwright's action timeout anyway."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
     for item in items:
-        if here in item.path.parents:
+        if HERE in item.path.parents:
             item.add_marker(pytest.mark.timeout(BROWSER_TEST_TIMEOUT_SECONDS))
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+class SharedBrowser:
+    """One Chromium for a run of consecutive browser tests, stopped when the run of them ends.
+
+    Playwright's sync API keeps its event loop marked as running in the main thread for as long as
+    it is started, which breaks every asyncio test after it; so it is stopped as soon as the next
+    test is not a browser test (see ``pytest_runtest_teardown``), not at the end of the session.
+    """
+
+    def __init__(self) -> None:
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+
+    def get(self) -> Browser:
+        if self._browser is None:
+            executable = ensure_chromium()
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=str(executable), headless=True, args=["--no-sandbox"]
+            )
+        return self._browser
+
+    def stop(self) -> None:
+        browser, playwright = self._browser, self._playwright
+        self._browser = self._playwright = None
+        if browser is not None:
+            browser.close()
+        if playwright is not None:
+            playwright.stop()
+
+
+SHARED_BROWSER = SharedBrowser()
+
+
+@pytest.fixture
+def browser() -> Browser:
     try:
-        executable = ensure_chromium()
+        return SHARED_BROWSER.get()
     except ChromiumUnavailable as exc:
         pytest.fail(f"the browser tests need Chromium: {exc}", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
+
+
+@pytest.hookimpl(trylast=True)  # after the test's fixtures (its pages) are torn down
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if nextitem is None or HERE not in nextitem.path.parents:
+        SHARED_BROWSER.stop()
 
 
 @dataclass
