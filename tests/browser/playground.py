@@ -43,17 +43,13 @@ def open_playground(page: Page, key: str = TEST_KEY) -> None:
     page.fill("#api-key", key)
     page.press("#api-key", "Enter")
     expect(page.locator("#model")).to_have_value("sandbox-edit")
-    expect(page.locator("#param-seed")).to_be_attached()
+    expect(page.locator("#param-fields")).to_have_attribute("data-model", "sandbox-edit")
 
 
 def choose_model(page: Page, model: str) -> None:
+    """Picks ``model`` and waits until the form is built from its table."""
     page.select_option("#model", model)
-    expect(page.locator("#model-description")).not_to_be_empty()
-    page.wait_for_function(
-        "model => sessionStorage.getItem('pixelgate.playground.model') === model && "
-        "document.querySelector('#param-seed') !== null",
-        arg=model,
-    )
+    expect(page.locator("#param-fields")).to_have_attribute("data-model", model)
 
 
 def run_and_wait(page: Page, button: str = "#run") -> None:
@@ -100,7 +96,7 @@ def snippet(page: Page, language: str) -> str:
     return page.locator("#snippet").text_content() or ""
 
 
-def run_code(command: list[str], workdir: Path, base_url: str, timeout: float = 60) -> str:
+def run_code(command: list[str], workdir: Path, timeout: float = 60) -> str:
     """Runs a snippet with PIXELGATE_API_KEY set, as the page tells the user to; answers stdout."""
     env = {**os.environ, "PIXELGATE_API_KEY": TEST_KEY}
     result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False)
@@ -108,9 +104,9 @@ def run_code(command: list[str], workdir: Path, base_url: str, timeout: float = 
     return result.stdout
 
 
-def run_curl(code: str, workdir: Path, base_url: str) -> Any:
+def run_curl(code: str, workdir: Path) -> Any:
     """Runs the curl snippet and answers the JSON it printed."""
-    return json.loads(run_code(["bash", "-euo", "pipefail", "-c", code], workdir, base_url))
+    return json.loads(run_code(["bash", "-euo", "pipefail", "-c", code], workdir))
 
 
 def node_modules() -> Path:

@@ -158,7 +158,7 @@ def test_a_generation(watched_page: OpenPage, gateway: LiveGateway, tmp_path: Pa
         save_screenshot(page, "playground-generate")
 
         # The curl snippet of a generation is a JSON call; run as shown, it gives the same images.
-        answer = run_curl(snippet(page, "curl"), tmp_path, gateway.base_url)
+        answer = run_curl(snippet(page, "curl"), tmp_path)
         assert answer["size"] == "256x160"
         assert [item["seed"] for item in answer["data"]] == [11, 12]
         assert all("b64_json" in item for item in answer["data"])

@@ -81,7 +81,7 @@ def test_the_curl_snippet_runs(edited_page: tuple[Page, Path], gateway: LiveGate
     page, workdir = edited_page
     code = snippet(page, "curl")
     assert TEST_KEY not in code  # the key comes from the environment, never from the page
-    answer = run_curl(code, workdir, gateway.base_url)
+    answer = run_curl(code, workdir)
     assert answer["output_format"] == "webp"
     assert answer["metadata"]["model"] == "sandbox-edit"
     assert [item["seed"] for item in answer["data"]] == [5, 6]
@@ -92,7 +92,7 @@ def test_the_curl_snippet_runs(edited_page: tuple[Page, Path], gateway: LiveGate
     # As a dry run, the same command shows the very upstream request the page showed.
     endpoint = f"{gateway.base_url}/v1/images/edits"
     assert code.count(endpoint) == 1
-    dry = run_curl(code.replace(endpoint, f"{endpoint}?dry_run=true"), workdir, gateway.base_url)
+    dry = run_curl(code.replace(endpoint, f"{endpoint}?dry_run=true"), workdir)
     assert dry["upstream_requests"] == json.loads(page.locator("#upstream").inner_text())
 
 
@@ -100,7 +100,7 @@ def test_the_python_snippet_runs(edited_page: tuple[Page, Path], gateway: LiveGa
     page, workdir = edited_page
     code = snippet(page, "python")
     (workdir / "call.py").write_text(code, encoding="utf-8")
-    printed = run_code([sys.executable, "call.py"], workdir, gateway.base_url).split()
+    printed = run_code([sys.executable, "call.py"], workdir).split()
     assert printed == ["result-0.webp", "result-1.webp"]
     for name, expected in zip(printed, reference_images(client, workdir), strict=True):
         data = (workdir / name).read_bytes()
@@ -114,7 +114,7 @@ def test_the_node_snippet_runs(edited_page: tuple[Page, Path], gateway: LiveGate
     code = snippet(page, "node")
     (workdir / "node_modules").symlink_to(node_modules(), target_is_directory=True)
     (workdir / "call.mjs").write_text(code, encoding="utf-8")
-    printed = run_code(["node", "call.mjs"], workdir, gateway.base_url, timeout=120).split()
+    printed = run_code(["node", "call.mjs"], workdir, timeout=120).split()
     assert printed == ["result-0.webp", "result-1.webp"]
     for name, expected in zip(printed, reference_images(client, workdir), strict=True):
         assert same_pixels((workdir / name).read_bytes(), expected)

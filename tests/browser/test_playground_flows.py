@@ -91,7 +91,7 @@ def test_a_dry_run_of_several_images_calls_no_provider(
         code = snippet(page, "curl")
         assert code.index("'image[]=@first.png'") < code.index("'image[]=@second.png'")
         endpoint = f"{gateway.base_url}/v1/images/edits"
-        dry = run_curl(code.replace(endpoint, f"{endpoint}?dry_run=true"), tmp_path, gateway.base_url)
+        dry = run_curl(code.replace(endpoint, f"{endpoint}?dry_run=true"), tmp_path)
         assert dry["upstream_requests"] == json.loads(page.locator("#upstream").inner_text())
 
 

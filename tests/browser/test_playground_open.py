@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import OpenPage
-from tests.browser.playground import natural_size, run_and_wait
+from tests.browser.playground import choose_model, natural_size, run_and_wait
 from tests.conftest import make_settings
 from tests.live import LiveGateway
 
@@ -25,7 +25,7 @@ def test_an_empty_key_works_on_a_gateway_without_keys(watched_page: OpenPage, op
         expect(page.locator("#model")).to_have_value("sandbox-edit")
         expect(page.locator("#error")).to_be_hidden()
         assert page.locator("#api-key").input_value() == ""
-        page.select_option("#model", "sandbox-generate")
+        choose_model(page, "sandbox-generate")
         expect(page.locator("#mode-generate")).to_be_checked()
         page.fill("#prompt", "A red kite over hills")
         page.fill("#param-size", "128x128")

@@ -79,6 +79,7 @@ async function loadModel(id) {
   const keep = modes.includes(currentMode()) && form.querySelector('input[name="mode"]:checked');
   if (!keep) byId(modes.includes("edit") ? "mode-edit" : "mode-generate").checked = true;
   const { shown, skipped } = buildParamForm(byId("param-fields"), byId("ignored-list"), state.parameters);
+  byId("param-fields").dataset.model = id; // which model's form this is (a page built for another is stale)
   byId("params-count").textContent = `(${shown})`;
   byId("ignored-count").textContent = `(${skipped})`;
   show(byId("ignored"), skipped > 0);
