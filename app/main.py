@@ -19,7 +19,7 @@ from app import access_log
 from app.admin.guard import AdminGuard
 from app.admin.routes import admin_router
 from app.admission import AdmissionGate, AdmissionLimits
-from app.api import health, images, models
+from app.api import health, images, models, pages
 from app.api.docs import install_docs
 from app.auth import EnvKeyResolver, FirstMatch, require_principal
 from app.db import Database
@@ -177,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router, dependencies=[Depends(require_principal)])
     app.include_router(hosted_router(host))
     app.include_router(admin_router(AdminGuard(settings.admin_key), key_store, database))
+    app.include_router(pages.router(settings))
     return app
 
 
