@@ -15,6 +15,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from app.upstream_http import UpstreamTransport
 from core.provider_settings import ProviderSettings
 from normalization.catalog import ModelEntry
 from providers.fal import DEFAULT_FAL_BASE_URL, DEFAULT_FAL_STORAGE_URL
@@ -90,6 +91,11 @@ class Settings(BaseSettings):
         default=10,
         ge=1,
         description="parallel upstream calls for one request",
+    )
+    upstream_transport: UpstreamTransport = Field(
+        default="aiohttp",
+        description="connection pool of the upstream client: aiohttp (flat cost per request with thousands "
+        "waiting) or httpcore (httpx's own)",
     )
     max_fanout_global: int = Field(
         default=64,
