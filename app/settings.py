@@ -98,9 +98,13 @@ class Settings(BaseSettings):
         "waiting) or httpcore (httpx's own)",
     )
     max_fanout_global: int = Field(
-        default=64,
+        # An upstream call is held for its whole job (5-120 s for an image model), so this counts jobs
+        # waiting upstream, not work: at 64, slow jobs ran in waves of 64. The gateway's own work is
+        # bounded by max_inflight; this bounds what waiting jobs hold (about 40 KB each for a
+        # generation, measured with 1,000 waiting; an edit also holds its inputs until it ends).
+        default=4096,
         ge=1,
-        description="parallel upstream calls across all requests",
+        description="upstream calls (jobs) in flight across all requests; more wait for one to end",
     )
     rate_limit_rpm: int = Field(
         default=6000,
@@ -113,7 +117,9 @@ class Settings(BaseSettings):
         description="token-bucket capacity; unset: one minute's worth (rate_limit_rpm)",
     )
     max_concurrent_per_key: int = Field(
-        default=128,
+        # A quarter of max_fanout_global: one key cannot take every upstream slot, and a team that
+        # sends a thousand slow jobs at once is not refused (at 128, 872 of 1,000 got 429).
+        default=1024,
         ge=0,
         description="image requests in flight per API key (per client address without keys); 0: off",
     )
