@@ -39,7 +39,17 @@ import httpx
 import uvloop
 
 from bench.longjobs_client import Kind, LoadSpec, run_load
-from bench.longjobs_report import Cell, MiB, fill, load_cells, save_cells, update_readme, write_markdown
+from bench.longjobs_report import (
+    Cell,
+    MiB,
+    fill,
+    load_cells,
+    overhead_table,
+    save_cells,
+    table,
+    update_readme,
+    write_markdown,
+)
 from bench.processes import Server, free_port, start, wait_ready
 from bench.run import _start_profiler
 from bench.workloads import noise_png
@@ -222,18 +232,19 @@ def _intro() -> str:
         "sends N requests evenly over S seconds or at once, one connection each; answers as `b64_json`.\n"
         "Completion lag: the client's receive time minus the fake's completion time. RSS waiting: the\n"
         "gateway's RSS just before the first job completes. Upstream requests per job as the fake counted\n"
-        "them. Generations: 1024x1024 PNG results of 1.6 MB; edits: a 1 MiB noise PNG in, a 591x591 PNG\n"
-        f"(0.5 MB) out. Host: {os.cpu_count()} cores, shared; load averages below.\n"
+        "them. Results are the fake's flat images (a 1024x1024 PNG of 10 KB for a generation, an edit's\n"
+        "the size of its input: 1 MiB of noise PNG in, 591x591 out) unless the run says 1.6 MB results\n"
+        f"(`--photo-sized`). Host: {os.cpu_count()} cores, shared with other work; load averages below.\n"
     )
 
 
 def _summary(cells: dict[str, Cell]) -> str:
-    from bench.longjobs_report import table
-
     targets = [c for c in cells.values() if c.label.startswith("target")]
     return (
         "Last `make bench-longjobs` (full tables in [bench/results/longjobs.md](bench/results/longjobs.md)):\n\n"
         + table(targets)
+        + "\n"
+        + overhead_table(targets)
     )
 
 
