@@ -62,7 +62,7 @@ async def _with_httpx2(url: str, pollers: int, seconds: float) -> tuple[int, flo
     import httpx2  # the openai SDK's dependency; not one of pixelgate's
 
     limits = httpx2.Limits(max_connections=256, max_keepalive_connections=64)
-    async with httpx2.AsyncClient(limits=limits) as client:
+    async with httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(120.0, connect=10.0)) as client:
 
         async def get(target: str) -> int:
             return (await client.get(target)).status_code
