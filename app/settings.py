@@ -100,8 +100,8 @@ class Settings(BaseSettings):
     max_fanout_global: int = Field(
         # An upstream call is held for its whole job (5-120 s for an image model), so this counts jobs
         # waiting upstream, not work: at 64, slow jobs ran in waves of 64. The gateway's own work is
-        # bounded by max_inflight; this bounds what waiting jobs hold (about 40 KB each for a
-        # generation, measured with 1,000 waiting; an edit also holds its inputs until it ends).
+        # bounded by max_inflight; this bounds what waiting jobs hold (40-50 KB each for a
+        # generation, measured with 200 and 1,000 waiting; an edit also holds its inputs until it ends).
         default=4096,
         ge=1,
         description="upstream calls (jobs) in flight across all requests; more wait for one to end",
