@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test lint bench bench-emulation load-test install dev clean
+.PHONY: run test lint bench bench-emulation bench-longjobs load-test install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ load-test: $(VENV)/.dev-installed
 bench-emulation: $(VENV)/.dev-installed
 	$(BIN)/python -m bench.bench_convert
 	$(BIN)/python -m bench.bench_fanout
+
+# Long jobs (issue 17): 1,000 jobs of 20 s, generations and 1 MiB edits, over 20 s and at once
+# (about 6 minutes); writes bench/results/longjobs.md and the README's "Long jobs" summary.
+bench-longjobs: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.bench_longjobs --targets
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,8 +1,9 @@
 """The app factory: ``create_app(settings)`` wires settings, catalog, adapters and routes.
 
-Everything with a lifetime (the one ``httpx.AsyncClient``, the adapters built around it, the
-Pillow worker pool, the image store's sweeper) is created in the lifespan and closed after it, so
-a test can build as many independent apps as it likes. Nothing is a module-level singleton.
+Everything with a lifetime (the one upstream ``httpx.AsyncClient`` of :mod:`app.upstream_http`, the
+adapters built around it, the Pillow worker pool, the image store's sweeper) is created in the
+lifespan and closed after it, so a test can build as many independent apps as it likes. Nothing is
+a module-level singleton.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpcore
 import httpx
 from fastapi import Depends, FastAPI
 
@@ -36,6 +36,7 @@ from app.settings import Settings
 from app.shutdown import InFlight
 from app.startup import check_data_dir, log_configuration
 from app.state import build_state
+from app.upstream_http import build_upstream_client
 from app.usage import Ledger, LedgerConfig
 from core.errors import InvalidRequestError, UpstreamError
 from core.image_workers import ImageWorkers
@@ -48,6 +49,8 @@ from providers.registry import build_adapters
 
 CANCEL_GRACE_SECONDS = 5.0
 """At shutdown, how long cancelled requests get to cancel their upstream jobs before the client closes."""
+UPSTREAM_MAX_CONNECTIONS = 256
+"""Upstream connections open at once; more requests wait for one (cheaply on the aiohttp pool)."""
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -113,12 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ledger.start()
         log_configuration(providers, catalog, api_keys=len(settings.api_keys))
         redactor = access_log.install()
-        read_whole_chunks()
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(120.0, connect=10.0),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-            follow_redirects=False,
-        )
+        client = build_upstream_client(settings.upstream_transport, UPSTREAM_MAX_CONNECTIONS)
         workers = ImageWorkers()
         host.start_sweeping()
         limits = ResultLimits(max_pixels=settings.max_pixels, max_bytes=settings.max_result_bytes)
@@ -179,21 +177,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router(AdminGuard(settings.admin_key), key_store, database))
     app.include_router(pages.router(settings))
     return app
-
-
-UPSTREAM_READ_BYTES = 1024 * 1024
-
-
-def read_whole_chunks() -> None:
-    """Let httpcore take each chunk the event loop received whole (process-wide; idempotent).
-
-    httpcore asks for at most 64 KiB per read; anyio then cuts every 256 KiB chunk that uvloop
-    delivered and queues the rest again, a copy of the remainder per cut. For 2-3 MB image answers
-    that multiplied the short-lived allocations: a client doing 8 such downloads at once peaked at
-    214 MiB RSS, 107 MiB with whole chunks (measured), at the same CPU.
-    """
-    http11 = httpcore.AsyncHTTP11Connection
-    http11.READ_NUM_BYTES = max(http11.READ_NUM_BYTES, UPSTREAM_READ_BYTES)
 
 
 def ledger_config(settings: Settings) -> LedgerConfig:

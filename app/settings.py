@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from app.config_errors import did_you_mean, one_line
 from app.provider_config import EnvironmentSource, build_providers, declared_variables, with_kind_defaults
+from app.upstream_http import UpstreamTransport
 from core.errors import ConfigError
 from core.provider_settings import ProviderSettings
 from normalization.catalog import ModelEntry
@@ -101,10 +102,19 @@ class Settings(BaseSettings):
         ge=1,
         description="parallel upstream calls for one request",
     )
+    upstream_transport: UpstreamTransport = Field(
+        default="aiohttp",
+        description="connection pool of the upstream client: aiohttp (flat cost per request with thousands "
+        "waiting) or httpcore (httpx's own)",
+    )
     max_fanout_global: int = Field(
-        default=64,
+        # An upstream call is held for its whole job (5-120 s for an image model), so this counts jobs
+        # waiting upstream, not work: at 64, slow jobs ran in waves of 64. The gateway's own work is
+        # bounded by max_inflight; this bounds what waiting jobs hold (40-50 KB each for a
+        # generation, measured with 200 and 1,000 waiting; an edit also holds its inputs until it ends).
+        default=4096,
         ge=1,
-        description="parallel upstream calls across all requests",
+        description="upstream calls (jobs) in flight across all requests; more wait for one to end",
     )
     rate_limit_rpm: int = Field(
         default=6000,
@@ -117,7 +127,9 @@ class Settings(BaseSettings):
         description="token-bucket capacity; unset: one minute's worth (rate_limit_rpm)",
     )
     max_concurrent_per_key: int = Field(
-        default=128,
+        # A quarter of max_fanout_global: one key cannot take every upstream slot, and a team that
+        # sends a thousand slow jobs at once is not refused (at 128, 872 of 1,000 got 429).
+        default=1024,
         ge=0,
         description="image requests in flight per API key (per client address without keys); 0: off",
     )

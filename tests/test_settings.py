@@ -90,7 +90,7 @@ def test_invalid_yaml_model_fails_at_start(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_fanout_bounds_from_environment_and_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert (Settings().max_fanout_per_request, Settings().max_fanout_global) == (10, 64)
+    assert (Settings().max_fanout_per_request, Settings().max_fanout_global) == (10, 4096)
     path = tmp_path / "pixelgate.yaml"
     path.write_text("max_fanout_per_request: 3\nmax_fanout_global: 30\n", encoding="utf-8")
     monkeypatch.setenv("PIXELGATE_CONFIG", str(path))

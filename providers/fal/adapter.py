@@ -79,8 +79,8 @@ class FalAdapter(ImageAdapter):
             poll_initial_seconds=self.poll_initial_seconds,
             poll_max_seconds=self.poll_max_seconds,
         )
-        payload = await self._payload(http, call)
-        handle = await self._submit(queue, call.upstream, payload)
+        # The payload (an edit's inputs as data URIs) is not kept past the submit.
+        handle = await self._submit(queue, call.upstream, await self._payload(http, call))
         try:
             completed = await queue.wait(handle, call.upstream)
         except (asyncio.CancelledError, GatewayError):

@@ -15,7 +15,11 @@ In tests, ``with FakeFal() as fake:`` (or the ``fake_fal`` fixture of ``tests/pr
 gives ``fake.base_url`` and ``fake.storage_url`` (the same server), and records ``fake.submissions``
 (accepted jobs: endpoint id and JSON payload), ``fake.attempts`` (every submit request, failed ones
 too), ``fake.cancelled`` (request ids), ``fake.status_polls``, ``fake.cdn_fetches`` (result images
-served from its CDN), ``fake.uploads`` and ``fake.cdn_tokens``.
+served from its CDN), ``fake.uploads`` and ``fake.cdn_tokens``. Per job it records when it completes
+(``time.monotonic()`` of the submit plus the latency: the system-wide monotonic clock, so another
+process on the machine can compare its own readings with it) and the status, result and CDN requests
+it got: ``fake.job_records()``, also served as ``GET /_fake/jobs`` for a fake in its own process
+(``make bench-longjobs``).
 
 What it serves (the fal reference, section 2): ``POST /{endpoint_id}`` submits and answers
 ``status_url``/``response_url``/``cancel_url`` with the endpoint's sub-path dropped, as fal does;
@@ -71,7 +75,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.fal_images import data_uri_bytes, output_size, render, render_rotated
+from tests.fakes.fal_images import data_uri_bytes, output_size, render, render_photo_sized, render_rotated
 from tests.fakes.fal_scenarios import HTML, RETRYABLE_ONCE, error, policy_detail, submit_failure
 from tests.fakes.fal_storage import FalStorage
 from tests.fakes.loopback import MARKER, LoopbackFake
@@ -102,6 +106,22 @@ class _Job:
     created: float = field(default_factory=time.monotonic)
     cancelled: bool = False
     output: asyncio.Future[JsonObject] | None = None
+    polls: int = 0
+    results: int = 0
+    cdn_fetches: int = 0
+
+    def record(self) -> JsonObject:
+        """What a benchmark needs of this job: its prompt, when it completed, the requests it got."""
+        prompt = self.payload.get("prompt", self.payload.get("edit_instruction", ""))
+        return {
+            "request_id": self.request_id,
+            "prompt": prompt if isinstance(prompt, str) else "",
+            "submitted": self.created,
+            "completes_at": self.created + self.latency,
+            "status_polls": self.polls,
+            "results": self.results,
+            "cdn_fetches": self.cdn_fetches,
+        }
 
 
 class FakeFal(LoopbackFake):
@@ -109,10 +129,26 @@ class FakeFal(LoopbackFake):
 
     name = "fake fal"
 
-    def __init__(self, *, api_key: str | None = None, latency: float = 0.05, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        latency: float = 0.05,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        reuse_images: bool = False,
+        photo_sized: bool = False,
+    ):
         super().__init__(host, port)
         self.api_key = api_key
         self.latency = latency
+        self.reuse_images = reuse_images or photo_sized
+        """Hand every job the same image per size and format, rendered once: a benchmark's fake then
+        spends no CPU per job on Pillow, which would be charged to the machine the gateway runs on."""
+        self.photo_sized = photo_sized
+        """With ``reuse_images``: images as large as a model's
+        (:func:`~tests.fakes.fal_images.render_photo_sized`: 1.6 MB as a 1024x1024 PNG)."""
+        self._rendered: dict[tuple[int, int, bool], bytes] = {}
         self.default_size = (1024, 1024)
         """What a generation without ``image_size`` makes (fal's square_hd); tests may shrink it."""
         self.scenario = "ok"
@@ -131,6 +167,7 @@ class FakeFal(LoopbackFake):
         self.app = Starlette(
             routes=[
                 *self.storage.routes(),
+                Route("/_fake/jobs", self._job_records, methods=["GET"]),
                 Route("/cdn/{request_id}/{index:int}/{name}", self._get_cdn, methods=["GET"]),
                 Route("/{owner}/{app}/requests/{request_id}/status", self._status, methods=["GET"]),
                 Route("/{owner}/{app}/requests/{request_id}/cancel", self._cancel, methods=["PUT"]),
@@ -273,6 +310,7 @@ class FakeFal(LoopbackFake):
         if job is None:
             return error(404, "Request not found")
         self.status_polls += 1
+        job.polls += 1
         state = self._state(job)
         body: JsonObject = {"status": state, "request_id": job.request_id, "logs": None}
         if state == "IN_QUEUE":
@@ -294,6 +332,7 @@ class FakeFal(LoopbackFake):
         job = self._job(request)
         if job is None:
             return error(404, "Request not found")
+        job.results += 1
         if self._state(job) != "COMPLETED":
             return error(400, "Request is still in progress")
         if job.cancelled:
@@ -325,6 +364,21 @@ class FakeFal(LoopbackFake):
         job.cancelled = True
         return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
 
+    def job_records(self) -> list[JsonObject]:
+        """Every accepted job's :meth:`_Job.record`, in submit order."""
+        return [job.record() for job in list(self._jobs.values())]
+
+    async def _job_records(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "clock": "monotonic",
+                "now": time.monotonic(),
+                "attempts": len(self.attempts),
+                "uploads": len(self.uploads),
+                "jobs": self.job_records(),
+            }
+        )
+
     # -- outputs -------------------------------------------------------------------------------
 
     def _make_output(self, job: _Job) -> JsonObject:
@@ -337,7 +391,13 @@ class FakeFal(LoopbackFake):
         width, height = output_size(payload, self._input_bytes, self.default_size)
         images: list[JsonValue] = []
         for i in range(count):
-            data = (render_rotated if job.scenario == "exif" else render)(width, height, seed + i, png)
+            if self.reuse_images and job.scenario != "exif":
+                data = self._rendered.get((width, height, png)) or (
+                    render_photo_sized(width, height, png) if self.photo_sized else render(width, height, 0, png)
+                )
+                self._rendered.setdefault((width, height, png), data)
+            else:
+                data = (render_rotated if job.scenario == "exif" else render)(width, height, seed + i, png)
             media_type = "image/png" if png else "image/jpeg"
             name = f"{i}.{'png' if png else 'jpg'}"
             if job.scenario == "private_url":
@@ -367,6 +427,7 @@ class FakeFal(LoopbackFake):
             return error(404, "Not found")
         data, media_type = stored
         self.cdn_fetches += 1
+        job.cdn_fetches += 1
         if job.scenario == "truncated":
             return Response(data[: len(data) // 2], media_type=media_type)
         if job.scenario == "not_image":
@@ -380,10 +441,20 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--latency", type=float, default=0.5, help="seconds until a job completes")
     parser.add_argument("--key", default=None, help="require 'Authorization: Key <KEY>'")
+    parser.add_argument("--reuse-images", action="store_true", help="render one image per size for every job")
+    parser.add_argument("--photo-sized", action="store_true", help="reused images as large as a photo's")
+    parser.add_argument("--log-level", default="info", help="uvicorn's (warning: no line per request)")
     args = parser.parse_args()
-    fake = FakeFal(api_key=args.key, latency=args.latency, host=args.host, port=args.port)
-    print(f"fake fal on {fake.base_url} (Ctrl-C to stop)")
-    fake.serve_forever()
+    fake = FakeFal(
+        api_key=args.key,
+        latency=args.latency,
+        host=args.host,
+        port=args.port,
+        reuse_images=args.reuse_images,
+        photo_sized=args.photo_sized,
+    )
+    print(f"fake fal on {fake.base_url} (Ctrl-C to stop)", flush=True)
+    fake.serve_forever(log_level=args.log_level)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,19 @@ def render_as(width: int, height: int, seed: int, fmt: ImageFormat) -> bytes:
     return out.getvalue()
 
 
+def render_photo_sized(width: int, height: int, png: bool) -> bytes:
+    """An image about as large as a model's output: :func:`render` with noise over its lower half
+    (noise does not compress, so a 1024x1024 PNG is about 1.6 MB, as a photo-like one is)."""
+    image = Image.open(io.BytesIO(render(width, height, 0, png=True))).convert("RGB")
+    band = height // 2
+    image.paste(
+        Image.frombytes("RGB", (width, band), random.Random(width * height).randbytes(width * band * 3)), (0, band)
+    )
+    out = io.BytesIO()
+    image.save(out, format="PNG" if png else "JPEG", quality=85)
+    return out.getvalue()
+
+
 ROTATED_MARK = (255, 0, 0)
 """Colour of the corner patch :func:`render_rotated` stores top-left: shown top-right once oriented."""
 

@@ -145,9 +145,12 @@ class LoopbackFake:
             self._thread.join(timeout=10)
         self._sock.close()
 
-    def serve_forever(self) -> None:
-        """Serve in the foreground (the ``python -m`` entry points) until interrupted."""
-        config = uvicorn.Config(self.app, log_level="info", lifespan="off")
+    def serve_forever(self, log_level: str = "info") -> None:
+        """Serve in this thread until interrupted (the ``python -m tests.fakes.…`` entry points).
+
+        A deep accept backlog: a benchmark may open a thousand connections at once.
+        """
+        config = uvicorn.Config(self.app, log_level=log_level, lifespan="off", backlog=4096)
         uvicorn.Server(config).run(sockets=[self._sock])
 
     def __enter__(self) -> Self:
