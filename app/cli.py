@@ -93,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_graceful_shutdown=settings.drain_timeout_seconds,
         loop="uvloop",
         http=guarded_protocol(settings.header_timeout_seconds),
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
     )
     return 0
 

@@ -62,6 +62,15 @@ class Settings(BaseSettings):
         default=50 * MiB,
         gt=0,
     )
+    keepalive_timeout_seconds: int = Field(
+        # Longer than the clients' own idle expiry (httpx, which the OpenAI Python SDK uses: 5 s) and
+        # than a load balancer's idle timeout (60 s on AWS's): the client side then always closes an
+        # idle connection first. With equal timeouts (uvicorn's default is 5 s) a request sent on a
+        # connection the server is closing at that moment fails on the wire (a reset, no answer).
+        default=75,
+        gt=0,
+        description="how long an idle kept-alive client connection stays open",
+    )
     header_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -41,6 +41,7 @@ class LiveGateway:
             lifespan="on",
             timeout_graceful_shutdown=5,
             http=guarded_protocol(settings.header_timeout_seconds),  # as `pixelgate serve` runs it
+            timeout_keep_alive=settings.keepalive_timeout_seconds,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
