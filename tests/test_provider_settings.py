@@ -154,7 +154,8 @@ def test_a_sandbox_model_gets_no_openai_shape(config: Path) -> None:
         ),
         (
             "providers: {local: {api_key: k, base_url: 'http://127.0.0.1:9/v1'}}\n",
-            "providers.local: a provider not named after a kind needs 'kind' (one of: fal, gemini, openai, replicate, sandbox)",
+            "providers.local: a provider not named after a kind needs 'kind' "
+            "(one of: fal, gemini, openai, replicate, sandbox)",
         ),
         (
             "providers: {local: {kind: opneai}}\n",
