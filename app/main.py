@@ -120,7 +120,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         workers = ImageWorkers()
         host.start_sweeping()
         limits = ResultLimits(max_pixels=settings.max_pixels, max_bytes=settings.max_result_bytes)
-        adapters = build_adapters(providers, AdapterContext(client=client, image_workers=workers, limits=limits))
+        context = AdapterContext(
+            client=client,
+            image_workers=workers,
+            limits=limits,
+            call_deadline_seconds=settings.request_timeout_seconds,
+        )
+        adapters = build_adapters(providers, context)
         gateway = Gateway(
             catalog=catalog,
             adapters=adapters,

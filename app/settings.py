@@ -213,7 +213,7 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(
         default_factory=dict,
         validate_default=True,
-        description="every upstream by name: one per provider kind (fal, openai, sandbox) plus the YAML ones",
+        description="every upstream by name: one per registered provider kind plus the YAML ones",
     )
     models: list[ModelEntry] = Field(default_factory=list, description="user catalog entries, added or overriding")
 

@@ -206,6 +206,9 @@ RETRY_BY_CODE: Mapping[str, bool] = MappingProxyType(
         # outlasted those retries is the exception: no job was made, and the upstream's retry-after
         # is passed on for the SDK to wait out.
         "upstream_rate_limited": True,
+        # The model answered but made no image (Gemini's NO_IMAGE, a text-only reply): the same request
+        # often succeeds on a second try, and no provider retries it by itself.
+        "upstream_no_image": True,
     }
 )
 """Codes whose retry advice differs from their class's ``retryable``."""

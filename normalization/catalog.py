@@ -76,7 +76,7 @@ class ModelEntry(_Frozen):
     """One model clients can name as ``model``."""
 
     id: str
-    provider: str = Field(description="key of the provider in settings (fal, openai, sandbox, or a YAML name)")
+    provider: str = Field(description="key of the provider in settings (a provider kind, or a YAML name)")
     upstream: str = Field(description="the provider's own model or endpoint id")
     modes: tuple[Mode, ...]
     description: str = ""

@@ -106,6 +106,11 @@ class AdapterContext:
     """The one bounded pool where all Pillow work runs: an adapter that decodes or draws images (the
     offline sandbox) does it there, never in threads of its own."""
     limits: ResultLimits = field(default_factory=ResultLimits)
+    call_deadline_seconds: float | None = None
+    """The longest one upstream call can still matter: the app's request deadline (a call never starts
+    before its request). An adapter may hand it to its upstream as a server-side deadline (Replicate's
+    ``Cancel-After``), so a job the gateway can no longer cancel (its process died) ends anyway.
+    None: no deadline to hand on."""
 
 
 def adapter_for(adapters: Mapping[str, ImageAdapter], provider: str) -> ImageAdapter:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from core.provider_settings import ProviderSettings
-from providers import fal, openai, sandbox
+from providers import fal, gemini, openai, replicate, sandbox
 from providers.base import AdapterContext, ImageAdapter
 from providers.kind import Kind
 
@@ -48,5 +48,7 @@ def build_adapters(providers: Mapping[str, ProviderSettings], context: AdapterCo
 
 
 register(fal.KIND)
+register(gemini.KIND)
 register(openai.KIND)
+register(replicate.KIND)
 register(sandbox.KIND)

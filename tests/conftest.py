@@ -68,6 +68,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "PIXELGATE_PUBLIC_URL",
         "PIXELGATE_FAL_BASE_URL",
         "PIXELGATE_OPENAI_BASE_URL",
+        "REPLICATE_API_TOKEN",
+        "PIXELGATE_REPLICATE_BASE_URL",
+        "GEMINI_API_KEY",
+        "PIXELGATE_GEMINI_BASE_URL",
     ):
         monkeypatch.delenv(name, raising=False)
 

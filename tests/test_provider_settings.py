@@ -48,7 +48,7 @@ def test_each_kind_has_its_settings_model_and_defaults(tmp_path: Path) -> None:
     assert isinstance(fal, FalSettings)
     assert (fal.base_url, fal.storage_url, fal.key) == (DEFAULT_FAL_BASE_URL, DEFAULT_FAL_STORAGE_URL, None)
     assert isinstance(openai, OpenAISettings) and openai.base_url == DEFAULT_OPENAI_BASE_URL
-    assert sandbox.kind == "sandbox" and list(providers) == ["fal", "openai", "sandbox"]
+    assert sandbox.kind == "sandbox" and list(providers) == ["fal", "gemini", "openai", "replicate", "sandbox"]
 
 
 def test_each_kind_reads_the_variables_it_declares(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,7 +154,8 @@ def test_a_sandbox_model_gets_no_openai_shape(config: Path) -> None:
         ),
         (
             "providers: {local: {api_key: k, base_url: 'http://127.0.0.1:9/v1'}}\n",
-            "providers.local: a provider not named after a kind needs 'kind' (one of: fal, openai, sandbox)",
+            "providers.local: a provider not named after a kind needs 'kind' "
+            "(one of: fal, gemini, openai, replicate, sandbox)",
         ),
         (
             "providers: {local: {kind: opneai}}\n",

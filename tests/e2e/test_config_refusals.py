@@ -71,7 +71,8 @@ def _one_line(stderr: str) -> str:
         ),
         pytest.param(
             "providers:\n  local: {api_key: k, base_url: 'http://127.0.0.1:9/v1'}\n",
-            "providers.local: a provider not named after a kind needs 'kind' (one of: fal, openai, sandbox)",
+            "providers.local: a provider not named after a kind needs 'kind' "
+            "(one of: fal, gemini, openai, replicate, sandbox)",
             id="second-openai-provider-without-kind",
         ),
     ],

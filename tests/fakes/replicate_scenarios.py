@@ -67,7 +67,9 @@ def not_found() -> JSONResponse:
 
 
 def throttled(retry_after: str | None) -> JSONResponse:
-    response = problem(429, f"Request was throttled. Your rate limit resets in ~{retry_after or 1}s.")
+    # ``none``: no Retry-After header (whether Replicate sends one is unconfirmed); the text still says 1 s.
+    seconds = "1" if retry_after in (None, "", "none") else retry_after
+    response = problem(429, f"Request was throttled. Your rate limit resets in ~{seconds}s.")
     if retry_after != "none":
         response.headers["retry-after"] = retry_after or "1"
     return response

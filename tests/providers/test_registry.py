@@ -50,7 +50,7 @@ def echo() -> Iterator[types.ModuleType]:
 
 
 def test_the_registry_names_the_built_in_kinds() -> None:
-    assert list(registry.kinds()) == ["fal", "openai", "sandbox"]
+    assert list(registry.kinds()) == ["fal", "gemini", "openai", "replicate", "sandbox"]
     fal = registry.kind("fal")
     assert fal is not None and fal.settings_model is FalSettings
     assert registry.kind("nope") is None
