@@ -137,9 +137,15 @@ def _check_range(value: JsonValue, spec: ParamSpec, param: str) -> None:
             raise _bad(param, f"must have at most {spec.max_length} characters or items")
 
 
+def _bound(value: float | None, missing: str) -> str:
+    """A bound as a person writes it: 4294967295, not 4.29497e+09; 0.5 as 0.5."""
+    if value is None:
+        return missing
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _range(param: str, spec: ParamSpec) -> InvalidRequestError:
-    low = "-inf" if spec.minimum is None else f"{spec.minimum:g}"
-    high = "inf" if spec.maximum is None else f"{spec.maximum:g}"
+    low, high = _bound(spec.minimum, "-inf"), _bound(spec.maximum, "inf")
     return InvalidRequestError(
         f"Invalid value for '{param}': must be between {low} and {high} for this model.",
         param=param,

@@ -87,6 +87,20 @@ def test_out_of_range_is_a_400_never_clamped(value: JsonValue) -> None:
     assert "between 1 and 50" in error.message
 
 
+@pytest.mark.parametrize(
+    ("minimum", "maximum", "shown"),
+    [
+        (0, 4294967295, "between 0 and 4294967295"),
+        (0.5, 20, "between 0.5 and 20"),
+        (-1.25, 1e6, "between -1.25 and 1000000"),
+    ],
+)
+def test_bounds_are_written_as_a_person_writes_them(minimum: float, maximum: float, shown: str) -> None:
+    # A seed's 2**32 - 1 once read "between 0 and 4.29497e+09".
+    error = refused(maximum + 1, row(ParamType.NUMBER, minimum=minimum, maximum=maximum))
+    assert shown in error.message
+
+
 def test_bounds_are_inclusive() -> None:
     spec = row(ParamType.INTEGER, minimum=1, maximum=50)
     assert [coerce_value(v, spec, "steps") for v in (1, 50)] == [1, 50]
