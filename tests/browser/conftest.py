@@ -31,6 +31,8 @@ WIDE: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 ACTION_TIMEOUT_MS = 15_000
 LOCAL_SCHEMES = ("data:", "blob:")
+API_PREFIXES = ("/v1/", "/admin/")
+"""The API's paths (the dashboard page itself is ``/admin``, without the slash)."""
 
 BROWSER_TEST_TIMEOUT_SECONDS = 600
 """Room for installing Chromium (about a minute) in the first test; each wait in a test is bounded by
@@ -104,8 +106,8 @@ class PageWatch:
     def on_console(self, message: ConsoleMessage) -> None:
         if message.type != "error":
             return
-        # Chromium logs every API answer with an error status; the page shows those itself.
-        api_answer = urlsplit(message.location.get("url", "")).path.startswith("/v1/")
+        # Chromium logs every API answer with an error status; the pages show those themselves.
+        api_answer = urlsplit(message.location.get("url", "")).path.startswith(API_PREFIXES)
         if api_answer and message.text.startswith("Failed to load resource"):
             return
         self.errors.append(f"console: {message.text} ({message.location.get('url')})")
