@@ -158,20 +158,24 @@ def watched_page(browser: Browser) -> OpenPage:
     return open_page
 
 
-def save_screenshot(page: Page, name: str) -> Path:
-    """A full-page screenshot ``name``.png in ``ARTIFACTS`` (and in docs/ when asked to update them)."""
+def save_screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """A screenshot ``name``.png in ``ARTIFACTS`` (and in docs/ when asked to update them): the whole
+    page, or with ``full_page=False`` the window as it is scrolled."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    # A window as tall as the page rather than a stitched full-page shot: the sticky Run bar then
-    # sits where it does on a tall screen instead of over the form.
-    viewport = page.viewport_size
-    assert viewport is not None
-    height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": viewport["width"], "height": height})
-    try:
+    if not full_page:
         page.screenshot(path=str(path), animations="disabled", caret="hide")
-    finally:
-        page.set_viewport_size(viewport)
+    else:
+        # A window as tall as the page rather than a stitched full-page shot: the sticky Run bar then
+        # sits where it does on a tall screen instead of over the form.
+        viewport = page.viewport_size
+        assert viewport is not None
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": viewport["width"], "height": height})
+        try:
+            page.screenshot(path=str(path), animations="disabled", caret="hide")
+        finally:
+            page.set_viewport_size(viewport)
     if os.environ.get("PIXELGATE_UPDATE_SCREENSHOTS") == "1":
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         # A 256-colour palette keeps the committed copies about a third of the size, legible as before.

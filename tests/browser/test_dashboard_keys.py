@@ -43,7 +43,7 @@ def test_a_key_made_on_the_page_works_and_once_revoked_on_the_page_is_refused(
         assert secret.startswith("sk-pixelgate-")
         expect(page.locator("#new-key-secret")).to_be_focused()
         page.click("#copy-key")
-        expect(page.locator("#status")).to_have_text("The key was copied.")
+        expect(page.locator("#keys-status")).to_have_text("The key was copied.")
         assert page.evaluate("navigator.clipboard.readText()") == secret
 
         row = keys_by_name(table_rows(page, "keys-table"))["ci-bot"]
@@ -95,7 +95,7 @@ def test_a_key_made_on_the_page_works_and_once_revoked_on_the_page_is_refused(
         page.keyboard.press("Tab")
         expect(page.locator("#revoke-confirm")).to_be_focused()
         page.keyboard.press("Enter")
-        expect(page.locator("#status")).to_have_text("Key ci-bot revoked.")
+        expect(page.locator("#keys-status")).to_have_text("Key ci-bot revoked.")
         assert keys_by_name(table_rows(page, "keys-table"))["ci-bot"]["Status"] == "revoked"
         expect(page.get_by_role("button", name="Revoke key ci-bot")).to_have_count(0)
         expect(page.locator("#keys-count")).to_have_text("(0 active)")

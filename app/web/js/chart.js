@@ -30,17 +30,19 @@ export function niceStep(max, ticks = 4) {
 
 /**
  * Draws into `figure` (which holds `.chart-canvas`, `.legend` and `.chart-table`): one bar per bucket,
- * stacked by series. `value(bucket, series)` gives each part; `format` writes a value.
+ * stacked by series. `value(bucket, series)` gives each part; `format` writes a value; `whole` keeps the
+ * gridlines on whole numbers (for counts).
  * `figure.dataset.total` records the sum drawn.
  */
-export function renderChart(figure, { caption, buckets, series, value, format, empty }) {
+export function renderChart(figure, { caption, buckets, series, value, format, empty, whole = false }) {
   const canvas = figure.querySelector(".chart-canvas");
   const stacks = buckets.map((bucket) => series.map((item) => value(bucket, item)));
   const sums = stacks.map((parts) => parts.reduce((a, b) => a + b, 0));
   const total = sums.reduce((a, b) => a + b, 0);
   figure.dataset.total = String(Number(total.toPrecision(12)));
   const draw = () => {
-    canvas.replaceChildren(drawBars(canvas.clientWidth || 600, { caption, buckets, series, stacks, sums, total, format, empty }));
+    const options = { caption, buckets, series, stacks, sums, total, format, empty, whole };
+    canvas.replaceChildren(drawBars(canvas.clientWidth || 600, options));
   };
   draw();
   // Redraw at the new width when the layout changes (a window resized, a phone turned).
@@ -72,9 +74,9 @@ function sumOver(items, pick) {
   return items.reduce((sum, item) => sum + pick(item), 0);
 }
 
-function drawBars(width, { caption, buckets, series, stacks, sums, total, format, empty }) {
+function drawBars(width, { caption, buckets, series, stacks, sums, total, format, empty, whole }) {
   const max = Math.max(0, ...sums);
-  const step = niceStep(max);
+  const step = whole ? Math.max(1, niceStep(max)) : niceStep(max);
   const top = Math.max(step, Math.ceil(max / step) * step);
   const ticks = [];
   for (let tick = 0; tick <= top + step / 2; tick += step) ticks.push(tick);

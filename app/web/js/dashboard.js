@@ -74,6 +74,7 @@ async function loadUsage() {
     empty: `No requests in ${when}.`,
     value: (bucket, item) => cell(bucket.key, item.id).requests,
     format: formatCount,
+    whole: true,
   });
 }
 
@@ -84,7 +85,12 @@ async function loadProviders() {
 
 // --- the whole board ----------------------------------------------------------------------------
 
-const keys = setupKeys({ onChange: refreshKeys, status });
+const keys = setupKeys({
+  onChange: refreshKeys,
+  status: (text) => {
+    byId("keys-status").textContent = text;
+  },
+});
 const requests = setupRequests({ nameOfKey, onError: (error) => fail(error, "The requests could not be loaded") });
 
 async function refreshKeys() {

@@ -26,8 +26,8 @@ export function keyStatus(record, now = Date.now() / 1000) {
 
 /**
  * Sets up the panel. `onChange()` is called after a key is made or revoked (the rest of the
- * dashboard names keys by their records). Answers {load}: load() fetches and shows the keys and
- * answers their records.
+ * dashboard names keys by their records); `status(text)` announces what was done. Answers {load}:
+ * load() fetches and shows the keys and answers their records.
  */
 export function setupKeys({ onChange, status }) {
   let pending = null; // the record the revoke dialog is about
