@@ -1,4 +1,5 @@
-"""The admin API: managed keys and usage totals (bearer ``PIXELGATE_ADMIN_KEY``, see :mod:`app.admin.guard`).
+"""The admin API (bearer ``PIXELGATE_ADMIN_KEY``, see :mod:`app.admin.guard`): managed keys, usage totals,
+the recent requests and the providers' health.
 
 - ``POST /admin/keys`` ``{"name", "budget_usd"?, "models"?, "rpm"?, "expires_at"?}``: the new key's
   record with its secret ``key``, shown this once.
