@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 
 from app import access_log
 from app.admin.guard import AdminGuard
+from app.admin.providers import provider_infos
 from app.admin.routes import admin_router
 from app.admission import AdmissionGate, AdmissionLimits
 from app.api import health, images, models, pages
@@ -180,7 +181,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router, dependencies=[Depends(require_principal)])
     app.include_router(models.router, dependencies=[Depends(require_principal)])
     app.include_router(hosted_router(host))
-    app.include_router(admin_router(AdminGuard(settings.admin_key), key_store, database))
+    app.include_router(
+        admin_router(AdminGuard(settings.admin_key), key_store, database, provider_infos(providers, catalog))
+    )
     app.include_router(pages.router(settings))
     return app
 

@@ -13,7 +13,6 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import get_args
 
 import orjson
 from pydantic import ValidationError
@@ -21,8 +20,9 @@ from pydantic import ValidationError
 from app.db import Database, current_revision, head_revision
 from app.keys import KeyRecord, KeyStore, NewKey
 from app.settings import Settings
-from app.usage import GroupBy, parse_range, usage_totals
-from core.errors import ConfigError, GatewayError
+from app.usage import Grouping, UsageRow, parse_range, usage_totals
+from app.usage.report import GROUP_FIELDS
+from core.errors import ConfigError, GatewayError, InvalidRequestError
 
 Command = Callable[[argparse.Namespace, Database], Awaitable[int]]
 
@@ -48,7 +48,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _common(revoke, _revoke)
 
     usage = commands.add_parser("usage", help="usage totals from the ledger")
-    usage.add_argument("--group-by", choices=get_args(GroupBy), default="day")
+    usage.add_argument(
+        "--group-by",
+        type=_grouping,
+        default="day",
+        help=f"one of {', '.join(GROUP_FIELDS)}, or a time bucket and one other field: day,model (default: day)",
+    )
     usage.add_argument("--start", help="ISO 8601 date or time, or Unix seconds (inclusive)")
     usage.add_argument("--end", help="ISO 8601 date or time, or Unix seconds (exclusive; a date counts whole)")
     usage.add_argument("--json", action="store_true")
@@ -148,16 +153,27 @@ async def _revoke(args: argparse.Namespace, database: Database) -> int:
 
 
 async def _usage(args: argparse.Namespace, database: Database) -> int:
-    group: GroupBy = args.group_by
-    rows = await usage_totals(database, group, parse_range(args.start, args.end))
+    grouping: Grouping = args.group_by
+    rows = await usage_totals(database, grouping, parse_range(args.start, args.end))
     if args.json:
-        _write_json({"object": "list", "group_by": group, "data": [row.wire(group) for row in rows]})
+        _write_json({"object": "list", "group_by": grouping.name, "data": [row.wire(grouping) for row in rows]})
         return 0
     _write_table(
-        (group.upper(), "REQUESTS", "ERRORS", "IMAGES", "MEGAPIXELS", "COST_USD"),
-        [(row.group or "-", row.requests, row.errors, row.images, row.megapixels, row.cost_usd) for row in rows],
+        (*(field.upper() for field in grouping.fields), "REQUESTS", "ERRORS", "IMAGES", "MEGAPIXELS", "COST_USD"),
+        [(*(group or "-" for group in row.groups), *_totals(row)) for row in rows],
     )
     return 0
+
+
+def _totals(row: UsageRow) -> tuple[int, int, int, float, float]:
+    return row.requests, row.errors, row.images, row.megapixels, row.cost_usd
+
+
+def _grouping(text: str) -> Grouping:
+    try:
+        return Grouping.parse(text)
+    except InvalidRequestError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _status(record: KeyRecord, now: float) -> str:

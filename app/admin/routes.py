@@ -1,11 +1,18 @@
-"""The admin API: managed keys and usage totals (bearer ``PIXELGATE_ADMIN_KEY``, see :mod:`app.admin.guard`).
+"""The admin API (bearer ``PIXELGATE_ADMIN_KEY``, see :mod:`app.admin.guard`): managed keys, usage totals,
+the recent requests and the providers' health.
 
 - ``POST /admin/keys`` ``{"name", "budget_usd"?, "models"?, "rpm"?, "expires_at"?}``: the new key's
   record with its secret ``key``, shown this once.
 - ``GET /admin/keys``: ``{"object": "list", "data": [record, ...]}``; ``GET /admin/keys/{id}``: one.
 - ``DELETE /admin/keys/{id}``: revoke; answers the record (``revoked: true``).
-- ``GET /admin/usage?group_by=key|model|provider|day&start=…&end=…``:
-  ``{"object": "list", "group_by", "data": [{<group_by>, "requests", "errors", "images", "megapixels", "cost_usd"}]}``.
+- ``GET /admin/usage?group_by=key|model|provider|day|hour&start=…&end=…``:
+  ``{"object": "list", "group_by", "data": [{<group_by>, "requests", "errors", "images", "megapixels", "cost_usd"}]}``;
+  ``group_by=day,model`` (a time bucket and one other field) answers both fields in each row: a time series.
+- ``GET /admin/requests?limit=&before=``: the most recent requests of the usage ledger, newest first
+  (:mod:`app.usage.requests`): ``{"object": "list", "data": [...], "has_more", "first_id", "last_id"}``;
+  the next page is ``before=<last_id>``.
+- ``GET /admin/providers?window_seconds=``: each provider's configuration and its record over the last
+  ``window_seconds`` (:mod:`app.admin.providers`).
 
 Bodies are parsed after the guard, so a caller without the admin key learns nothing from a
 malformed body.
@@ -13,22 +20,31 @@ malformed body.
 
 from __future__ import annotations
 
-from typing import TypeVar, cast, get_args
+import time
+from collections.abc import Sequence
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from app.admin.guard import AdminGuard
+from app.admin.providers import ProviderInfo, provider_health
 from app.db import Database
 from app.forms import read_limited
 from app.handlers import json_response
 from app.keys import KeyStore, NewKey
-from app.usage import GroupBy, parse_range, usage_totals
+from app.usage import Grouping, parse_range, usage_totals
+from app.usage.health import provider_activity
+from app.usage.requests import MAX_PAGE, recent_requests
 from core.errors import InvalidRequestError
 
 MAX_BODY_BYTES = 64 * 1024
-GROUPS: tuple[str, ...] = get_args(GroupBy)
+LATEST_ROW_ID = 2**53
+"""Above any ledger row id (and exact as a JSON number): a ``before`` beyond it is refused, not sent to SQL."""
+HEALTH_MAX_ROWS = 10_000
+"""``/admin/providers`` reads at most this many of the most recent ledger rows in its window."""
+DAY_SECONDS = 86_400
 M = TypeVar("M", bound=BaseModel)
 NEW_KEY_BODY = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": NewKey.model_json_schema()}}}
@@ -36,8 +52,8 @@ NEW_KEY_BODY = {
 """The body ``POST /admin/keys`` reads by hand (after the guard), described for /openapi.json."""
 
 
-def admin_router(guard: AdminGuard, keys: KeyStore, database: Database) -> APIRouter:
-    """The ``/admin`` routes over ``keys`` and the ledger in ``database``."""
+def admin_router(guard: AdminGuard, keys: KeyStore, database: Database, providers: Sequence[ProviderInfo]) -> APIRouter:
+    """The ``/admin`` routes over ``keys``, the ledger in ``database`` and the configured ``providers``."""
     # Published in /openapi.json only when there is an admin API to use.
     router = APIRouter(prefix="/admin", dependencies=[Depends(guard)], tags=["admin"], include_in_schema=guard.enabled)
 
@@ -62,17 +78,49 @@ def admin_router(guard: AdminGuard, keys: KeyStore, database: Database) -> APIRo
 
     @router.get("/usage", response_model=None)
     async def usage(group_by: str = "day", start: str | None = None, end: str | None = None) -> Response:
-        group = parse_group_by(group_by)
-        rows = await usage_totals(database, group, parse_range(start, end))
-        return json_response({"object": "list", "group_by": group, "data": [row.wire(group) for row in rows]})
+        grouping = Grouping.parse(group_by)
+        rows = await usage_totals(database, grouping, parse_range(start, end))
+        return json_response(
+            {"object": "list", "group_by": grouping.name, "data": [row.wire(grouping) for row in rows]}
+        )
+
+    @router.get("/requests", response_model=None)
+    async def request_list(
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="rows per page")] = 20,
+        before: Annotated[
+            int | None, Query(ge=1, le=LATEST_ROW_ID, description="the last id of the previous page")
+        ] = None,
+    ) -> Response:
+        page = await recent_requests(database, limit=limit, before=before)
+        data = [row.model_dump(mode="json") for row in page.rows]
+        return json_response(
+            {
+                "object": "list",
+                "data": data,
+                "has_more": page.has_more,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        )
+
+    @router.get("/providers", response_model=None)
+    async def provider_list(
+        window_seconds: Annotated[
+            int, Query(ge=60, le=30 * DAY_SECONDS, description="how far back the error rates look")
+        ] = 3600,
+    ) -> Response:
+        since_ms = int((time.time() - window_seconds) * 1000)
+        activity = await provider_activity(database, since_ms=since_ms, max_rows=HEALTH_MAX_ROWS)
+        entries = provider_health(providers, activity)
+        return json_response(
+            {
+                "object": "list",
+                "window_seconds": window_seconds,
+                "data": [entry.model_dump(mode="json") for entry in entries],
+            }
+        )
 
     return router
-
-
-def parse_group_by(value: str) -> GroupBy:
-    if value not in GROUPS:
-        raise InvalidRequestError(f"group_by must be one of {', '.join(GROUPS)}; got '{value}'", param="group_by")
-    return cast(GroupBy, value)
 
 
 def parse_body(model: type[M], raw: bytes) -> M:

@@ -147,6 +147,8 @@ async def _serve(
     if _dry_run(request):
         return json_response(describe_plan(plan), headers=_warning_headers([w.message for w in plan.warnings]))
     base_url = state.settings.public_url or str(request.base_url)
+    # The deployment about to be tried, so a failure is in the ledger under the provider that failed.
+    context.outcome.deployments = (f"{plan.entry.provider}:{plan.entry.upstream}",)
     # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
     result: ImagesResponse = await gateway.execute(plan, base_url=base_url, while_upstream=context.upstream)
     _note_result(context, result)

@@ -1,11 +1,13 @@
-"""The browser pages: the playground at ``/`` and its static files under ``/static/``.
+"""The browser pages: the playground at ``/``, the dashboard at ``/admin`` and their static files under ``/static/``.
 
 The files ship inside the package (``app/web``) and are read once, when the router is built; each
 page is a plain HTML file that loads its CSS and JavaScript modules from ``/static/``. Every answer
 carries a Content-Security-Policy that lets a page load and call only this origin (images may also
 be ``data:`` and ``blob:`` URLs, and come from ``PIXELGATE_PUBLIC_URL`` when that is another origin),
 so a page cannot send an API key or an image anywhere else. The pages need no key; the API calls
-they make carry the key the user typed, in their own ``Authorization`` header.
+they make carry the key the user typed, in their own ``Authorization`` header. The dashboard exists
+only where the admin API does (``PIXELGATE_ADMIN_KEY`` set): elsewhere ``/admin`` is the same 404 as
+any unknown path.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from core.errors import NotFoundError
 
 PAGES = {"/": "playground.html"}
 """Each page's path and its file in ``app/web``."""
+ADMIN_PAGES = {"/admin": "dashboard.html"}
+"""Pages served only when the admin API is (they ask for the admin key themselves)."""
 
 STATIC_PREFIX = "/static/"
 STATIC_TYPES = {
@@ -103,7 +107,8 @@ def router(settings: Settings) -> APIRouter:
         return endpoint
 
     pages = APIRouter(include_in_schema=False)
-    for path, name in PAGES.items():
+    served = {**PAGES, **(ADMIN_PAGES if settings.admin_key is not None else {})}
+    for path, name in served.items():
         pages.add_api_route(path, page(name), methods=["GET", "HEAD"])
 
     @pages.api_route(STATIC_PREFIX + "{name:path}", methods=["GET", "HEAD"])

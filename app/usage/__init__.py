@@ -5,6 +5,16 @@ commands load only the ledger and the report.
 """
 
 from app.usage.ledger import Ledger, LedgerConfig, LedgerEntry
-from app.usage.report import GroupBy, UsageRange, UsageRow, parse_range, usage_totals
+from app.usage.report import GroupBy, Grouping, UsageRange, UsageRow, parse_range, usage_totals
 
-__all__ = ["GroupBy", "Ledger", "LedgerConfig", "LedgerEntry", "UsageRange", "UsageRow", "parse_range", "usage_totals"]
+__all__ = [
+    "GroupBy",
+    "Grouping",
+    "Ledger",
+    "LedgerConfig",
+    "LedgerEntry",
+    "UsageRange",
+    "UsageRow",
+    "parse_range",
+    "usage_totals",
+]

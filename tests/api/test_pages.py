@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from app.api.pages import content_security_policy
+from tests.conftest import make_settings
 from tests.live import LiveGateway
 
 CSP_SELF_ONLY = (
@@ -82,3 +83,48 @@ def test_a_public_url_on_another_origin_may_serve_images() -> None:
     assert "connect-src 'self';" in policy
     assert content_security_policy(None) == CSP_SELF_ONLY
     assert content_security_policy("not a url") == CSP_SELF_ONLY
+
+
+@pytest.fixture(scope="module")
+def admin_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    with LiveGateway(make_settings(tmp_path_factory.mktemp("data"), admin_key="admin-pages-key")) as live:
+        yield live
+
+
+def test_the_dashboard_page_needs_no_key_and_allows_only_its_own_origin(admin_gateway: LiveGateway) -> None:
+    with httpx.Client(base_url=admin_gateway.base_url, timeout=10) as http:
+        page = http.get("/admin")
+        assert page.status_code == 200
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert page.headers["content-security-policy"] == CSP_SELF_ONLY
+        assert "<title>pixelgate dashboard</title>" in page.text
+        assert "admin-pages-key" not in page.text
+        references = re.findall(r'(?:href|src)="(static/[^"]+)"', page.text)
+        assert {"static/base.css", "static/dashboard.css", "static/js/dashboard.js"} <= set(references)
+        # Every module the dashboard imports, and the ones they import, is served.
+        pending, seen = ["dashboard.js"], set()
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            script = http.get(f"/static/js/{name}")
+            assert script.status_code == 200, name
+            pending += re.findall(r'from "\./([a-z]+\.js)"', script.text)
+        assert {"api.js", "chart.js", "keys.js", "usage.js"} <= seen
+        for path in references:
+            assert http.get(f"/{path}").status_code == 200, path
+        # Not in the API's schema, unlike the admin API beside it.
+        paths = http.get("/openapi.json").json()["paths"]
+        assert "/admin" not in paths and "/admin/keys" in paths
+
+
+def test_without_an_admin_key_there_is_no_dashboard(http: httpx.Client) -> None:
+    answer = http.get("/admin")
+    assert answer.status_code == 404
+    assert answer.json()["error"] == {
+        "message": "Not Found",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "not_found",
+    }

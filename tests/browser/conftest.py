@@ -31,6 +31,8 @@ WIDE: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 ACTION_TIMEOUT_MS = 15_000
 LOCAL_SCHEMES = ("data:", "blob:")
+API_PREFIXES = ("/v1/", "/admin/")
+"""The API's paths (the dashboard page itself is ``/admin``, without the slash)."""
 
 BROWSER_TEST_TIMEOUT_SECONDS = 600
 """Room for installing Chromium (about a minute) in the first test; each wait in a test is bounded by
@@ -104,8 +106,8 @@ class PageWatch:
     def on_console(self, message: ConsoleMessage) -> None:
         if message.type != "error":
             return
-        # Chromium logs every API answer with an error status; the page shows those itself.
-        api_answer = urlsplit(message.location.get("url", "")).path.startswith("/v1/")
+        # Chromium logs every API answer with an error status; the pages show those themselves.
+        api_answer = urlsplit(message.location.get("url", "")).path.startswith(API_PREFIXES)
         if api_answer and message.text.startswith("Failed to load resource"):
             return
         self.errors.append(f"console: {message.text} ({message.location.get('url')})")
@@ -156,20 +158,24 @@ def watched_page(browser: Browser) -> OpenPage:
     return open_page
 
 
-def save_screenshot(page: Page, name: str) -> Path:
-    """A full-page screenshot ``name``.png in ``ARTIFACTS`` (and in docs/ when asked to update them)."""
+def save_screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """A screenshot ``name``.png in ``ARTIFACTS`` (and in docs/ when asked to update them): the whole
+    page, or with ``full_page=False`` the window as it is scrolled."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    # A window as tall as the page rather than a stitched full-page shot: the sticky Run bar then
-    # sits where it does on a tall screen instead of over the form.
-    viewport = page.viewport_size
-    assert viewport is not None
-    height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": viewport["width"], "height": height})
-    try:
+    if not full_page:
         page.screenshot(path=str(path), animations="disabled", caret="hide")
-    finally:
-        page.set_viewport_size(viewport)
+    else:
+        # A window as tall as the page rather than a stitched full-page shot: the sticky Run bar then
+        # sits where it does on a tall screen instead of over the form.
+        viewport = page.viewport_size
+        assert viewport is not None
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": viewport["width"], "height": height})
+        try:
+            page.screenshot(path=str(path), animations="disabled", caret="hide")
+        finally:
+            page.set_viewport_size(viewport)
     if os.environ.get("PIXELGATE_UPDATE_SCREENSHOTS") == "1":
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         # A 256-colour palette keeps the committed copies about a third of the size, legible as before.

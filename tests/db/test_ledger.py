@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 
 from app.db import Database
 from app.db.schema import usage_ledger
-from app.usage import GroupBy, Ledger, LedgerConfig, LedgerEntry, UsageRow, parse_range, usage_totals
+from app.usage import GroupBy, Grouping, Ledger, LedgerConfig, LedgerEntry, UsageRow, parse_range, usage_totals
 from core.errors import InvalidRequestError
 
 DAY1 = datetime(2025, 3, 1, 10, 0, tzinfo=UTC).timestamp()
@@ -173,16 +173,19 @@ async def known(database: Database) -> Database:
 async def test_totals_by_each_group(
     known: Database, group_by: GroupBy, expected: list[tuple[str | None, int, int, int, float, float]]
 ) -> None:
-    totals = await usage_totals(known, group_by, parse_range(None, None))
+    grouping = Grouping.parse(group_by)
+    totals = await usage_totals(known, grouping, parse_range(None, None))
     assert totals == [
-        UsageRow(group=g, requests=r, errors=e, images=i, megapixels=mp, cost_usd=c) for g, r, e, i, mp, c in expected
+        UsageRow(groups=(g,), requests=r, errors=e, images=i, megapixels=mp, cost_usd=c)
+        for g, r, e, i, mp, c in expected
     ]
-    assert totals[0].wire(group_by)[group_by] == expected[0][0]
+    assert totals[0].wire(grouping)[group_by] == expected[0][0]
 
 
 async def test_totals_within_a_range(known: Database) -> None:
     async def day_requests(start: str | None, end: str | None) -> list[tuple[str | None, int]]:
-        return [(row.group, row.requests) for row in await usage_totals(known, "day", parse_range(start, end))]
+        totals = await usage_totals(known, Grouping.parse("day"), parse_range(start, end))
+        return [(row.groups[0], row.requests) for row in totals]
 
     assert await day_requests("2025-03-02", None) == [("2025-03-02", 3)]
     assert await day_requests(None, "2025-03-01") == [("2025-03-01", 2)]  # a date as end: that whole day

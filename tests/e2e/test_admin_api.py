@@ -301,6 +301,8 @@ ADMIN_OPERATIONS = [
     ("/admin/keys/{key_id}", "GET"),
     ("/admin/keys/{key_id}", "DELETE"),
     ("/admin/usage", "GET"),
+    ("/admin/requests", "GET"),
+    ("/admin/providers", "GET"),
 ]
 
 

@@ -1,8 +1,9 @@
-// Calls to this gateway's API. This is the only module that sees the API key: it is kept in
-// sessionStorage (this tab only) and sent solely as the Authorization header of these same-origin
-// fetch calls, never in a URL, a cookie or a form field.
+// Calls to this gateway's API. This is the only module that sees a key (the playground's API key, the
+// dashboard's admin key): each is kept in sessionStorage (this tab only) and sent solely as the
+// Authorization header of these same-origin fetch calls, never in a URL, a cookie or a form field.
 
 const KEY_STORAGE = "pixelgate.playground.key";
+const ADMIN_KEY_STORAGE = "pixelgate.dashboard.admin-key";
 
 /** The key typed in this tab, or "" (an empty key works when the gateway has none). */
 export function storedKey() {
@@ -12,6 +13,16 @@ export function storedKey() {
 export function storeKey(key) {
   if (key) sessionStorage.setItem(KEY_STORAGE, key);
   else sessionStorage.removeItem(KEY_STORAGE);
+}
+
+/** The admin key typed in this tab, or "". */
+export function storedAdminKey() {
+  return sessionStorage.getItem(ADMIN_KEY_STORAGE) ?? "";
+}
+
+export function storeAdminKey(key) {
+  if (key) sessionStorage.setItem(ADMIN_KEY_STORAGE, key);
+  else sessionStorage.removeItem(ADMIN_KEY_STORAGE);
 }
 
 /** An answer that is not a success: the OpenAI error object the API gave, and the HTTP status. */
@@ -34,12 +45,12 @@ export function gatewayBase() {
 
 /**
  * Calls `path` (relative to the page, e.g. "v1/models") and answers {data, headers, status}.
- * `json` is sent as a JSON body, `form` as multipart/form-data. Throws ApiError for an error answer
- * (or none at all); an AbortError when `signal` aborts.
+ * `json` is sent as a JSON body, `form` as multipart/form-data. `admin` sends the admin key instead of
+ * the API key. Throws ApiError for an error answer (or none at all); an AbortError when `signal` aborts.
  */
-export async function callApi(path, { method = "GET", json, form, signal } = {}) {
+export async function callApi(path, { method = "GET", json, form, signal, admin = false } = {}) {
   const headers = {};
-  const key = storedKey();
+  const key = admin ? storedAdminKey() : storedKey();
   if (key) headers.Authorization = `Bearer ${key}`;
   let body;
   if (json !== undefined) {

@@ -2,6 +2,7 @@
 // Every call goes to this gateway's own API through api.js.
 
 import { callApi, gatewayBase, modelPath, storedKey, storeKey } from "./api.js";
+import { copyText } from "./clipboard.js";
 import { setupCompare, showComparison } from "./compare.js";
 import { byId, h, show } from "./dom.js";
 import { buildParamForm, FormError, readParams } from "./paramform.js";
@@ -265,18 +266,7 @@ function fillSnippet(tab) {
 }
 
 async function copySnippet() {
-  const text = byId("snippet").textContent;
-  try {
-    await navigator.clipboard.writeText(text);
-  } catch {
-    // No clipboard API (a page not served from localhost or https): copy the selection instead.
-    const range = document.createRange();
-    range.selectNodeContents(byId("snippet"));
-    const selection = window.getSelection();
-    selection.removeAllRanges();
-    selection.addRange(range);
-    document.execCommand("copy");
-  }
+  await copyText(byId("snippet"));
   byId("copy").textContent = "Copied";
   status("The code was copied.");
   setTimeout(() => {

@@ -4,6 +4,7 @@
 
 import { behaviorBadge } from "./paramform.js";
 import { byId, h, show } from "./dom.js";
+import { showErrorIn } from "./errors.js";
 
 const NONE = "—";
 const SHOWN_METADATA = new Set([
@@ -36,17 +37,7 @@ export function clearResult() {
 
 /** Shows an ApiError (or any error) as the API gave it: message, then status, type, code, param. */
 export function showError(error) {
-  const box = byId("error");
-  const facts = [];
-  if (error.status) facts.push(`HTTP ${error.status}`);
-  for (const field of ["type", "code", "param"]) if (error[field]) facts.push(`${field}: ${error[field]}`);
-  if (error.requestId) facts.push(`request ${error.requestId}`);
-  box.replaceChildren(
-    h("p", { class: "error-title" }, "The request failed"),
-    h("p", { class: "error-message" }, error.message),
-    facts.length ? h("p", { class: "error-facts" }, facts.join(" · ")) : null,
-  );
-  show(box, true);
+  showErrorIn(byId("error"), error, "The request failed");
 }
 
 /**
