@@ -37,7 +37,10 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _text_value(value: object) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    if isinstance(value, list | tuple):
+        text = ",".join(str(item) for item in value)
+    else:
+        text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
     return orjson.dumps(text).decode() if not text or any(ch.isspace() or ch in '"=' for ch in text) else text
 
 
