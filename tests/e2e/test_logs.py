@@ -79,7 +79,8 @@ def serve_and_send(data_dir: Path, upstream: FakeOpenAIServer, log_format: str |
         made = sdk.images.with_raw_response.generate(
             model="sandbox-generate", prompt="a lighthouse", size="64x64", response_format="url"
         )
-        url = made.parse().data[0].url if made.parse().data else None
+        data = made.parse().data
+        url = data[0].url if data else None
         assert url is not None
         assert httpx.get(url, timeout=10).status_code == 200
         with pytest.raises(openai.AuthenticationError):
