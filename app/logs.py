@@ -26,6 +26,8 @@ from app.observe import RequestRecord
 LogFormat = Literal["text", "json"]
 FIELDS = "fields"
 """The ``extra`` key under which a log call passes its structured values."""
+IN_MESSAGE = "in_message"
+"""The ``extra`` key naming fields the message already shows: the text format leaves them out."""
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 request_log = logging.getLogger("pixelgate.request")
@@ -45,13 +47,14 @@ def _text_value(value: object) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """``2025-03-01T10:00:00.123Z INFO pixelgate.request: message name=value ...`` (None values left out)."""
+    """``2025-03-01T10:00:00.123Z INFO pixelgate.request: message name=value ...`` (None values, and the
+    values the message already shows, left out)."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{_timestamp(record)} {record.levelname} {record.name}: {record.getMessage()}"
-        extras = " ".join(
-            f"{name}={_text_value(value)}" for name, value in _fields(record).items() if value is not None
-        )
+        shown = getattr(record, IN_MESSAGE, ())
+        fields = [(name, value) for name, value in _fields(record).items() if value is not None and name not in shown]
+        extras = " ".join(f"{name}={_text_value(value)}" for name, value in fields)
         if extras:
             line = f"{line} {extras}"
         if record.exc_info:
@@ -144,5 +147,5 @@ class RequestLog:
             record.path,
             record.status,
             record.total_ms,
-            extra={FIELDS: fields},
+            extra={FIELDS: fields, IN_MESSAGE: ("method", "path", "status", "total_ms")},
         )

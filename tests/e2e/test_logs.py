@@ -155,8 +155,7 @@ def test_text_logs_are_one_readable_line_per_request(tmp_path: Path, upstream: F
     line = next(line for line in traffic.output.splitlines() if f"request_id={traffic.generated_id}" in line)
     assert re.fullmatch(
         r"\d{4}-\d\d-\d\dT[\d:.]+Z INFO pixelgate\.request: POST /v1/images/generations 200 \d+ ms "
-        rf"request_id={traffic.generated_id} method=POST path=/v1/images/generations status=200 "
-        rf"key_id={key_id_for(TEST_KEY)} model=sandbox-generate provider=sandbox total_ms=\d+ "
+        rf"request_id={traffic.generated_id} key_id={key_id_for(TEST_KEY)} model=sandbox-generate provider=sandbox "
         r"deployments=sandbox:sandbox/generate images=1 megapixels=0\.004 cost_usd=0\.0 queue_ms=\d+ "
         r"upstream_ms=\d+",
         line,
