@@ -189,9 +189,11 @@ def main() -> int:
         )
         profiler = _start_profiler(servers["pixelgate"].process.pid, args.profile) if args.profile else None
         started = time.monotonic()
+        cpu_before = {name: server.cpu_seconds() for name, server in servers.items()}
         try:
             cells = uvloop.run(_measure(targets, workloads, concurrencies, counts, ROUNDS))
             rss = {name: server.peak_rss_bytes() for name, server in servers.items() if name != "fake"}
+            cpu = {name: server.cpu_seconds() - cpu_before[name] for name, server in servers.items()}
         finally:
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
@@ -213,6 +215,11 @@ def main() -> int:
             change = 100 * (on / off - 1)
             label = f"ledger cost, {cell.workload} c={cell.concurrency}"
             print(f"{label}: {on:.1f} rps with the ledger, {off:.1f} without: {change:+.1f}%")
+        # Both servers got the same requests: their CPU time is the cost per request, whatever else the
+        # host is doing (throughput on a busy host moves by more than the ledger costs).
+        on_cpu, off_cpu = cpu["pixelgate"], cpu["pixelgate-noledger"]
+        change = 100 * (on_cpu / off_cpu - 1)
+        print(f"ledger cost, CPU time: {on_cpu:.2f} s with the ledger, {off_cpu:.2f} s without: {change:+.1f}%")
     if partial:
         print(f"partial run (nothing written): peak RSS {rss}, {results['seconds']} s")
         return 0
