@@ -26,7 +26,7 @@ from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.context import context_of
-from core.errors import AuthenticationError, GatewayError
+from core.errors import AuthenticationError, GatewayError, PermissionDeniedError
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,21 @@ class Principal:
     rpm: int | None = None
     """This key's requests per minute (its bucket's capacity too); None: ``PIXELGATE_RATE_LIMIT_RPM``."""
     budget_usd: Decimal | None = None
+
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+
+def check_model_allowed(principal: Principal | None, model: str | None) -> None:
+    """403 ``model_not_allowed`` when ``principal`` has a model allow-list without ``model``."""
+    if principal is None or model is None or principal.may_use(model):
+        return
+    allowed = ", ".join(sorted(principal.models or ()))
+    raise PermissionDeniedError(
+        f"This API key may not use the model '{model}'; its models are: {allowed}.",
+        param="model",
+        code="model_not_allowed",
+    )
 
 
 class KeyResolver(Protocol):

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import ipaddress
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
 
 from core.errors import ConfigError
 
@@ -48,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.db import migrate_database
     from app.http_protocol import guarded_protocol
+    from app.logs import log_config
     from app.main import create_app
     from app.settings import Settings
 
@@ -87,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        log_config=log_config(args.log_level),
+        # PIXELGATE_LOG_FORMAT for every line; the gateway's own line per request replaces the access log.
+        log_config=log_config(args.log_level, settings.log_format),
+        access_log=False,
         proxy_headers=False,
         # SIGTERM: stop accepting, let requests in flight finish this long, then cancel the rest.
         timeout_graceful_shutdown=settings.drain_timeout_seconds,
@@ -96,13 +96,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_keep_alive=settings.keepalive_timeout_seconds,
     )
     return 0
-
-
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging set-up plus the ``pixelgate`` logger (start-up summary, errors) on its handler."""
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["pixelgate"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
-    return config
 
 
 if __name__ == "__main__":

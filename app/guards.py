@@ -11,8 +11,8 @@ order is the design; each position has its reason:
    :class:`~app.context.RequestContext` the others fill exists before any of them runs; it sees the
    final status and the total time.
 2. ``usage`` (:class:`~app.usage.recording.UsageGuard`): right inside it and outside every other
-   guard, so that what the guards refuse (401, 429, 503) is in the usage ledger too; it reads the
-   context when the response is done.
+   guard, so that what the guards refuse (401, 429, 503) is in the usage ledger, the metrics and
+   the request log too; it reads the context when the response is done.
 3. ``shutdown`` (:class:`~app.shutdown.ShutdownGuard`): outside admission and the limits, so a
    request the server cancels at the end of the drain gets its 503 ``shutting_down`` even while it
    still waits in the admission queue.
@@ -46,6 +46,7 @@ from app.admission import AdmissionGate, AdmissionGuard
 from app.auth import AuthGuard, KeyResolver, OpenAccess
 from app.body_timeout import BodyDeadlineGuard
 from app.context import RequestContextGuard
+from app.observe import RequestObserver
 from app.ratelimit import LimitConfig, LimitsGuard, LimitStore
 from app.shutdown import InFlight, ShutdownGuard
 from app.usage.ledger import Ledger
@@ -79,11 +80,14 @@ def request_guards(
     admission: AdmissionGate,
     ledger: Ledger,
     body: BodyDeadlines,
+    observers: Sequence[RequestObserver] = (),
 ) -> tuple[Guard, ...]:
-    """The guards, outermost first; the module docstring gives the reason for each position."""
+    """The guards, outermost first; the module docstring gives the reason for each position.
+
+    ``observers`` are told about every request (the metrics, the request log)."""
     return (
         Guard("request_context", RequestContextGuard),
-        Guard("usage", lambda app: UsageGuard(app, ledger, paths=IMAGE_PATHS)),
+        Guard("usage", lambda app: UsageGuard(app, ledger, paths=IMAGE_PATHS, observers=observers)),
         Guard("shutdown", lambda app: ShutdownGuard(app, inflight)),
         Guard("auth", lambda app: AuthGuard(app, keys, open_access=open_access)),
         Guard("limits", lambda app: LimitsGuard(app, limit_store, limits, paths=IMAGE_PATHS)),

@@ -31,11 +31,14 @@ from app.hosting import build_host, hosted_router
 from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
 from app.keys import KeyStore
+from app.keys.budget import Budgets
 from app.keys.resolver import ManagedKeyResolver
+from app.logs import RequestLog
+from app.metrics import Metrics, metrics_router
 from app.ratelimit import limit_config
 from app.settings import Settings
 from app.shutdown import InFlight
-from app.startup import check_data_dir, log_configuration
+from app.startup import check_data_dir, log_configuration, log_operations
 from app.state import build_state
 from app.upstream_http import build_upstream_client
 from app.usage import Ledger, LedgerConfig
@@ -86,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     database = Database.from_setting(settings.database_url, settings.data_dir)
     key_store = KeyStore(database, cache_seconds=settings.key_cache_seconds)
     ledger = Ledger(database, ledger_config(settings))
+    budgets = Budgets(database, hold_seconds=settings.request_timeout_seconds)
+    metrics = Metrics(admission=admission, ledger=ledger, budgets=budgets)
     managed_keys = ManagedKeyResolver(key_store)
 
     async def open_access() -> bool:
@@ -108,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body=BodyDeadlines(
             idle_seconds=settings.upload_idle_timeout_seconds, total_seconds=settings.upload_timeout_seconds
         ),
+        observers=(metrics, RequestLog()),
     )
 
     @asynccontextmanager
@@ -115,7 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         await database.open()
         ledger.start()
+        budgets.start()
         log_configuration(providers, catalog, api_keys=len(settings.api_keys))
+        log_operations(settings, database.describe())
         redactor = access_log.install()
         client = build_upstream_client(settings.upstream_transport, UPSTREAM_MAX_CONNECTIONS)
         workers = ImageWorkers()
@@ -142,7 +150,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 default_response_format=settings.default_response_format,
             ),
             global_slots=asyncio.Semaphore(settings.max_fanout_global),
+            observer=metrics,
         )
+        metrics.watch_health(gateway.health)
         idempotency = Idempotency(
             state.idempotency,
             ttl_seconds=settings.idempotency_ttl_seconds,
@@ -156,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fetch_input=_input_fetcher(client, settings),
             idempotency=idempotency,
             admission=admission,
+            budgets=budgets,
         )
         try:
             yield
@@ -163,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Requests the server cancelled after the drain timeout still call upstream to cancel.
             await inflight.settle(timeout=CANCEL_GRACE_SECONDS)
             await ledger.aclose()  # after the last request recorded its row
+            await budgets.aclose()  # and settled its budget hold
             await database.aclose()
             await idempotency.aclose()
             for adapter in adapters.values():
@@ -184,6 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(
         admin_router(AdminGuard(settings.admin_key), key_store, database, provider_infos(providers, catalog))
     )
+    app.include_router(metrics_router(metrics, settings.admin_key))
     app.include_router(pages.router(settings))
     return app
 

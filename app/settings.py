@@ -177,6 +177,10 @@ class Settings(BaseSettings):
         ge=1,
         description="usage rows held while the database is slow or away; past it new rows are dropped (logged)",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text (readable, one line per request) or json (one JSON object per line)",
+    )
     drain_timeout_seconds: int = Field(
         default=30,
         ge=0,

@@ -10,11 +10,15 @@ import logging
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
 from core.provider_settings import ProviderSettings
 from normalization.catalog import Catalog
 from providers.fetch import redact_url
+
+if TYPE_CHECKING:  # app.settings imports what this module does not need at run time
+    from app.settings import Settings
 
 log = logging.getLogger("pixelgate")
 
@@ -52,3 +56,15 @@ def log_configuration(providers: Mapping[str, ProviderSettings], catalog: Catalo
     for provider, ids in sorted(by_provider.items()):
         log.info("models on %s: %s", provider, ", ".join(sorted(ids)))
     log.info("%d API key(s) loaded%s", api_keys, "" if api_keys else " (no authentication)")
+
+
+def log_operations(settings: Settings, database: str) -> None:
+    """Log where keys and usage live and who may read the admin API and the metrics (never a secret)."""
+    admin = settings.admin_key is not None
+    log.info(
+        "database %s; admin API %s; /metrics %s; log format %s",
+        database,
+        "on" if admin else "off (no PIXELGATE_ADMIN_KEY)",
+        "for the admin key" if admin else "for loopback clients",
+        settings.log_format,
+    )

@@ -28,6 +28,10 @@ class Server:
         """Sum of ``VmHWM`` over the process tree (0 for processes already gone)."""
         return sum(_vm_hwm(pid) for pid in _tree(self.process.pid))
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time used so far by the process and its descendants (all threads)."""
+        return sum(_cpu_seconds(pid) for pid in _tree(self.process.pid))
+
     def rss_bytes(self) -> int:
         """The process's resident memory now (``VmRSS``; 0 once it is gone), its children not counted."""
         return _status_kib(self.process.pid, "VmRSS:") * 1024
@@ -59,6 +63,16 @@ def _tree(pid: int) -> list[int]:
         pids.append(current)
         queue.extend(_children(current))
     return pids
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of ``/proc/<pid>/stat`` in seconds (0 for a process already gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _vm_hwm(pid: int) -> int:

@@ -36,10 +36,13 @@ RESULTS = ROOT / "bench" / "results"
 CONCURRENCY = (1, 16, 64)
 COUNTS = {1: 100, 16: 240, 64: 384}
 ROUNDS = 4
+QUIET = ("--log-level", "warning")
 
 
-def _start_servers(log_dir: Path, data_dir: Path, with_litellm: bool) -> tuple[dict[str, Server], list[Target]]:
-    fake_port, gate_port, lite_port = free_port(), free_port(), free_port()
+def _start_servers(
+    log_dir: Path, data_dir: Path, with_litellm: bool, ledger_baseline: bool = False
+) -> tuple[dict[str, Server], list[Target]]:
+    fake_port, gate_port, lite_port, bare_port = free_port(), free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{fake_port}/v1"
     gate_key, lite_key = "sk-bench-" + secrets.token_hex(12), "sk-bench-" + secrets.token_hex(12)
     env_py = {"PYTHONPATH": str(ROOT), "PIXELGATE_CONFIG": ""}
@@ -65,6 +68,22 @@ def _start_servers(log_dir: Path, data_dir: Path, with_litellm: bool) -> tuple[d
         Target("direct", upstream, "sk-fake-upstream"),
         Target("pixelgate", f"http://127.0.0.1:{gate_port}/v1", gate_key),
     ]
+    if ledger_baseline:
+        # The same server with its ledger off (bench/serve_without_ledger.py), on its own data dir.
+        servers["pixelgate-noledger"] = start(
+            "pixelgate-noledger",
+            [sys.executable, "-m", "bench.serve_without_ledger", "serve", "--port", str(bare_port), *QUIET],
+            {
+                **env_py,
+                "PIXELGATE_API_KEYS": gate_key,
+                "PIXELGATE_DATA_DIR": str(data_dir.with_name("data-noledger")),
+                "OPENAI_API_KEY": "sk-fake-upstream",
+                "PIXELGATE_OPENAI_BASE_URL": upstream,
+            },
+            log_dir,
+            ROOT,
+        )
+        targets.append(Target("pixelgate-noledger", f"http://127.0.0.1:{bare_port}/v1", gate_key))
     if with_litellm:
         servers["litellm"] = start(
             "litellm",
@@ -76,6 +95,8 @@ def _start_servers(log_dir: Path, data_dir: Path, with_litellm: bool) -> tuple[d
         targets.append(Target("litellm", f"http://127.0.0.1:{lite_port}/v1", lite_key))
     wait_ready(servers["fake"], f"{upstream}/files/result.png")
     wait_ready(servers["pixelgate"], f"http://127.0.0.1:{gate_port}/healthz")
+    if ledger_baseline:
+        wait_ready(servers["pixelgate-noledger"], f"http://127.0.0.1:{bare_port}/healthz")
     if with_litellm:
         wait_ready(servers["litellm"], f"http://127.0.0.1:{lite_port}/health/liveliness", timeout_seconds=600)
     return servers, targets
@@ -147,20 +168,32 @@ def main() -> int:
         type=Path,
         help="attach py-spy (this venv) to pixelgate: flame graph if .svg, else collapsed stacks (writes nothing else)",
     )
+    parser.add_argument(
+        "--ledger-cost",
+        action="store_true",
+        help="pixelgate against itself with the usage ledger off (no LiteLLM; prints the rps ratio, writes nothing)",
+    )
     args = parser.parse_args()
     counts = {c: max(ROUNDS, int(n * args.scale)) for c, n in COUNTS.items()}
     concurrencies = tuple(sorted(set(args.concurrency))) if args.concurrency else CONCURRENCY
     short = {"generations": "generations", "edits 1 MiB": "edits1", "edits 4 MiB": "edits4"}
     workloads = [w for w in build_workloads() if not args.only or short[w.name] in args.only]
-    partial = bool(args.only or args.concurrency or args.without_litellm or args.profile)
+    partial = bool(args.only or args.concurrency or args.without_litellm or args.profile or args.ledger_cost)
     with tempfile.TemporaryDirectory(prefix="pixelgate-bench-") as tmp:
         log_dir = Path(tmp)
-        servers, targets = _start_servers(log_dir, log_dir / "data", with_litellm=not args.without_litellm)
+        servers, targets = _start_servers(
+            log_dir,
+            log_dir / "data",
+            with_litellm=not (args.without_litellm or args.ledger_cost),
+            ledger_baseline=args.ledger_cost,
+        )
         profiler = _start_profiler(servers["pixelgate"].process.pid, args.profile) if args.profile else None
         started = time.monotonic()
+        cpu_before = {name: server.cpu_seconds() for name, server in servers.items()}
         try:
             cells = uvloop.run(_measure(targets, workloads, concurrencies, counts, ROUNDS))
             rss = {name: server.peak_rss_bytes() for name, server in servers.items() if name != "fake"}
+            cpu = {name: server.cpu_seconds() - cpu_before[name] for name, server in servers.items()}
         finally:
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
@@ -176,6 +209,17 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "seconds": round(time.monotonic() - started, 1),
     }
+    if args.ledger_cost:
+        for cell in cells:
+            on, off = cell.targets["pixelgate"].rps, cell.targets["pixelgate-noledger"].rps
+            change = 100 * (on / off - 1)
+            label = f"ledger cost, {cell.workload} c={cell.concurrency}"
+            print(f"{label}: {on:.1f} rps with the ledger, {off:.1f} without: {change:+.1f}%")
+        # Both servers got the same requests: their CPU time is the cost per request, whatever else the
+        # host is doing (throughput on a busy host moves by more than the ledger costs).
+        on_cpu, off_cpu = cpu["pixelgate"], cpu["pixelgate-noledger"]
+        change = 100 * (on_cpu / off_cpu - 1)
+        print(f"ledger cost, CPU time: {on_cpu:.2f} s with the ledger, {off_cpu:.2f} s without: {change:+.1f}%")
     if partial:
         print(f"partial run (nothing written): peak RSS {rss}, {results['seconds']} s")
         return 0

@@ -10,7 +10,8 @@ Pillow, pydantic) are mapped to them once, at the edge of the module that sees t
     │   ├── UnsupportedParameterError  400 (strict mode: a standard parameter the model ignores)
     │   └── ModerationBlockedError     400 image_generation_user_error / moderation_blocked
     ├── AuthenticationError            401
-    ├── PermissionDeniedError          403 (a hosted image's link expired or was tampered with)
+    ├── PermissionDeniedError          403 (a hosted image's link expired or was tampered with; a key's
+    │                                      model allow-list: model_not_allowed)
     ├── NotFoundError                  404
     │   └── ModelNotFoundError         404 model_not_found
     ├── RequestTimeoutError            408 (the request body arrived too slowly)
@@ -18,7 +19,8 @@ Pillow, pydantic) are mapped to them once, at the edge of the module that sees t
     ├── PayloadTooLargeError           413
     ├── RequestHeaderTooLargeError     431 (the request line or headers over their limits)
     ├── RateLimitError                 429 (with retry-after)
-    │   └── RequestRateLimitError      429 type ``requests``: our own per-key limits
+    │   ├── RequestRateLimitError      429 type ``requests``: our own per-key limits
+    │   └── QuotaExceededError         429 insufficient_quota: a managed key's budget is spent
     ├── UpstreamError                  502 (upstream failed after retries, or answered nonsense)
     ├── ServiceUnavailableError        503 (gateway overloaded or draining)
     │   ├── ProviderNotConfiguredError 503 provider_not_configured
@@ -164,6 +166,19 @@ class RequestRateLimitError(RateLimitError):
     """A per-key limit of this gateway; OpenAI's body for its own RPM limits has ``type: requests``."""
 
     error_type = "requests"
+
+
+class QuotaExceededError(RateLimitError):
+    """The key's budget cannot cover the request's estimate (with what its requests in flight hold).
+
+    OpenAI answers an exhausted quota with a 429 whose ``type`` and ``code`` are both
+    ``insufficient_quota``; the SDKs raise it as a ``RateLimitError``. Waiting does not help (only
+    a bigger budget does), so it says ``x-should-retry: false``.
+    """
+
+    error_type = "insufficient_quota"
+    default_code = "insufficient_quota"
+    retryable = False
 
 
 class UpstreamError(GatewayError):

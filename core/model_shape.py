@@ -11,6 +11,7 @@ under ``image``, the mask under ``mask``, ``n``, a size enum) declares it once a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
@@ -90,6 +91,17 @@ class OutputFormatSpec(_Frozen):
     field: str | None = None
     values: tuple[str, ...] = ()
     default: str | None = Field(default=None, description="what the upstream returns when not asked")
+
+
+class PriceSpec(_Frozen):
+    """What one upstream call costs, in USD: the sum of the parts that are set."""
+
+    per_image: Decimal | None = None  # each output image
+    per_megapixel: Decimal | None = None  # each output megapixel (width*height/1e6, per image)
+    per_input_image: Decimal | None = None  # each input image sent
+    per_call: Decimal | None = None  # each upstream call (a job), whatever it makes
+    source: str = ""  # where the figure comes from (a URL, or "guess: why")
+    confirmed: bool = False  # False when the figure is a guess or third-party
 
 
 class CatalogDefaults(_Frozen):

@@ -23,7 +23,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from core.model_shape import CountSpec, ImageInputSpec, OutputFormatSpec, SizeSpec
+from core.model_shape import CountSpec, ImageInputSpec, OutputFormatSpec, PriceSpec, SizeSpec
 
 Mode = Literal["edit", "generate"]
 
@@ -100,6 +100,11 @@ class ModelEntry(_Frozen):
         default_factory=dict, description="fields always sent upstream, whatever the client asks"
     )
     params: Mapping[str, ParamSpec] = Field(default_factory=dict)
+    price: PriceSpec | None = Field(
+        default=None,
+        description="what one upstream call costs (normalization/pricing.py); unset: the model costs nothing "
+        "as far as pixelgate can tell, and budgets do not count it",
+    )
 
     @model_validator(mode="after")
     def _edit_needs_images(self) -> ModelEntry:

@@ -1,4 +1,5 @@
-"""``?dry_run=true``: the exact upstream request(s) a plan would send, images elided to digests."""
+"""``?dry_run=true``: the exact upstream request(s) a plan would send, images elided to digests, and
+what they would cost (the estimate a budget holds: :mod:`normalization.pricing`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pydantic import JsonValue
 
 from core.images import InputImage
 from normalization.plan import Plan
+from normalization.pricing import describe_price, plan_estimate, usd
 from providers.base import UpstreamCall
 
 
@@ -24,7 +26,7 @@ def _call_body(call: UpstreamCall) -> dict[str, JsonValue]:
 
 
 def describe_plan(plan: Plan) -> dict[str, JsonValue]:
-    """The dry-run body: model, provider, upstream requests, emulation plan, parameter handling."""
+    """The dry-run body: model, provider, upstream requests, emulation plan, parameter handling, cost estimate."""
     emulation = plan.emulation
     return {
         "dry_run": True,
@@ -51,4 +53,6 @@ def describe_plan(plan: Plan) -> dict[str, JsonValue]:
         },
         "parameters": {name: handling.model_dump(mode="json") for name, handling in plan.parameters.items()},
         "warnings": [warning.message for warning in plan.warnings],
+        "cost_usd": usd(plan_estimate(plan)),
+        "price": describe_price(plan.entry.price),
     }

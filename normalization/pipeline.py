@@ -36,7 +36,9 @@ from normalization.emulation.output_format import OutputSpec, render
 from normalization.emulation.response_format import deliver
 from normalization.engine import DEFAULT_MAX_PROMPT_CHARS, PlanSettings, plan_request
 from normalization.hosting import ImageHost
+from normalization.metering import AllClosed, CallObserver, MeteredAdapter, NoObserver, ProviderHealth, Spend
 from normalization.plan import Plan, ResponseFormat
+from normalization.pricing import usd
 from normalization.request import EditInputs, ImageRequest
 from normalization.response import ImagesResponse, ResponseMetadata
 from providers.base import ImageAdapter, ProviderResult, adapter_for
@@ -75,8 +77,12 @@ class Gateway:
         host: ImageHost,
         config: GatewayConfig,
         global_slots: asyncio.Semaphore,
+        observer: CallObserver | None = None,
     ) -> None:
         self.catalog = catalog
+        self._observer = observer or NoObserver()
+        self.health: ProviderHealth = AllClosed(adapters)
+        """Each provider's circuit-breaker state, for the metrics (no breaker yet: always closed)."""
         self._adapters = adapters
         self._workers = workers
         self._host = host
@@ -112,19 +118,33 @@ class Gateway:
             request, entry, mode, inputs, strict=strict, url_fallback=url_fallback, settings=self.plan_settings
         )
 
-    async def execute(self, plan: Plan, *, base_url: str, while_upstream: UpstreamWait | None = None) -> ImagesResponse:
+    async def execute(
+        self,
+        plan: Plan,
+        *,
+        base_url: str,
+        while_upstream: UpstreamWait | None = None,
+        spend: Spend | None = None,
+    ) -> ImagesResponse:
         """Run ``plan`` within the request deadline. Raises GatewayError subclasses only.
 
         ``while_upstream()`` is entered around the upstream calls, e.g. to hand the request's
-        admission slot on while the provider works.
+        admission slot on while the provider works. ``spend`` receives each completed call's cost as
+        it completes, also when the request fails afterwards (the caller charges it either way).
         """
-        adapter = adapter_for(self._adapters, plan.entry.provider)
+        spend = spend if spend is not None else Spend()
+        adapter = MeteredAdapter(
+            adapter_for(self._adapters, plan.entry.provider),
+            price=plan.entry.price,
+            spend=spend,
+            observer=self._observer,
+        )
         try:
             # The deadline is the upstream's: results that are in are not lost to the wait for a slot.
             async with while_upstream() if while_upstream else contextlib.nullcontext():
                 async with asyncio.timeout(self._config.request_timeout_seconds):
                     results = await self._fanout.run(adapter, plan.calls)
-            return await self._emulate(plan, results, base_url)
+            return await self._emulate(plan, results, base_url, spend)
         except TimeoutError as exc:
             raise UpstreamTimeoutError(
                 f"the upstream did not answer within {self._config.request_timeout_seconds:g} s"
@@ -134,16 +154,18 @@ class Gateway:
                 exc.param = plan.client_param(exc.param)
             raise
 
-    async def _emulate(self, plan: Plan, results: list[ProviderResult], base_url: str) -> ImagesResponse:
+    async def _emulate(self, plan: Plan, results: list[ProviderResult], base_url: str, spend: Spend) -> ImagesResponse:
         """The emulation stage after the upstream calls, in order: count, size and format, delivery."""
         emulation = plan.emulation
         images = collect(plan.calls, results)
         spec = OutputSpec(
             format=emulation.output_format, compression=emulation.output_compression, target=emulation.target
         )
+        started = time.monotonic()
         encoded = await render(
             self._workers, [image.data for image in images], spec, max_pixels=self._config.max_pixels
         )
+        self._observer.converted(time.monotonic() - started)
         delivered = await deliver(self._host, images, encoded, emulation, base_url)
         first = encoded[0]
         metadata = ResponseMetadata(
@@ -156,6 +178,7 @@ class Gateway:
             resized=any(out.resized for out in encoded),
             converted=any(out.reencoded for out in encoded),
             nsfw=[image.nsfw for image in images],
+            cost_usd=usd(spend.total),
         )
         return ImagesResponse(
             created=int(time.time()),

@@ -41,6 +41,8 @@ class ResponseMetadata(BaseModel):
     resized: bool = False
     converted: bool = False
     nsfw: list[bool | None] = Field(default_factory=list)
+    cost_usd: float = 0.0
+    """What the upstream calls cost, in USD, rounded to 6 decimals (see :mod:`normalization.pricing`)."""
 
 
 class ImagesResponse(BaseModel):

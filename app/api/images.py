@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from pydantic import JsonValue
 
 from app.api import openapi_bodies
+from app.auth import check_model_allowed
 from app.context import RequestContext, RequestContextDep
 from app.deps import AppState, AppStateDep
 from app.forms import FormLimits, read_limited, read_multipart
@@ -29,7 +30,9 @@ from core.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from normalization.catalog import Mode
 from normalization.dryrun import describe_plan
 from normalization.emulation.response_format import URL_FALLBACK_HEADER
+from normalization.metering import Spend
 from normalization.plan import Plan
+from normalization.pricing import header_value, plan_estimate
 from normalization.request import EditInputs, ImageRequest
 from normalization.response import ImagesResponse
 
@@ -37,6 +40,7 @@ router = APIRouter()
 T = TypeVar("T")
 
 CANCEL_WAIT_SECONDS = 5.0
+COST_HEADER = "x-pixelgate-cost-usd"
 MAX_JSON_BYTES_FACTOR = 2
 """A JSON edit carries base64 images: allow about 4/3 of the per-file cap per image, and headroom."""
 MAX_JSON_DEPTH = 32
@@ -142,17 +146,37 @@ async def _serve(
         )
     gateway = state.gateway
     context.outcome.model = image_request.model  # known even when planning refuses the request
+    if image_request.model and gateway.catalog.get(image_request.model) is not None:
+        # Before planning, so a key learns nothing about a model it may not use from its 400s;
+        # other spellings of a model are checked once the plan has resolved them.
+        check_model_allowed(context.principal, image_request.model)
     plan: Plan = gateway.plan(image_request, mode, inputs, strict=_strict(request), url_fallback=_url_fallback(request))
     context.outcome.model, context.outcome.provider = plan.entry.id, plan.entry.provider
+    check_model_allowed(context.principal, plan.entry.id)
+    estimate = plan_estimate(plan)
     if _dry_run(request):
-        return json_response(describe_plan(plan), headers=_warning_headers([w.message for w in plan.warnings]))
+        return json_response(
+            describe_plan(plan),
+            headers={**_warning_headers([w.message for w in plan.warnings]), COST_HEADER: header_value(estimate)},
+        )
     base_url = state.settings.public_url or str(request.base_url)
     # The deployment about to be tried, so a failure is in the ledger under the provider that failed.
     context.outcome.deployments = (f"{plan.entry.provider}:{plan.entry.upstream}",)
-    # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
-    result: ImagesResponse = await gateway.execute(plan, base_url=base_url, while_upstream=context.upstream)
+    # The estimate is held on the key's budget (429 insufficient_quota when it does not fit), and
+    # the hold is settled with what the calls cost however the request ends.
+    hold = await state.budgets.hold(context.principal, estimate)
+    spend = Spend()
+    try:
+        # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
+        result: ImagesResponse = await gateway.execute(
+            plan, base_url=base_url, while_upstream=context.upstream, spend=spend
+        )
+    finally:
+        context.outcome.cost_usd = spend.total
+        state.budgets.settle(hold, spend.total)
     _note_result(context, result)
-    return ChunksResponse(result.wire_chunks(), headers=_warning_headers(result.metadata.warnings))
+    headers = {**_warning_headers(result.metadata.warnings), COST_HEADER: header_value(spend.total)}
+    return ChunksResponse(result.wire_chunks(), headers=headers)
 
 
 def _note_result(context: RequestContext, result: ImagesResponse) -> None:

@@ -41,12 +41,27 @@ api_keys = Table(
     Column("created", BigInteger, nullable=False),
     Column("budget_micros", BigInteger, nullable=True),
     Column("spent_micros", BigInteger, nullable=False, server_default="0"),
+    # The sum of the key's live budget_holds: checked with spent_micros in one conditional UPDATE.
+    Column("held_micros", BigInteger, nullable=False, server_default="0"),
     Column("models", JSON, nullable=True),
     Column("rpm", Integer, nullable=True),
     Column("expires_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
 )
 """Managed API keys. ``models`` null: every model; ``budget_micros`` null: no budget."""
+
+budget_holds = Table(
+    "budget_holds",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_id", String(40), nullable=False),
+    Column("micros", BigInteger, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Index(None, "expires_ms"),
+)
+"""What each request in flight holds of its key's budget, until it is charged or, if its process died,
+it expires (app/keys/budget.py). ``api_keys.held_micros`` is the sum of a key's rows."""
 
 usage_ledger = Table(
     "usage_ledger",

@@ -149,11 +149,15 @@ def error_from_response(
 
 
 def error_from_job(error: str | None, error_type: str | None, secret: str | None) -> GatewayError:
-    """The gateway error for a COMPLETED status that carries ``error``/``error_type``."""
+    """The gateway error for a COMPLETED status that carries ``error``/``error_type``, with fal's own
+    text attached for the log (an exception note, scrubbed)."""
     if error_type == CONTENT_POLICY:
-        return ModerationBlockedError(scrub(error or "the upstream model refused the request", secret))
-    suffix = f" ({error_type})" if error_type else ""
-    return UpstreamError(f"the fal job failed{suffix}", code="upstream_job_failed")
+        mapped: GatewayError = ModerationBlockedError(scrub(error or "the upstream model refused the request", secret))
+    else:
+        suffix = f" ({error_type})" if error_type else ""
+        mapped = UpstreamError(f"the fal job failed{suffix}", code="upstream_job_failed")
+    mapped.add_note(f"fal job error {error_type or '-'}: {scrub(' '.join((error or '').split()), secret) or '-'}")
+    return mapped
 
 
 def error_from_transport(exc: httpx.HTTPError, *, phase: Phase) -> GatewayError:

@@ -12,6 +12,7 @@ import httpx
 from pydantic import JsonValue
 
 from providers.fal.errors import Phase, error_from_response, error_from_transport
+from providers.toolkit.failures import with_cause
 from providers.toolkit.retry import RetryPolicy, send_with_retry
 
 
@@ -58,5 +59,6 @@ class FalHttp:
         except httpx.HTTPError as exc:
             raise error_from_transport(exc, phase=phase) from exc
         if not response.is_success:
-            raise error_from_response(response, phase=phase, endpoint_id=endpoint_id, secret=self.api_key)
+            error = error_from_response(response, phase=phase, endpoint_id=endpoint_id, secret=self.api_key)
+            raise with_cause(error, response, self.api_key)
         return response

@@ -31,6 +31,7 @@ from providers.openai.results import collect_images, parse_body
 from providers.openai.retry import OPENAI_RETRY
 from providers.openai.settings import OpenAISettings
 from providers.openai.wire import ChunkedBody, generation_body, multipart_body
+from providers.toolkit.failures import with_cause
 from providers.toolkit.hosts import is_loopback_url
 from providers.toolkit.results import ResultReader
 from providers.toolkit.retry import send_with_retry
@@ -94,7 +95,8 @@ class OpenAIAdapter(ImageAdapter):
         except httpx.HTTPError as exc:
             raise error_from_transport(exc) from exc
         if not response.is_success:
-            raise error_from_response(response, upstream_model=call.upstream, secret=self._key or None)
+            error = error_from_response(response, upstream_model=call.upstream, secret=self._key or None)
+            raise with_cause(error, response, self._key or None)
         request_id = response.headers.get("x-request-id")
         body = parse_body(response.content)
         del response  # its 2-3 MB of JSON need not live on while the images are decoded

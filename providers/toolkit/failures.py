@@ -16,6 +16,8 @@ from core.errors import GatewayError, UpstreamError, UpstreamTimeoutError
 
 MAX_QUOTED = 300
 """Longest upstream text passed on to a client."""
+CAUSE_BYTES = 4096
+"""How much of an error body is read to describe the cause in the log."""
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -31,6 +33,20 @@ def scrub(text: str, secret: str | None) -> str:
             if len(part) >= 4:
                 text = text.replace(part, "[redacted]")
     return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 3] + "..."
+
+
+def upstream_cause(response: httpx.Response, secret: str | None) -> str:
+    """What the upstream answered, on one line, for the operator's log: the status and the body's text
+    (scrubbed of ``secret`` and cut to :data:`MAX_QUOTED` characters)."""
+    text = " ".join(response.content[:CAUSE_BYTES].decode("utf-8", "replace").split())
+    return f"HTTP {response.status_code}: {scrub(text, secret) if text else '(empty body)'}"
+
+
+def with_cause(error: GatewayError, response: httpx.Response, secret: str | None) -> GatewayError:
+    """``error`` with :func:`upstream_cause` attached as an exception note: logged with the failure
+    (:mod:`normalization.metering`), never sent to the client, whose message stays ``error.message``."""
+    error.add_note(upstream_cause(response, secret))
+    return error
 
 
 def bad_response(who: str, what: str) -> UpstreamError:

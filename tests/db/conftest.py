@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import delete
 
 from app.db import Database
-from app.db.schema import api_keys, usage_ledger
+from app.db.schema import api_keys, budget_holds, usage_ledger
 from tests.databases import KINDS, database_url
 
 
@@ -29,6 +29,7 @@ async def database(db_url: str) -> AsyncIterator[Database]:
     await database.open()
     async with database.engine.begin() as connection:
         await connection.execute(delete(usage_ledger))
+        await connection.execute(delete(budget_holds))
         await connection.execute(delete(api_keys))
     try:
         yield database

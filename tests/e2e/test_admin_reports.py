@@ -75,7 +75,7 @@ def test_each_provider_with_its_recent_requests_and_errors(admin: httpx.Client, 
     body = answer.json()
     assert body["object"] == "list" and body["window_seconds"] == 3600
     providers = {entry["provider"]: entry for entry in body["data"]}
-    assert list(providers) == ["fal", "openai", "sandbox"]  # the configured ones, by name
+    assert list(providers) == ["fal", "gemini", "openai", "replicate", "sandbox"]  # the configured ones, by name
     fal = providers["fal"]
     # The 401 from fal is fal's failure; the value fal refused (a 400) is the client's.
     assert (fal["requests"], fal["errors"], fal["error_rate"]) == (4, 1, 0.25)
