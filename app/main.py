@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             follow_redirects=False,
         )
         workers = ImageWorkers()
+        await host.open()
         host.start_sweeping()
         limits = ResultLimits(max_pixels=settings.max_pixels, max_bytes=settings.max_result_bytes)
         adapters = build_adapters(providers, AdapterContext(client=client, image_workers=workers, limits=limits))
