@@ -66,10 +66,20 @@ def build_store(settings: Settings) -> ImageStore:
 
 
 def build_host(settings: Settings) -> ImageHost:
-    """The configured store and the signer (configured or generated secret)."""
+    """The configured store and the signer (configured or generated secret).
+
+    A shared store (S3) needs ``PIXELGATE_SIGNING_SECRET``: a key generated in each replica's own
+    data dir would make its links invalid on every other replica, which serves the same images.
+    """
+    store = build_store(settings)
     secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
+    if isinstance(store, S3Store) and secret is None:
+        raise ConfigError(
+            "invalid configuration: store_url (PIXELGATE_STORE_URL) is a shared S3 store: set "
+            "PIXELGATE_SIGNING_SECRET too, the same on every replica, so that any of them can serve any link"
+        )
     signer = LinkSigner(load_or_create_secret(settings.data_dir, secret))
-    return ImageHost(build_store(settings), signer, sweep_interval=settings.sweep_interval_seconds)
+    return ImageHost(store, signer, sweep_interval=settings.sweep_interval_seconds)
 
 
 def hosted_router(host: ImageHost) -> APIRouter:

@@ -3,14 +3,13 @@
 ``weed mini`` runs SeaweedFS's master, volume server, filer and S3 gateway in one process. Every
 port it opens is a free loopback port chosen here (two tests may run side by side), telemetry is off
 (it would call out), the WebDAV, Iceberg and Lance servers are off, and the admin UI binds loopback.
-Credentials come from an S3 identities file (``-s3.config``): one identity with the keys of
-:data:`ACCESS_KEY` / :data:`SECRET_KEY` allowed everything, so an unsigned or wrongly signed request
-is refused as on AWS. The bucket is created at start (``-bucket``).
+Credentials: SeaweedFS makes its admin identity from ``AWS_ACCESS_KEY_ID`` and
+``AWS_SECRET_ACCESS_KEY`` in its environment (as the compose profile's S3 service is given them), so
+a request signed with other keys is refused as on AWS. The bucket is created at start (``-bucket``).
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from collections.abc import Iterator
@@ -79,21 +78,6 @@ def seaweed_s3(directory: Path, *, bucket: str = "pixelgate-images") -> Iterator
     """SeaweedFS answering S3 on a free loopback port, its data under ``directory``; stopped on exit."""
     data = directory / "data"
     data.mkdir(parents=True, exist_ok=True)
-    identities = directory / "s3-identities.json"
-    identities.write_text(
-        json.dumps(
-            {
-                "identities": [
-                    {
-                        "name": "pixelgate",
-                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            }
-        ),
-        encoding="utf-8",
-    )
     s3_port = free_port()
     ports = {
         "master.port": free_port(),
@@ -118,10 +102,10 @@ def seaweed_s3(directory: Path, *, bucket: str = "pixelgate-images") -> Iterator
         "-s3.port.lance=0",
         "-webdav=false",
         "-master.telemetry=false",
-        f"-s3.config={identities}",
         f"-bucket={bucket}",
     ]
-    process = start_process("seaweedfs", argv, log_dir=directory)
+    credentials = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    process = start_process("seaweedfs", argv, log_dir=directory, env=credentials)
     server = SeaweedS3(endpoint_url=f"http://127.0.0.1:{s3_port}", bucket=bucket, process=process)
     try:
         client = server.client()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.hosting import build_store
+from app.hosting import build_host, build_store
 from app.settings import Settings
 from core.errors import ConfigError
 from normalization.hosting import DirectoryStore
@@ -76,3 +76,11 @@ def test_a_malformed_store_url_is_refused_at_start(tmp_path: Path, url: str, mes
         build_store(make_settings(tmp_path, store_url=url))
     assert str(caught.value).startswith("invalid configuration: store_url (PIXELGATE_STORE_URL)")
     assert message in str(caught.value)
+
+
+def test_a_shared_store_needs_a_shared_signing_secret(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, store_url="s3://images/x", signing_secret=None)
+    with pytest.raises(ConfigError, match="set PIXELGATE_SIGNING_SECRET too"):
+        build_host(settings)
+    assert not (tmp_path / "signing.key").exists()
+    assert isinstance(build_host(make_settings(tmp_path, store_url="s3://images/x")).store, S3Store)
