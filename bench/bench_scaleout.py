@@ -8,12 +8,13 @@ the first status poll), driven by httpx at concurrency 16 with generations answe
 - shared: the ledger in PostgreSQL (the machine's, a fresh database), rate limits and idempotency in
   Redis (a fresh prefix), images in SeaweedFS over S3 (``weed mini`` on loopback).
 
-Two workloads, each run interleaved (embedded, shared, embedded, ...) ``--rounds`` times, medians
-reported: plain generations, and generations with a fresh ``Idempotency-Key`` each (a lease and an
-answer in Redis per request). Every server here shares the machine's cores with the client, as
-one small host would run them. Writes bench/results/scaleout.md.
+Two workloads on both setups, each combination once per round in a shuffled order (seeded), for
+``--rounds`` rounds, medians reported (with the range of the rounds' rps): plain generations, and
+generations with a fresh ``Idempotency-Key`` each (a lease and an answer in Redis per request).
+Every server here shares the machine's cores with the client, as one small host would run them.
+Writes bench/results/scaleout.md.
 
-    python -m bench.bench_scaleout [--requests 400] [--rounds 3]
+    python -m bench.bench_scaleout [--requests 300] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -147,18 +149,19 @@ def report(runs: list[Run], requests: int, rounds: int, load_before: tuple[float
         "# The cost of the shared state (python -m bench.bench_scaleout)",
         "",
         f"One replica, concurrency {CONCURRENCY}, {requests} generations per run (response_format=url), "
-        f"medians of {rounds} interleaved rounds; load average before the run: "
+        f"medians of {rounds} rounds (each combination once per round, shuffled); load average before the run: "
         + ", ".join(f"{value:.2f}" for value in load_before)
         + f" on {os.cpu_count()} cores.",
         "",
-        "| workload | setup | rps | p50 (ms) | p99 (ms) | errors |",
-        "|---|---|---:|---:|---:|---:|",
+        "| workload | setup | rps (median) | rps (min-max) | p50 (ms) | p99 (ms) | errors |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for workload in ("plain", "idempotent"):
         for setup in ("embedded", "shared"):
             chosen = [run for run in runs if run.workload == workload and run.setup == setup]
             lines.append(
                 f"| {workload} | {setup} | {statistics.median(r.rps for r in chosen):.1f} "
+                f"| {min(r.rps for r in chosen):.1f}-{max(r.rps for r in chosen):.1f} "
                 f"| {statistics.median(r.p50_ms for r in chosen):.1f} "
                 f"| {statistics.median(r.p99_ms for r in chosen):.1f} | {sum(r.errors for r in chosen)} |"
             )
@@ -167,8 +170,8 @@ def report(runs: list[Run], requests: int, rounds: int, load_before: tuple[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as tmp, contextlib.ExitStack() as stack:
@@ -181,12 +184,14 @@ def main() -> None:
         envs = environments(work, fal_url, seaweed, database_url)
         bases = {setup: stack.enter_context(gateway(setup, logs, env)) for setup, env in envs.items()}
         runs: list[Run] = []
+        combinations = [(workload, setup) for workload in ("plain", "idempotent") for setup in ("embedded", "shared")]
+        order = random.Random(7)
         for _ in range(args.rounds):
-            for workload in ("plain", "idempotent"):
-                for setup in ("embedded", "shared"):
-                    run = measure(bases[setup], setup, workload, args.requests)
-                    print(f"{workload:10} {setup:8} {run.rps:7.1f} rps  p50 {run.p50_ms:6.1f} ms  errors {run.errors}")
-                    runs.append(run)
+            order.shuffle(combinations)  # no combination always runs first (warmest or coldest) in a round
+            for workload, setup in combinations:
+                run = measure(bases[setup], setup, workload, args.requests)
+                print(f"{workload:10} {setup:8} {run.rps:7.1f} rps  p50 {run.p50_ms:6.1f} ms  errors {run.errors}")
+                runs.append(run)
     text = report(runs, args.requests, args.rounds, load_before)
     RESULTS.write_text(text, encoding="utf-8")
     print(text)
