@@ -20,9 +20,18 @@ longer than the links live.
 
 "Who sent it" is the request's principal (``key_id``: a digest of the API key, or the client's
 address when no keys are configured).
-Stored answers live behind :class:`IdempotencyStore` (:class:`MemoryIdempotencyStore`, bounded
-in entries and bytes, oldest evicted first); the waiting for a running first request is within
-this process (pixelgate runs one worker by default).
+Stored answers live behind :class:`~app.idempotency_state.IdempotencyStore` (in this process,
+bounded in entries and bytes, oldest evicted first; or Redis, shared by replicas).
+
+Several replicas: a running request holds a *lease* on its scoped key
+(:class:`~app.idempotency_state.Leases`; in Redis, a key with the fingerprint and a random token,
+renewed every third of :data:`LEASE_SECONDS` while the work runs). A duplicate reaching another
+replica finds the lease and polls for the stored answer instead of running a second upstream job (a
+lease with another fingerprint is the same 409). When the lease ends without a stored answer (a 5xx,
+or a replica that died: its lease is not renewed and expires), the waiting duplicate takes the lease
+and runs afresh, as a retry would. Waiting is bounded by the request deadline plus one lease; past
+it, 503 ``idempotency_key_in_progress`` (retryable). Within one process, duplicates share one task
+(and its answer, even one that is not stored).
 """
 
 from __future__ import annotations
@@ -32,10 +41,8 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import orjson
 from fastapi import Request
@@ -45,12 +52,17 @@ from pydantic import JsonValue
 from app.context import RequestContext
 from app.forms import ParsedForm
 from app.handlers import ChunksResponse, error_response
+from app.idempotency_state import IdempotencyStore, Leases, LocalLeases, StoredResponse
 from core.errors import ConflictError, GatewayError, InvalidRequestError, ServiceUnavailableError
 
 log = logging.getLogger("pixelgate")
 
+LEASE_SECONDS = 10.0
+"""How long a lease outlives its last renewal: how long a duplicate waits for a replica that died."""
+POLL_FIRST_SECONDS = 0.05
+POLL_MAX_SECONDS = 0.5
+
 HEADER = "idempotency-key"
-REPLAYED_HEADER = "idempotent-replayed"
 MAX_KEY_LENGTH = 255
 _NOT_STORED = frozenset({408, 409, 429})
 # Framing and per-request headers are the new response's own; every other header (retry-after,
@@ -59,78 +71,15 @@ _DROPPED_HEADERS = frozenset({"content-length", "connection", "transfer-encoding
 
 
 @dataclass(frozen=True)
-class StoredResponse:
-    """An answer as it can be sent again: status, the headers that belong to it, body."""
-
-    fingerprint: str
-    status_code: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    expires_at: float
-
-    @property
-    def size(self) -> int:
-        return len(self.body) + 256
-
-    def render(self, *, replayed: bool) -> Response:
-        headers = dict(self.headers)
-        if replayed:
-            headers[REPLAYED_HEADER] = "true"
-        return Response(self.body, status_code=self.status_code, headers=headers)
-
-
-class IdempotencyStore(Protocol):
-    """Where stored answers live, by scoped key. Implementations drop entries once expired."""
-
-    async def get(self, key: str) -> StoredResponse | None: ...
-
-    async def put(self, key: str, response: StoredResponse) -> None: ...
-
-
-class MemoryIdempotencyStore:
-    """:class:`IdempotencyStore` in this process, at most ``max_entries`` answers and ``max_bytes``
-    of bodies; the oldest go first. An answer larger than ``max_bytes`` is not stored."""
-
-    def __init__(self, *, max_entries: int, max_bytes: int, clock: Callable[[], float] = time.time) -> None:
-        self._entries: OrderedDict[str, StoredResponse] = OrderedDict()
-        self._bytes = 0
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self._clock = clock
-
-    @property
-    def bytes_used(self) -> int:
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    async def get(self, key: str) -> StoredResponse | None:
-        entry = self._entries.get(key)
-        if entry is not None and entry.expires_at <= self._clock():
-            self._drop(key)
-            return None
-        return entry
-
-    async def put(self, key: str, response: StoredResponse) -> None:
-        self._drop(key)
-        if response.size > self.max_bytes:
-            return
-        self._entries[key] = response
-        self._bytes += response.size
-        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-            self._drop(next(iter(self._entries)))
-
-    def _drop(self, key: str) -> None:
-        entry = self._entries.pop(key, None)
-        if entry is not None:
-            self._bytes -= entry.size
+class _Outcome:
+    response: StoredResponse
+    ran_here: bool  # False: another replica's (or an earlier) answer, a replay even for the first waiter
 
 
 @dataclass
 class _Running:
     fingerprint: str
-    task: asyncio.Task[StoredResponse]
+    task: asyncio.Task[_Outcome]
 
 
 Work = Callable[[], Awaitable[Response]]
@@ -151,7 +100,7 @@ def json_material(body: dict[str, JsonValue]) -> bytes:
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
-def _retrieve(task: asyncio.Task[StoredResponse]) -> None:
+def _retrieve(task: asyncio.Task[_Outcome]) -> None:
     """Mark a failure as seen: when every waiter has left, nobody else reads it."""
     if not task.cancelled():
         task.exception()
@@ -160,10 +109,23 @@ def _retrieve(task: asyncio.Task[StoredResponse]) -> None:
 class Idempotency:
     """Runs image requests at most once per (sender, ``Idempotency-Key``); see the module docstring."""
 
-    def __init__(self, store: IdempotencyStore, *, ttl_seconds: float, link_ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        *,
+        ttl_seconds: float,
+        link_ttl_seconds: float,
+        leases: Leases | None = None,
+        wait_seconds: float = 300.0 + LEASE_SECONDS,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
+        """``wait_seconds`` bounds a duplicate's wait for another replica (the request deadline plus a lease)."""
         self._store = store
+        self._leases: Leases = leases or LocalLeases()
         self._ttl = ttl_seconds
         self._link_ttl = link_ttl_seconds
+        self._wait = wait_seconds
+        self._lease = lease_seconds
         self._running: dict[str, _Running] = {}
 
     async def serve(self, request: Request, context: RequestContext, material: Material, work: Work) -> Response:
@@ -189,23 +151,24 @@ class Idempotency:
             self._check(stored.fingerprint, fingerprint)
             return stored.render(replayed=True)
         running = self._running.get(scoped)
-        leader = running is None
+        first = running is None
         if running is None:
-            task = asyncio.create_task(self._lead(scoped, fingerprint, work))
+            task = asyncio.create_task(self._settle(scoped, fingerprint, work, context))
             task.add_done_callback(_retrieve)
             if context.limits is not None:
                 context.limits.hold_until(task)
             running = self._running[scoped] = _Running(fingerprint, task)
         self._check(running.fingerprint, fingerprint)
         # Waiting does not tie the work to this connection: a client that leaves stops waiting only.
-        # A duplicate holds no admission slot while it waits: the leader needs one to finish.
-        async with contextlib.nullcontext() if leader else context.without_slot():
+        # A duplicate holds no admission slot while it waits: the first request needs one to finish.
+        async with contextlib.nullcontext() if first else context.without_slot():
             await asyncio.wait({running.task})
         if running.task.cancelled():
             raise ServiceUnavailableError(
                 "the gateway is shutting down; retry the request", headers={"retry-after": "1"}
             )
-        return running.task.result().render(replayed=not leader)
+        outcome = running.task.result()
+        return outcome.response.render(replayed=not (first and outcome.ran_here))
 
     async def aclose(self) -> None:
         """Cancel work still running for requests whose clients have gone (shutdown)."""
@@ -214,12 +177,62 @@ class Idempotency:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _lead(self, scoped: str, fingerprint: str, work: Work) -> StoredResponse:
+    async def _settle(self, scoped: str, fingerprint: str, work: Work, context: RequestContext) -> _Outcome:
+        """This process's one task for a scoped key: lead (hold the lease, run ``work``) or follow the
+        replica that holds it, and lead after all if that replica ends without an answer to keep."""
         try:
+            deadline = time.monotonic() + self._wait
+            while True:
+                claim = await self._leases.claim(scoped, fingerprint, self._lease)
+                if claim.token is not None:
+                    return await self._lead(scoped, fingerprint, work, claim.token)
+                self._check(claim.holder or fingerprint, fingerprint)
+                # Waiting on another replica: no admission slot held meanwhile.
+                async with context.without_slot():
+                    stored = await self._follow(scoped, fingerprint, deadline)
+                if stored is not None:
+                    self._check(stored.fingerprint, fingerprint)
+                    return _Outcome(stored, ran_here=False)
+        finally:
+            self._running.pop(scoped, None)
+
+    async def _follow(self, scoped: str, fingerprint: str, deadline: float) -> StoredResponse | None:
+        """The stored answer once the lease holder keeps one; None when the lease ends without one."""
+        interval = POLL_FIRST_SECONDS
+        while True:
+            stored = await self._store.get(scoped)
+            if stored is not None:
+                return stored
+            holder = await self._leases.holder(scoped)
+            if holder is None:
+                # The holder stores its answer before it releases: look once more, it may have just done both.
+                return await self._store.get(scoped)
+            self._check(holder, fingerprint)
+            if time.monotonic() >= deadline:
+                raise ServiceUnavailableError(
+                    "a request with this Idempotency-Key is still running on another replica; retry shortly",
+                    code="idempotency_key_in_progress",
+                    headers={"retry-after": "1"},
+                )
+            await asyncio.sleep(interval)
+            interval = min(interval * 2, POLL_MAX_SECONDS)
+
+    async def _lead(self, scoped: str, fingerprint: str, work: Work, token: str) -> _Outcome:
+        try:
+            stored = await self._store.get(scoped)  # answered between the first look and the claim
+            if stored is not None:
+                self._check(stored.fingerprint, fingerprint)
+                return _Outcome(stored, ran_here=False)
+            renewing = asyncio.create_task(self._keep(scoped, token))
             try:
-                response = await work()
-            except GatewayError as exc:
-                response = error_response(exc)
+                try:
+                    response = await work()
+                except GatewayError as exc:
+                    response = error_response(exc)
+            finally:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
             stored = self._snapshot(fingerprint, response)
             if stored.status_code < 500 and stored.status_code not in _NOT_STORED:
                 try:
@@ -227,9 +240,23 @@ class Idempotency:
                 except GatewayError as exc:
                     # The work is done (and paid for): its answer goes out; only a later replay is lost.
                     log.warning("idempotency: could not keep the answer for a key: %s", exc.message)
-            return stored
+            return _Outcome(stored, ran_here=True)
         finally:
-            self._running.pop(scoped, None)
+            # After the answer is stored: a duplicate that sees the lease gone finds the answer.
+            await self._leases.release(scoped, token)
+
+    async def _keep(self, scoped: str, token: str) -> None:
+        """Renew the lease while the work runs; a lost lease is logged (another replica may run it too)."""
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                kept = await self._leases.renew(scoped, token, self._lease)
+            except GatewayError as exc:
+                log.warning("idempotency: could not renew a lease: %s", exc.message)
+                continue
+            if not kept:
+                log.warning("idempotency: a lease expired while its request ran; a duplicate may run again")
+                return
 
     def _snapshot(self, fingerprint: str, response: Response) -> StoredResponse:
         body = b"".join(response.chunks) if isinstance(response, ChunksResponse) else bytes(response.body)

@@ -28,7 +28,7 @@ from app.deps import AppState
 from app.guards import BodyDeadlines, GuardStack, request_guards
 from app.handlers import install_error_handlers
 from app.hosting import build_host, hosted_router
-from app.idempotency import Idempotency
+from app.idempotency import LEASE_SECONDS, Idempotency
 from app.inputs import UrlFetcher
 from app.keys import KeyStore
 from app.keys.budget import Budgets
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redactor = access_log.install()
         client = build_upstream_client(settings.upstream_transport, UPSTREAM_MAX_CONNECTIONS)
         workers = ImageWorkers()
+        await host.open()
         host.start_sweeping()
         limits = ResultLimits(max_pixels=settings.max_pixels, max_bytes=settings.max_result_bytes)
         context = AdapterContext(
@@ -157,6 +158,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.idempotency,
             ttl_seconds=settings.idempotency_ttl_seconds,
             link_ttl_seconds=settings.image_ttl_seconds,
+            leases=state.leases,
+            # A duplicate waits for another replica at most as long as that replica's request may run.
+            wait_seconds=settings.request_timeout_seconds + LEASE_SECONDS,
         )
         app.state.pixelgate = AppState(
             settings=settings,

@@ -1,9 +1,9 @@
 """Limits and idempotency state in Redis, for several pixelgate processes behind one address.
 
 Chosen by ``PIXELGATE_STATE_URL=redis://host:port/db``; every key starts with
-``PIXELGATE_STATE_PREFIX``. What is shared then: the token buckets, the in-flight counts and the
-stored Idempotency-Key answers. What stays per process: waiting for a *running* duplicate (a
-duplicate that reaches another process while the first still runs is served again).
+``PIXELGATE_STATE_PREFIX``. What is shared then: the token buckets, the in-flight counts, the
+stored Idempotency-Key answers and the leases of running Idempotency-Key requests (a duplicate that
+reaches another process while the first still runs waits for its answer).
 
 - Buckets: one hash per identity, updated by a Lua script on Redis' own clock (processes' clocks
   do not matter); it expires once it would be full again.
@@ -11,6 +11,8 @@ duplicate that reaches another process while the first still runs is served agai
   member older than ``slot_max_age_seconds`` (a process that died mid-request) no longer counts.
 - Answers: one hash per scoped key (fingerprint, status, headers, body) expiring at the answer's
   expiry. Redis' ``maxmemory`` bounds the total; an answer over ``max_answer_bytes`` is not kept.
+- Leases: one string per scoped key, ``<fingerprint> <token>``, set only if absent and expiring
+  unless its holder renews it; renewed and deleted only by the holder of the token (Lua scripts).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.idempotency import StoredResponse
+from app.idempotency_state import Claim, StoredResponse
 from app.ratelimit import BucketState
 from core.errors import ServiceUnavailableError
 
@@ -57,6 +59,28 @@ end
 redis.call('ZADD', KEYS[1], now, ARGV[3])
 redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])))
 return 1
+"""
+
+
+_CLAIM = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, ARGV[1]}
+end
+return {0, redis.call('GET', KEYS[1])}
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 
@@ -112,7 +136,7 @@ class RedisLimitStore:
 
 
 class RedisIdempotencyStore:
-    """:class:`app.idempotency.IdempotencyStore` in Redis."""
+    """:class:`app.idempotency_state.IdempotencyStore` in Redis."""
 
     def __init__(self, redis: Redis, *, prefix: str, max_answer_bytes: int) -> None:
         self._redis = redis
@@ -155,3 +179,51 @@ class RedisIdempotencyStore:
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}idem:{key}"
+
+
+class RedisLeases:
+    """:class:`app.idempotency_state.Leases` in Redis: which replica runs a scoped key's request."""
+
+    def __init__(self, redis: Redis, *, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._claim = redis.register_script(_CLAIM)
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+
+    async def claim(self, key: str, fingerprint: str, ttl_seconds: float) -> Claim:
+        value = f"{fingerprint} {secrets.token_hex(8)}"
+        with _unavailable_is_503():
+            reply = await self._claim(keys=[self._key(key)], args=[value, _ms(ttl_seconds)])
+        granted, current = cast("list[int | bytes]", reply)
+        if granted == 1:
+            return Claim(token=value)
+        return Claim(token=None, holder=_fingerprint(current))
+
+    async def renew(self, key: str, token: str, ttl_seconds: float) -> bool:
+        with _unavailable_is_503():
+            renewed = await self._renew(keys=[self._key(key)], args=[token, _ms(ttl_seconds)])
+        return bool(renewed == 1)
+
+    async def release(self, key: str, token: str) -> None:
+        try:
+            await self._release(keys=[self._key(key)], args=[token])
+        except RedisError:
+            return  # the lease expires by itself; a duplicate then runs afresh
+
+    async def holder(self, key: str) -> str | None:
+        with _unavailable_is_503():
+            current = await self._redis.get(self._key(key))
+        return None if current is None else _fingerprint(current)
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}idem-lease:{key}"
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _fingerprint(value: object) -> str:
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return text.partition(" ")[0]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.config_errors import did_you_mean, one_line
@@ -34,6 +34,30 @@ ENV_PREFIX = "PIXELGATE_"
 CONFIG_VARIABLE = "PIXELGATE_CONFIG"
 CLIENT_VARIABLES = frozenset({"PIXELGATE_URL", "PIXELGATE_API_KEY"})
 """Read by the README's client examples, not by the server; tolerated in the server's environment."""
+
+
+AWS_VARIABLES = {
+    "endpoint_url": "AWS_ENDPOINT_URL",
+    "access_key_id": "AWS_ACCESS_KEY_ID",
+    "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "region": "AWS_REGION",
+}
+"""The standard AWS variables that configure the S3 store (``s3`` in the YAML file), field -> variable."""
+
+
+class S3Settings(BaseModel):
+    """How to reach the S3-compatible store of ``PIXELGATE_STORE_URL=s3://bucket/prefix``.
+
+    Set by the standard ``AWS_*`` variables (:data:`AWS_VARIABLES`) or the YAML ``s3`` block. Without
+    keys, the S3 client's own credential chain applies (a pod's web identity, an instance role).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint_url: str | None = Field(default=None, description="an S3-compatible server; unset: AWS itself")
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    region: str = "us-east-1"
 
 
 def _split_csv(value: object) -> object:
@@ -158,6 +182,11 @@ class Settings(BaseSettings):
         default=None,
         description="redis://host:port/db to share limits and idempotency state between processes",
     )
+    store_url: str | None = Field(
+        default=None,
+        description="where hosted images live: file:///path or s3://bucket/prefix; unset: <data_dir>/images",
+    )
+    s3: S3Settings = Field(default_factory=S3Settings, description="the S3 store's endpoint and credentials")
     state_prefix: str = Field(default="pixelgate:")
     database_url: str | None = Field(
         default=None,
@@ -233,7 +262,9 @@ class Settings(BaseSettings):
     def _providers_by_kind(cls, value: object) -> dict[str, ProviderSettings]:
         return build_providers(value)
 
-    @field_validator("signing_secret", "public_url", "state_url", "database_url", "admin_key", mode="before")
+    @field_validator(
+        "signing_secret", "public_url", "state_url", "store_url", "database_url", "admin_key", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker compose passes `PIXELGATE_PUBLIC_URL=` for an unset variable: that is no value, not an empty one.
@@ -253,7 +284,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, EnvironmentSource(settings_cls), _YamlSource(settings_cls))
+        return (
+            init_settings,
+            env_settings,
+            EnvironmentSource(settings_cls),
+            _AwsSource(settings_cls),
+            _YamlSource(settings_cls),
+        )
 
     @classmethod
     def load(cls) -> Settings:
@@ -288,6 +325,24 @@ def check_environment(environ: Mapping[str, str]) -> None:
             f"invalid configuration: unknown environment variable {unknown[0]}"
             f"{did_you_mean(unknown[0].upper(), known)}{more}"
         )
+
+
+class _AwsSource(PydanticBaseSettingsSource):
+    """The standard ``AWS_*`` variables as the ``s3`` block; they win over the YAML file's.
+
+    An empty value is no value (docker compose passes ``AWS_REGION=`` for an unset variable).
+    """
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {
+            field: value
+            for field, variable in AWS_VARIABLES.items()
+            if (value := os.environ.get(variable)) is not None and value.strip()
+        }
+        return {"s3": found} if found else {}
 
 
 class _YamlSource(PydanticBaseSettingsSource):

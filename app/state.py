@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from app.idempotency import IdempotencyStore, MemoryIdempotencyStore
+from app.idempotency_state import IdempotencyStore, Leases, LocalLeases, MemoryIdempotencyStore
 from app.ratelimit import LimitStore, MemoryLimitStore
-from app.redis_state import RedisIdempotencyStore, RedisLimitStore
+from app.redis_state import RedisIdempotencyStore, RedisLeases, RedisLimitStore
 from app.settings import Settings
 from core.errors import ConfigError
 
@@ -25,6 +25,7 @@ SLOT_MARGIN_SECONDS = 60.0
 class StateBackend:
     limits: LimitStore
     idempotency: IdempotencyStore
+    leases: Leases
     redis: Redis | None = None
 
     async def aclose(self) -> None:
@@ -38,6 +39,7 @@ def _memory(settings: Settings) -> StateBackend:
         idempotency=MemoryIdempotencyStore(
             max_entries=settings.idempotency_max_entries, max_bytes=settings.idempotency_max_bytes
         ),
+        leases=LocalLeases(),
     )
 
 
@@ -57,6 +59,7 @@ def _redis(settings: Settings) -> StateBackend:
         idempotency=RedisIdempotencyStore(
             redis, prefix=settings.state_prefix, max_answer_bytes=settings.idempotency_max_bytes
         ),
+        leases=RedisLeases(redis, prefix=settings.state_prefix),
         redis=redis,
     )
 

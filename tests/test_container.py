@@ -23,6 +23,9 @@ from tests.images import png_bytes
 from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+VENV_TIMEOUT_SECONDS = 720
+"""A test that builds the clean virtualenv (the first one to use it) pays for ``pip install .`` from the
+registry: about two minutes here, more on a loaded machine; the suite's default per-test bound is 120 s."""
 
 
 def dockerfile_cmd_and_env() -> tuple[list[str], dict[str, str]]:
@@ -86,6 +89,7 @@ def _run_cmd(venv: Path, data_dir: Path, extra_env: dict[str, str]) -> tuple[sub
     return proc, port
 
 
+@pytest.mark.timeout(VENV_TIMEOUT_SECONDS)
 def test_image_cmd_without_keys_refuses_to_serve_openly(clean_venv: Path, tmp_path: Path) -> None:
     proc, _ = _run_cmd(clean_venv, tmp_path, {})
     output, _ = proc.communicate(timeout=60)
@@ -93,6 +97,7 @@ def test_image_cmd_without_keys_refuses_to_serve_openly(clean_venv: Path, tmp_pa
     assert "refusing to serve on 0.0.0.0 without API keys" in output
 
 
+@pytest.mark.timeout(VENV_TIMEOUT_SECONDS)
 def test_image_cmd_with_compose_environment_serves_sandbox(clean_venv: Path, tmp_path: Path) -> None:
     proc, port = _run_cmd(clean_venv, tmp_path, {"PIXELGATE_ALLOW_OPEN": "1", "FAL_KEY": "", "PIXELGATE_API_KEYS": ""})
     try:

@@ -4,7 +4,10 @@ No Authorization: the signature is the credential. Answers, in this order of che
 403 ``invalid_signature`` when ``expires`` or ``sig`` is missing or malformed or the signature does
 not match (name and expiry are both signed, so neither can be altered); 403 ``link_expired`` for a
 genuine link past its expiry; 404 ``image_not_found`` when the image is gone (swept, deleted, or
-past the store's TTL); 304 when ``If-None-Match`` names its ETag; else 200, streamed from disk.
+past the store's TTL); 503 ``image_store_read_failed`` (retryable: no upstream work is repeated) when
+the store cannot be read now; 304 when ``If-None-Match`` names its ETag; else 200, streamed from disk
+or from the S3 bucket (never a redirect to the bucket: it need not be reachable by clients, and the
+playground's same-origin policy would refuse it).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import time
 from collections.abc import Callable
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
-from core.errors import PermissionDeniedError
-from normalization.hosting import ImageStore, LinkSigner
+from core.errors import PermissionDeniedError, ServiceUnavailableError
+from normalization.hosting import ImageStore, LinkSigner, StoredFile, StoredImage
 
 _EXPIRES = re.compile(r"[0-9]{1,12}")
 
@@ -39,16 +43,34 @@ def hosted_images_router(store: ImageStore, signer: LinkSigner, *, clock: Callab
         now = clock()
         if now >= expiry:
             raise PermissionDeniedError("this image link has expired", code="link_expired")
-        stored = await store.get(name, now)
-        max_age = max(0, math.floor(min(expiry, stored.expires_at) - now))
+        try:
+            found = await store.get(name, now)
+        except OSError as exc:
+            raise ServiceUnavailableError(
+                "the image store cannot be read right now; retry shortly",
+                code="image_store_read_failed",
+                headers={"retry-after": "1"},
+            ) from exc
+        image: StoredImage = found if isinstance(found, StoredFile) else found.image
+        max_age = max(0, math.floor(min(expiry, image.expires_at) - now))
         headers = {
-            "ETag": stored.etag,
+            "ETag": image.etag,
             "Cache-Control": f"private, max-age={max_age}",
             "X-Content-Type-Options": "nosniff",
         }
-        if _etag_matches(request.headers.get("if-none-match"), stored.etag):
+        not_modified = _etag_matches(request.headers.get("if-none-match"), image.etag)
+        if isinstance(found, StoredFile):
+            if not_modified:
+                return Response(status_code=304, headers=headers)
+            return FileResponse(found.path, media_type=image.media_type, headers=headers)
+        if not_modified:
+            await found.aclose()
             return Response(status_code=304, headers=headers)
-        return FileResponse(stored.path, media_type=stored.media_type, headers=headers)
+        headers["Content-Length"] = str(image.size)
+        # The background task closes the stream also when the client leaves before its end.
+        return StreamingResponse(
+            found.chunks, media_type=image.media_type, headers=headers, background=BackgroundTask(found.aclose)
+        )
 
     return router
 

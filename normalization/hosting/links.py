@@ -118,6 +118,10 @@ class ImageHost:
         self._health = (self._clock(), health)
         return health
 
+    async def open(self) -> None:
+        """Open the store's connection (an S3 client); once, in the app's lifespan."""
+        await self.store.open()
+
     def start_sweeping(self, interval: float | None = None) -> None:
         self._sweeper = asyncio.create_task(sweep_forever(self.store, interval or self.sweep_interval))
 
@@ -126,3 +130,4 @@ class ImageHost:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await self.store.aclose()

@@ -1,9 +1,9 @@
 """Hosted result images: write once under an unguessable name, serve until the TTL, then sweep.
 
 :class:`ImageStore` is the interface (put, get, delete, sweep, health), async so that a store
-over the network (an S3 bucket) fits it as well as :class:`DirectoryStore`, the default, which
-keeps files under ``<data_dir>/images`` and runs its file-system calls in a thread so a slow disk
-never stalls the event loop.
+over the network (:class:`normalization.hosting.s3.S3Store`, a bucket every replica shares) fits it
+as well as :class:`DirectoryStore`, the default, which keeps files under ``<data_dir>/images`` and
+runs its file-system calls in a thread so a slow disk never stalls the event loop.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import secrets
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -51,6 +53,20 @@ class StoredFile(StoredImage):
     path: Path
 
 
+@dataclass(frozen=True)
+class StoredStream:
+    """A hosted image whose bytes come over the network: iterate :attr:`chunks` once, or call
+    :attr:`aclose` to let them go unread (a 304). Iterating to the end closes the stream too."""
+
+    image: StoredImage
+    chunks: AsyncIterator[bytes]
+    aclose: Callable[[], Awaitable[None]]
+
+
+class StoreError(OSError):
+    """A store failure whose text is safe to show a client (no endpoint, bucket or credential)."""
+
+
 class StoreHealth(BaseModel):
     """Whether the store can take a new image now; ``problem`` says why not (no path, no secret)."""
 
@@ -61,7 +77,17 @@ class StoreHealth(BaseModel):
 
 
 class ImageStore(ABC):
-    """Where hosted result images live between the response and the client's download."""
+    """Where hosted result images live between the response and the client's download.
+
+    A store that needs a connection opens it in :meth:`open` (called once by the app's lifespan)
+    and closes it in :meth:`aclose`.
+    """
+
+    async def open(self) -> None:  # noqa: B027 - a hook: most stores have nothing to open
+        """Make the store usable (connect); called once before the first other call."""
+
+    async def aclose(self) -> None:  # noqa: B027 - a hook: most stores have nothing to close
+        """Release what :meth:`open` made."""
 
     @abstractmethod
     async def put(self, data: bytes, media_type: ImageMediaType) -> StoredImage:
@@ -69,10 +95,12 @@ class ImageStore(ABC):
         (disk full, read-only, file too large, unreachable); nothing is left behind then."""
 
     @abstractmethod
-    async def get(self, name: str, now: float | None = None) -> StoredFile:
-        """The image called ``name`` as of ``now`` (default: the current time).
+    async def get(self, name: str, now: float | None = None) -> StoredFile | StoredStream:
+        """The image called ``name`` as of ``now`` (default: the current time): a local file, or a
+        stream the caller must consume or close.
 
-        Raises :class:`NotFoundError` when the name is invalid, unknown or expired (swept or not).
+        Raises :class:`NotFoundError` when the name is invalid, unknown or expired (swept or not),
+        ``OSError`` when the store cannot be read now.
         """
 
     @abstractmethod
@@ -93,8 +121,22 @@ def is_valid_name(name: str) -> bool:
     return NAME_PATTERN.fullmatch(name) is not None
 
 
+def new_name(media_type: ImageMediaType) -> str:
+    """A fresh unguessable name for an image of ``media_type`` (192 random bits, then the extension)."""
+    return f"{secrets.token_urlsafe(24)}.{format_of(media_type).extension}"
+
+
+def media_type_of(name: str) -> ImageMediaType:
+    """The media type a valid name's extension stands for."""
+    fmt = format_for_extension(name.rsplit(".", 1)[1])
+    assert fmt is not None  # the name matched NAME_PATTERN, built from the same table
+    return fmt.media_type
+
+
 def describe_os_error(exc: OSError) -> str:
     """A store failure in words a client may read: the errno's meaning, never the path."""
+    if isinstance(exc, StoreError):
+        return str(exc)
     if exc.errno is None:
         return "the store could not write"
     return os.strerror(exc.errno).lower() + f" ({errno.errorcode.get(exc.errno, exc.errno)})"
@@ -136,11 +178,11 @@ class DirectoryStore(ImageStore):
         return await asyncio.to_thread(self._health)
 
     def _put(self, data: bytes, media_type: ImageMediaType) -> StoredImage:
-        name = f"{secrets.token_urlsafe(24)}.{format_of(media_type).extension}"
+        name = new_name(media_type)
         self._write(name, data)
         created = (self._root / name).stat().st_mtime
         return StoredImage(
-            name=name, media_type=media_type, size=len(data), etag=_etag(name), expires_at=created + self._ttl
+            name=name, media_type=media_type, size=len(data), etag=etag_for(name), expires_at=created + self._ttl
         )
 
     def _write(self, name: str, data: bytes) -> None:
@@ -164,13 +206,11 @@ class DirectoryStore(ImageStore):
         expires_at = stat.st_mtime + self._ttl
         if expires_at <= (time.time() if now is None else now):
             raise NotFoundError("the image does not exist or has expired", code="image_not_found")
-        fmt = format_for_extension(name.rsplit(".", 1)[1])
-        assert fmt is not None  # the name matched NAME_PATTERN, built from the same table
         return StoredFile(
             name=name,
-            media_type=fmt.media_type,
+            media_type=media_type_of(name),
             size=stat.st_size,
-            etag=_etag(name),
+            etag=etag_for(name),
             expires_at=expires_at,
             path=path,
         )
@@ -218,5 +258,6 @@ class DirectoryStore(ImageStore):
         return self._root / name
 
 
-def _etag(name: str) -> str:
+def etag_for(name: str) -> str:
+    """The strong ETag of the image called ``name``: its random part (a name's content never changes)."""
     return '"' + name.rsplit(".", 1)[0] + '"'

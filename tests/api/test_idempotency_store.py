@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.idempotency import MemoryIdempotencyStore, StoredResponse
+from app.idempotency_state import MemoryIdempotencyStore, StoredResponse
 
 
 class Clock:
