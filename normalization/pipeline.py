@@ -39,7 +39,7 @@ from normalization.hosting import ImageHost
 from normalization.plan import Plan, ResponseFormat
 from normalization.request import EditInputs, ImageRequest
 from normalization.response import ImagesResponse, ResponseMetadata
-from providers.base import ImageAdapter, ProviderResult, adapter_for
+from providers.base import ImageAdapter, ProviderResult, UpstreamTracker, adapter_for
 
 UpstreamWait = Callable[[], AbstractAsyncContextManager[None]]
 """Entered around a request's upstream calls (see :meth:`Gateway.execute`)."""
@@ -112,18 +112,26 @@ class Gateway:
             request, entry, mode, inputs, strict=strict, url_fallback=url_fallback, settings=self.plan_settings
         )
 
-    async def execute(self, plan: Plan, *, base_url: str, while_upstream: UpstreamWait | None = None) -> ImagesResponse:
+    async def execute(
+        self,
+        plan: Plan,
+        *,
+        base_url: str,
+        while_upstream: UpstreamWait | None = None,
+        tracker: UpstreamTracker | None = None,
+    ) -> ImagesResponse:
         """Run ``plan`` within the request deadline. Raises GatewayError subclasses only.
 
         ``while_upstream()`` is entered around the upstream calls, e.g. to hand the request's
-        admission slot on while the provider works.
+        admission slot on while the provider works. ``tracker`` (async jobs) records each call's
+        upstream job and offers the ones recorded before a restart (see :mod:`providers.base`).
         """
         adapter = adapter_for(self._adapters, plan.entry.provider)
         try:
             # The deadline is the upstream's: results that are in are not lost to the wait for a slot.
             async with while_upstream() if while_upstream else contextlib.nullcontext():
                 async with asyncio.timeout(self._config.request_timeout_seconds):
-                    results = await self._fanout.run(adapter, plan.calls)
+                    results = await self._fanout.run(adapter, plan.calls, tracker)
             return await self._emulate(plan, results, base_url)
         except TimeoutError as exc:
             raise UpstreamTimeoutError(
