@@ -9,12 +9,16 @@ import ipaddress
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from app.shutdown import StopNotice
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -48,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.db import migrate_database
     from app.http_protocol import guarded_protocol
-    from app.main import create_app
+    from app.main import create_app, stop_notice_of
     from app.settings import Settings
 
     # A configuration mistake is one line on stderr and exit status 2, never a traceback.
@@ -82,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # uvloop and httptools (uvicorn[standard]) named explicitly: a missing one fails at start
     # instead of silently falling back to the slower asyncio loop and h11 parser. The httptools
     # protocol is ours for its bounds on the request head and on draining (app/http_protocol.py).
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -94,7 +98,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop="uvloop",
         http=guarded_protocol(settings.header_timeout_seconds),
     )
+    NotifyingServer(config, stop_notice_of(app)).run()
     return 0
+
+
+class NotifyingServer(uvicorn.Server):
+    """uvicorn's server that also tells the app when it is told to stop (SIGTERM, Ctrl-C), before the
+    drain: the async-job runner then claims no new job while the requests in flight finish."""
+
+    def __init__(self, config: uvicorn.Config, notice: StopNotice) -> None:
+        super().__init__(config)
+        self._notice = notice
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._notice.notify()
+        super().handle_exit(sig, frame)
 
 
 def log_config(level: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from app.admission import AdmissionGate
 from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
+from app.jobs.service import Jobs
 from app.settings import Settings
 from normalization.catalog import Catalog
 from normalization.hosting import ImageHost
@@ -25,6 +26,7 @@ class AppState:
     fetch_input: UrlFetcher
     idempotency: Idempotency
     admission: AdmissionGate
+    jobs: Jobs
 
 
 async def get_state(request: Request) -> AppState:

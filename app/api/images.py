@@ -18,13 +18,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import JsonValue
 
-from app.api import openapi_bodies
+from app.api import jobs, openapi_bodies
 from app.context import RequestContext, RequestContextDep
 from app.deps import AppState, AppStateDep
 from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
 from app.idempotency import Material, Work, form_material, json_material
 from app.inputs import build_request, form_inputs, json_inputs
+from app.jobs.intake import PREFER_HEADER, async_intake, prefers_async
 from core.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from normalization.catalog import Mode
 from normalization.dryrun import describe_plan
@@ -140,6 +141,10 @@ async def _serve(
             param="stream",
             code="unsupported_parameter",
         )
+    # Prefer: respond-async makes the request a job (app/jobs): planned here, run by the job runner.
+    intake = async_intake(image_request, respond_async=prefers_async(request.headers.getlist(PREFER_HEADER)))
+    if intake is not None:
+        image_request = intake.request
     gateway = state.gateway
     context.outcome.model = image_request.model  # known even when planning refuses the request
     plan: Plan = gateway.plan(image_request, mode, inputs, strict=_strict(request), url_fallback=_url_fallback(request))
@@ -147,6 +152,12 @@ async def _serve(
     if _dry_run(request):
         return json_response(describe_plan(plan), headers=_warning_headers([w.message for w in plan.warnings]))
     base_url = state.settings.public_url or str(request.base_url)
+    if intake is not None and context.principal is not None:
+        strict, fallback = _strict(request), _url_fallback(request)
+        key_id = context.principal.key_id
+        return await jobs.accept(
+            state, key_id, intake, plan, inputs, base_url=base_url, strict=strict, url_fallback=fallback
+        )
     # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
     result: ImagesResponse = await gateway.execute(plan, base_url=base_url, while_upstream=context.upstream)
     _note_result(context, result)

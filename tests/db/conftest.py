@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import delete
 
 from app.db import Database
-from app.db.schema import api_keys, usage_ledger
+from app.db.schema import api_keys, jobs, usage_ledger
 from tests.databases import KINDS, database_url
 
 
@@ -30,6 +30,7 @@ async def database(db_url: str) -> AsyncIterator[Database]:
     async with database.engine.begin() as connection:
         await connection.execute(delete(usage_ledger))
         await connection.execute(delete(api_keys))
+        await connection.execute(delete(jobs))
     try:
         yield database
     finally:
