@@ -7,7 +7,7 @@ failed job), instead of executing it.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.auth import PrincipalDep
@@ -50,12 +50,12 @@ async def accept(
 
 
 @router.get("/v1/images/jobs/{job_id}", response_model=None)
-async def get_job(job_id: str, state: AppStateDep, principal: PrincipalDep) -> Response:
+async def get_job(job_id: str, request: Request, state: AppStateDep, principal: PrincipalDep) -> Response:
     """The job; once completed with ``result`` (the synchronous answer), once failed with ``error``."""
-    return json_response(await state.jobs.show(job_id, principal.key_id))
+    return json_response(await state.jobs.show(job_id, principal.key_id, str(request.base_url)))
 
 
 @router.delete("/v1/images/jobs/{job_id}", response_model=None)
-async def cancel_job(job_id: str, state: AppStateDep, principal: PrincipalDep) -> Response:
+async def cancel_job(job_id: str, request: Request, state: AppStateDep, principal: PrincipalDep) -> Response:
     """Cancel a queued or running job (and its upstream job); a finished job is answered unchanged."""
-    return json_response(await state.jobs.cancel(job_id, principal.key_id))
+    return json_response(await state.jobs.cancel(job_id, principal.key_id, str(request.base_url)))

@@ -120,10 +120,12 @@ class JobRequest(_Frozen):
 
 
 class ResultLinks(_Frozen):
-    """The hosted links last minted for a ``url`` result, and until when they work (ms)."""
+    """The hosted copies of a ``url`` result's images (their names in the image store) and until when
+    links to them are signed (Unix seconds; the copies live at least that long). The links are made
+    from these on each read, for the base URL the reader used."""
 
-    urls: tuple[str, ...]
-    until_ms: int
+    names: tuple[str, ...]
+    expires: int
 
 
 class RecordedHandle(_Frozen):

@@ -6,8 +6,10 @@ Reading it renders the body a synchronous call would have returned:
 
 - ``b64_json``: the images inlined again;
 - ``url``: the images published to the image store (:mod:`normalization.hosting`) behind signed links.
-  The links are kept with the job and handed out again while they have at least half of
-  ``PIXELGATE_IMAGE_TTL_SECONDS`` left; after that the images are published anew with fresh links.
+  The hosted copies are kept with the job and linked to again while they have at least half of
+  ``PIXELGATE_IMAGE_TTL_SECONDS`` left; after that the images are published anew. Links are made on
+  each read for the reader's base URL (``PIXELGATE_PUBLIC_URL`` when set), so any replica answers
+  with links to itself.
   So a result stays retrievable for the job's whole retention (``PIXELGATE_JOB_TTL_SECONDS``, longer
   than any link), every link handed out works for at least half the link lifetime, and the store
   holds a job's images only while someone reads them.
@@ -29,7 +31,7 @@ from app.jobs.models import JobRow, ResultLinks
 from app.jobs.store import JobStore
 from core.errors import GatewayError, ImageStoreUnavailableError
 from core.images import format_for_extension
-from normalization.hosting import ImageHost
+from normalization.hosting import ImageHost, signed_url
 from normalization.response import ImagesResponse
 
 
@@ -51,18 +53,22 @@ class JobResults:
     def __init__(self, store: JobStore, host: ImageHost, *, link_ttl_seconds: int, public_url: str | None) -> None:
         self._store = store
         self._host = host
-        self._link_ttl_ms = link_ttl_seconds * 1000
+        self._link_ttl = link_ttl_seconds
         self._public_url = public_url
 
-    async def render(self, row: JobRow) -> dict[str, JsonValue] | None:
-        """The answer of a completed job as the synchronous call would have returned it; None otherwise."""
+    async def render(self, row: JobRow, base_url: str | None = None) -> dict[str, JsonValue] | None:
+        """The answer of a completed job as the synchronous call would have returned it; None otherwise.
+
+        Links point at ``base_url`` (the reader's own; ``PIXELGATE_PUBLIC_URL`` wins when set, and the
+        submitting request's base URL is the fallback, for webhooks).
+        """
         if row.status != "completed" or row.result is None:
             return None
         body: dict[str, Any] = dict(row.result)
         data = [dict(item) for item in body.get("data", [])]
         if row.request.response_format == "url":
             try:
-                urls = await self._links(row)
+                links = await self._links(row)
             except ImageStoreUnavailableError as exc:
                 if not row.request.url_fallback:
                     raise
@@ -72,8 +78,9 @@ class JobResults:
                 metadata["warnings"] = [*metadata.get("warnings", []), warning]
                 body["metadata"] = metadata
             else:
-                for item, url in zip(data, urls, strict=True):
-                    item["url"] = url
+                base = self._public_url or base_url or row.request.base_url
+                for item, name in zip(data, links.names, strict=True):
+                    item["url"] = signed_url(base, name, links.expires, self._host.signer)
         else:
             await self._inline(row, data)
         body["data"] = data
@@ -90,26 +97,25 @@ class JobResults:
             raise GatewayError(f"job {row.id} is completed but its images are missing")
         return images
 
-    async def _links(self, row: JobRow) -> tuple[str, ...]:
-        now_ms = int(time.time() * 1000)
+    async def _links(self, row: JobRow) -> ResultLinks:
+        """The hosted copies to link to: the stored ones while they have half the link lifetime left, else new."""
+        now = int(time.time())
         links = row.result_links
-        if links is not None and links.until_ms - now_ms >= self._link_ttl_ms // 2:
-            return links.urls
+        if links is not None and links.expires - now >= self._link_ttl // 2:
+            return links
         fmt = format_for_extension(str((row.result or {}).get("output_format", "png")))
         if fmt is None:
             raise GatewayError(f"job {row.id} has a result in a format this gateway does not host")
-        media_type = fmt.media_type
-        base_url = self._public_url or row.request.base_url
-        published: list[str] = []
-        published_names: list[str] = []
+        names: list[str] = []
         try:
             for image in await self._images(row):
-                hosted = await self._host.publish(image, media_type, base_url)
-                published.append(hosted.url)
-                published_names.append(hosted.name)
+                # The base URL is irrelevant here: links are made per read, from the names.
+                names.append((await self._host.publish(image, fmt.media_type, "")).name)
         except BaseException:
-            await self._host.withdraw(published_names)
+            await self._host.withdraw(names)
             raise
-        fresh = ResultLinks(urls=tuple(published), until_ms=now_ms + self._link_ttl_ms)
+        # A copy expires its store's TTL after it was written, so after this moment: links signed
+        # until now + TTL never outlive it.
+        fresh = ResultLinks(names=tuple(names), expires=now + self._link_ttl)
         await self._store.save_links(row.id, fresh)
-        return fresh.urls
+        return fresh

@@ -101,17 +101,17 @@ class Jobs:
         self._runner.wake()
         return job_object(row, None)
 
-    async def show(self, job_id: str, key_id: str) -> dict[str, JsonValue]:
-        """The job with its result or error; 404 for another key's job or an unknown id."""
+    async def show(self, job_id: str, key_id: str, base_url: str | None = None) -> dict[str, JsonValue]:
+        """The job with its result or error (links to ``base_url``); 404 for another key's job or an unknown id."""
         if not is_job_id(job_id):
             raise _not_found(job_id)
         with unavailable_as_503():
             row = await self._store.get(job_id, key_id)
             if row is None:
                 raise _not_found(job_id)
-            return job_object(row, await self._results.render(row))
+            return job_object(row, await self._results.render(row, base_url))
 
-    async def cancel(self, job_id: str, key_id: str) -> dict[str, JsonValue]:
+    async def cancel(self, job_id: str, key_id: str, base_url: str | None = None) -> dict[str, JsonValue]:
         """Cancel a queued or running job (its upstream job too); a finished job is shown unchanged."""
         if not is_job_id(job_id):
             raise _not_found(job_id)
@@ -119,7 +119,7 @@ class Jobs:
             if await self._store.cancel(job_id, key_id, now_ms=_now_ms(), ttl_ms=self._limits.ttl_seconds * 1000):
                 self._runner.cancel_local(job_id)  # elsewhere, the runner holding it sees it at its next renewal
                 self._runner.wake()  # the webhook of the cancelled job
-        return await self.show(job_id, key_id)
+        return await self.show(job_id, key_id, base_url)
 
     async def _check_webhook(self, url: str) -> None:
         if len(url) > MAX_WEBHOOK_URL_CHARS:
