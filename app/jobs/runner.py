@@ -55,6 +55,7 @@ from providers.fetch import redact_url
 log = logging.getLogger("pixelgate.jobs")
 
 _DB_ERRORS = (OSError, SQLAlchemyError)
+DB_ERROR_LOG_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class JobRunner:
     # -- the loop --------------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        next_heartbeat = next_sweep = 0.0
+        next_heartbeat = next_sweep = quiet_until = 0.0
         while True:
             self._wake.clear()
             now = time.monotonic()
@@ -164,7 +165,9 @@ class JobRunner:
                     if swept:
                         log.info("deleted %d finished jobs past their retention", swept)
             except _DB_ERRORS as exc:
-                log.warning("job runner: database error, retrying: %s", error_summary(exc))
+                if now >= quiet_until:  # once per interval while the database is away, not every poll
+                    quiet_until = now + DB_ERROR_LOG_SECONDS
+                    log.warning("job runner: database error, retrying: %s", error_summary(exc))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.poll_seconds):
                     await self._wake.wait()
