@@ -99,9 +99,9 @@ class JobResults:
 
     async def _links(self, row: JobRow) -> ResultLinks:
         """The hosted copies to link to: the stored ones while they have half the link lifetime left, else new."""
-        now = int(time.time())
+        now = time.time()
         links = row.result_links
-        if links is not None and links.expires - now >= self._link_ttl // 2:
+        if links is not None and links.expires - now >= self._link_ttl / 2:
             return links
         fmt = format_for_extension(str((row.result or {}).get("output_format", "png")))
         if fmt is None:
@@ -116,6 +116,6 @@ class JobResults:
             raise
         # A copy expires its store's TTL after it was written, so after this moment: links signed
         # until now + TTL never outlive it.
-        fresh = ResultLinks(names=tuple(names), expires=now + self._link_ttl)
+        fresh = ResultLinks(names=tuple(names), expires=int(now) + self._link_ttl)
         await self._store.save_links(row.id, fresh)
         return fresh
