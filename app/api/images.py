@@ -152,12 +152,9 @@ async def _serve(
     if _dry_run(request):
         return json_response(describe_plan(plan), headers=_warning_headers([w.message for w in plan.warnings]))
     base_url = state.settings.public_url or str(request.base_url)
-    if intake is not None and context.principal is not None:
+    if intake is not None:
         strict, fallback = _strict(request), _url_fallback(request)
-        key_id = context.principal.key_id
-        return await jobs.accept(
-            state, key_id, intake, plan, inputs, base_url=base_url, strict=strict, url_fallback=fallback
-        )
+        return await jobs.accept(state, context, intake, plan, inputs, base_url, strict=strict, url_fallback=fallback)
     # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
     result: ImagesResponse = await gateway.execute(plan, base_url=base_url, while_upstream=context.upstream)
     _note_result(context, result)

@@ -11,10 +11,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.auth import PrincipalDep
+from app.context import RequestContext
 from app.deps import AppState, AppStateDep
 from app.handlers import json_response
 from app.jobs.intake import RESPOND_ASYNC, AsyncIntake
 from app.jobs.models import JobRequest
+from core.errors import AuthenticationError
 from normalization.plan import Plan
 from normalization.request import EditInputs
 
@@ -23,16 +25,19 @@ router = APIRouter()
 
 async def accept(
     state: AppState,
-    key_id: str,
+    context: RequestContext,
     intake: AsyncIntake,
     plan: Plan,
     inputs: EditInputs | None,
-    *,
     base_url: str,
+    *,
     strict: bool,
     url_fallback: bool,
 ) -> Response:
-    """Store the planned request as a queued job; 202 with the job, ``Location`` to poll it."""
+    """Store the planned request as a queued job of the request's principal; 202 with the job,
+    ``Location`` to poll it."""
+    if context.principal is None:  # the image routes require one; a job must belong to a key
+        raise AuthenticationError("async jobs need an API key")
     request = JobRequest.of(
         intake.request,
         plan.mode,
@@ -43,7 +48,11 @@ async def accept(
         response_format=plan.emulation.response_format,
     )
     job = await state.jobs.submit(
-        key_id=key_id, model=plan.entry.id, request=request, inputs=inputs, webhook_url=intake.webhook_url
+        key_id=context.principal.key_id,
+        model=plan.entry.id,
+        request=request,
+        inputs=inputs,
+        webhook_url=intake.webhook_url,
     )
     headers = {"location": f"/v1/images/jobs/{job['id']}", "preference-applied": RESPOND_ASYNC}
     return json_response(job, status_code=202, headers=headers)

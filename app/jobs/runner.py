@@ -56,6 +56,8 @@ log = logging.getLogger("pixelgate.jobs")
 
 _DB_ERRORS = (OSError, SQLAlchemyError)
 DB_ERROR_LOG_SECONDS = 30.0
+MAX_RUNS = 5
+"""A job is run at most this many times (each restart or takeover is a run); then it fails."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,11 @@ class JobRunner:
         lease_ms = int(self.config.lease_seconds * 1000)
         for job in await self._store.claim(self.owner, free, now_ms=_now_ms(), lease_ms=lease_ms):
             tracker = JobTracker(self._store, self.owner, job.id, job.handles)
+            if job.runs > MAX_RUNS:
+                # Taken over again and again: whatever stops its processes would stop the next one too.
+                interrupted = GatewayError(f"the job was interrupted {job.runs - 1} times and is given up")
+                await self._failed(job, interrupted, time.monotonic())
+                continue
             if job.runs > 1:
                 log.info("job %s: taken over (run %d, %d upstream jobs to follow)", job.id, job.runs, len(job.handles))
             task = asyncio.create_task(self._run(job, tracker), name=f"pixelgate-{job.id}")
