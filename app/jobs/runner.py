@@ -151,7 +151,7 @@ class JobRunner:
 
     async def _loop(self) -> None:
         next_heartbeat = next_sweep = quiet_until = 0.0
-        while True:
+        while not self._stopped:
             self._wake.clear()
             now = time.monotonic()
             try:
@@ -356,6 +356,9 @@ class JobRunner:
             return
         self._stopped = True
         if self._loop_task is not None:
+            # Let the loop end its round: cancelling it inside a query would leave a connection half-used.
+            self._wake.set()
+            await _settle([self._loop_task], self.config.detach_grace_seconds)
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
