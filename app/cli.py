@@ -8,10 +8,15 @@ import ipaddress
 import os
 import sys
 from collections.abc import Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from app.shutdown import StopNotice
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -46,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.db import migrate_database
     from app.http_protocol import guarded_protocol
     from app.logs import log_config
-    from app.main import create_app
+    from app.main import create_app, stop_notice_of
     from app.settings import Settings
 
     # A configuration mistake is one line on stderr and exit status 2, never a traceback.
@@ -80,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # uvloop and httptools (uvicorn[standard]) named explicitly: a missing one fails at start
     # instead of silently falling back to the slower asyncio loop and h11 parser. The httptools
     # protocol is ours for its bounds on the request head and on draining (app/http_protocol.py).
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -95,7 +100,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         http=guarded_protocol(settings.header_timeout_seconds),
         timeout_keep_alive=settings.keepalive_timeout_seconds,
     )
+    NotifyingServer(config, stop_notice_of(app)).run()
     return 0
+
+
+class NotifyingServer(uvicorn.Server):
+    """uvicorn's server that also tells the app when it is told to stop (SIGTERM, Ctrl-C), before the
+    drain: the async-job runner then claims no new job while the requests in flight finish."""
+
+    def __init__(self, config: uvicorn.Config, notice: StopNotice) -> None:
+        super().__init__(config)
+        self._notice = notice
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._notice.notify()
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from app.admission import AdmissionGate
 from app.idempotency import Idempotency
 from app.inputs import UrlFetcher
+from app.jobs.service import Jobs
 from app.keys.budget import Budgets
 from app.settings import Settings
 from normalization.catalog import Catalog
@@ -27,6 +28,7 @@ class AppState:
     idempotency: Idempotency
     admission: AdmissionGate
     budgets: Budgets
+    jobs: Jobs
 
 
 async def get_state(request: Request) -> AppState:

@@ -21,6 +21,7 @@ from app.admin.providers import provider_infos
 from app.admin.routes import admin_router
 from app.admission import AdmissionGate, AdmissionLimits
 from app.api import health, images, models, pages
+from app.api import jobs as jobs_api
 from app.api.docs import install_docs
 from app.auth import EnvKeyResolver, FirstMatch, require_principal
 from app.db import Database
@@ -30,6 +31,11 @@ from app.handlers import install_error_handlers
 from app.hosting import build_host, hosted_router
 from app.idempotency import LEASE_SECONDS, Idempotency
 from app.inputs import UrlFetcher
+from app.jobs.results import JobResults
+from app.jobs.runner import JobRunner, RunnerConfig
+from app.jobs.service import JobLimits, Jobs
+from app.jobs.store import JobStore
+from app.jobs.webhooks import WebhookSender, WebhookSigner, load_or_create_secret
 from app.keys import KeyStore
 from app.keys.budget import Budgets
 from app.keys.resolver import ManagedKeyResolver
@@ -37,12 +43,12 @@ from app.logs import RequestLog
 from app.metrics import Metrics, metrics_router
 from app.ratelimit import limit_config
 from app.settings import Settings
-from app.shutdown import InFlight
+from app.shutdown import InFlight, StopNotice
 from app.startup import check_data_dir, log_configuration, log_operations
 from app.state import build_state
 from app.upstream_http import build_upstream_client
 from app.usage import Ledger, LedgerConfig
-from core.errors import InvalidRequestError, UpstreamError
+from core.errors import ConfigError, InvalidRequestError, UpstreamError
 from core.image_workers import ImageWorkers
 from core.provider_settings import ProviderSettings
 from normalization.catalog import Catalog, load_builtin_catalog
@@ -92,6 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     budgets = Budgets(database, hold_seconds=settings.request_timeout_seconds)
     metrics = Metrics(admission=admission, ledger=ledger, budgets=budgets)
     managed_keys = ManagedKeyResolver(key_store)
+    job_store = JobStore(database)
+    webhook_signer = WebhookSigner(webhook_key(settings))
+    stop_notice = StopNotice()
 
     async def open_access() -> bool:
         """No key of any kind: no configured key, no admin key (whoever holds one manages keys), and
@@ -154,6 +163,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             observer=metrics,
         )
         metrics.watch_health(gateway.health)
+        job_results = JobResults(
+            job_store, host, link_ttl_seconds=settings.image_ttl_seconds, public_url=settings.public_url
+        )
+        webhooks = WebhookSender(client, webhook_signer, frozenset(settings.fetch_allow_hosts))
+        job_runner = JobRunner(
+            store=job_store,
+            gateway=gateway,
+            results=job_results,
+            sender=webhooks,
+            ledger=ledger,
+            config=runner_config(settings),
+            notice=stop_notice,
+            budgets=budgets,
+            principal_of=managed_keys.principal_of,
+        )
+        jobs = Jobs(
+            store=job_store,
+            runner=job_runner,
+            results=job_results,
+            limits=JobLimits(
+                max_unfinished_per_key=settings.max_concurrent_per_key,
+                max_input_bytes=settings.job_max_input_bytes,
+                ttl_seconds=settings.job_ttl_seconds,
+            ),
+            webhook_policy=webhooks.policy,
+        )
         idempotency = Idempotency(
             state.idempotency,
             ttl_seconds=settings.idempotency_ttl_seconds,
@@ -171,10 +206,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             idempotency=idempotency,
             admission=admission,
             budgets=budgets,
+            jobs=jobs,
         )
+        job_runner.start()
         try:
             yield
         finally:
+            # First: detached jobs still record their upstream jobs, through the client and the database.
+            await job_runner.aclose()
             # Requests the server cancelled after the drain timeout still call upstream to cancel.
             await inflight.settle(timeout=CANCEL_GRACE_SECONDS)
             await ledger.aclose()  # after the last request recorded its row
@@ -190,11 +229,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             access_log.uninstall(redactor)
 
     app = FastAPI(title="pixelgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.stop_notice = stop_notice  # `pixelgate serve` sets it on SIGTERM (app/cli.py)
     install_error_handlers(app)
     install_docs(app)
     app.add_middleware(GuardStack, guards=guards)  # the order and its reasons: app/guards.py
     app.include_router(health.router)
     app.include_router(images.router, dependencies=[Depends(require_principal)])
+    app.include_router(jobs_api.router, dependencies=[Depends(require_principal)])
     app.include_router(models.router, dependencies=[Depends(require_principal)])
     app.include_router(hosted_router(host))
     app.include_router(
@@ -203,6 +244,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router(metrics, settings.admin_key))
     app.include_router(pages.router(settings))
     return app
+
+
+def webhook_key(settings: Settings) -> bytes:
+    """The webhook signing key (configured, or generated once in the data dir); :class:`ConfigError` if unusable."""
+    configured = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    try:
+        return load_or_create_secret(settings.data_dir, configured)
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def runner_config(settings: Settings) -> RunnerConfig:
+    return RunnerConfig(
+        concurrency=settings.job_concurrency,
+        lease_seconds=settings.job_lease_seconds,
+        ttl_seconds=settings.job_ttl_seconds,
+        webhook_retry_seconds=tuple(settings.webhook_retry_seconds),
+    )
+
+
+def stop_notice_of(app: FastAPI) -> StopNotice:
+    """The app's :class:`StopNotice` (set by whoever runs the server when it is told to stop)."""
+    notice = app.state.stop_notice
+    if not isinstance(notice, StopNotice):
+        raise RuntimeError("not an app made by create_app")
+    return notice
 
 
 def ledger_config(settings: Settings) -> LedgerConfig:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.config_errors import did_you_mean, one_line
+from app.jobs.webhooks import parse_secret
 from app.provider_config import EnvironmentSource, build_providers, declared_variables, with_kind_defaults
 from app.upstream_http import UpstreamTransport
 from core.errors import ConfigError
@@ -215,6 +216,36 @@ class Settings(BaseSettings):
         ge=0,
         description="on SIGTERM: how long in-flight requests may still run before they are cancelled",
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="whsec_ secret that signs async-job webhooks (Standard Webhooks); unset: generated in the data dir",
+    )
+    webhook_retry_seconds: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0],
+        min_length=0,
+        max_length=20,
+        description="waits before each retry of an undelivered webhook (comma-separated seconds); then given up",
+    )
+    job_ttl_seconds: int = Field(
+        default=86_400,
+        ge=1,
+        description="how long a finished async job and its result are kept",
+    )
+    job_concurrency: int = Field(
+        default=32,
+        ge=1,
+        description="async jobs one process runs at once; the others wait queued",
+    )
+    job_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="a process's claim on a running job, renewed while it runs; a dead process's jobs move on after it",
+    )
+    job_max_input_bytes: int = Field(
+        default=64 * MiB,
+        gt=0,
+        description="the input images of one async job, all together (they are stored in the database)",
+    )
     fetch_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -263,17 +294,38 @@ class Settings(BaseSettings):
         return build_providers(value)
 
     @field_validator(
-        "signing_secret", "public_url", "state_url", "store_url", "database_url", "admin_key", mode="before"
+        "signing_secret",
+        "webhook_secret",
+        "public_url",
+        "state_url",
+        "store_url",
+        "database_url",
+        "admin_key",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker compose passes `PIXELGATE_PUBLIC_URL=` for an unset variable: that is no value, not an empty one.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("api_keys", "fetch_allow_hosts", mode="before")
+    @field_validator("api_keys", "fetch_allow_hosts", "webhook_retry_seconds", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_secret(value.get_secret_value(), "the webhook secret")
+        return value
+
+    @field_validator("webhook_retry_seconds")
+    @classmethod
+    def _retry_waits(cls, value: list[float]) -> list[float]:
+        if any(wait < 0 or wait > 86_400 for wait in value):
+            raise ValueError("each wait must be between 0 and 86400 seconds")
+        return value
 
     @classmethod
     def settings_customise_sources(

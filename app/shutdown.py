@@ -25,6 +25,22 @@ from app.handlers import error_response
 from core.errors import ServiceUnavailableError
 
 
+class StopNotice:
+    """Set when the server is told to stop (SIGTERM, Ctrl-C), before the drain begins.
+
+    uvicorn runs the lifespan's shutdown only after the drain; what starts work on its own (the
+    async-job runner claiming jobs) reads :attr:`stopping` to start nothing new meanwhile.
+    ``pixelgate serve`` sets it from its signal handler (:func:`app.cli.main`); a plain bool, so
+    setting it from a signal handler is safe.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def notify(self) -> None:
+        self.stopping = True
+
+
 class InFlight:
     """The requests being served right now (their tasks)."""
 

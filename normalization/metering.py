@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from decimal import Decimal
 from typing import Literal, Protocol
 
 from core.errors import GatewayError
 from core.model_shape import PriceSpec
 from normalization.pricing import ZERO, call_actual
-from providers.base import ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import ImageAdapter, ProviderResult, UpstreamCall, UpstreamTracker
 
 log = logging.getLogger("pixelgate.upstream")
 
@@ -93,11 +93,18 @@ class MeteredAdapter(ImageAdapter):
         self._observer = observer
 
     async def run(self, call: UpstreamCall) -> ProviderResult:
+        return await self._metered(call, self._inner.run(call))
+
+    async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
+        # The inner adapter's own resumable run (an async job): metering must not hide it.
+        return await self._metered(call, self._inner.run_tracked(call, tracker))
+
+    async def _metered(self, call: UpstreamCall, work: Awaitable[ProviderResult]) -> ProviderResult:
         self._observer.call_started(call.provider)
         started = time.monotonic()
         error: GatewayError | None = None
         try:
-            result = await self._inner.run(call)
+            result = await work
         except GatewayError as exc:
             error = exc
             _log_failure(call, exc)

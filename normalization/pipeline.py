@@ -41,7 +41,7 @@ from normalization.plan import Plan, ResponseFormat
 from normalization.pricing import usd
 from normalization.request import EditInputs, ImageRequest
 from normalization.response import ImagesResponse, ResponseMetadata
-from providers.base import ImageAdapter, ProviderResult, adapter_for
+from providers.base import ImageAdapter, ProviderResult, UpstreamTracker, adapter_for
 
 UpstreamWait = Callable[[], AbstractAsyncContextManager[None]]
 """Entered around a request's upstream calls (see :meth:`Gateway.execute`)."""
@@ -125,12 +125,15 @@ class Gateway:
         base_url: str,
         while_upstream: UpstreamWait | None = None,
         spend: Spend | None = None,
+        tracker: UpstreamTracker | None = None,
     ) -> ImagesResponse:
         """Run ``plan`` within the request deadline. Raises GatewayError subclasses only.
 
         ``while_upstream()`` is entered around the upstream calls, e.g. to hand the request's
         admission slot on while the provider works. ``spend`` receives each completed call's cost as
         it completes, also when the request fails afterwards (the caller charges it either way).
+        ``tracker`` (async jobs) records each call's
+        upstream job and offers the ones recorded before a restart (see :mod:`providers.base`).
         """
         spend = spend if spend is not None else Spend()
         adapter = MeteredAdapter(
@@ -143,7 +146,7 @@ class Gateway:
             # The deadline is the upstream's: results that are in are not lost to the wait for a slot.
             async with while_upstream() if while_upstream else contextlib.nullcontext():
                 async with asyncio.timeout(self._config.request_timeout_seconds):
-                    results = await self._fanout.run(adapter, plan.calls)
+                    results = await self._fanout.run(adapter, plan.calls, tracker)
             return await self._emulate(plan, results, base_url, spend)
         except TimeoutError as exc:
             raise UpstreamTimeoutError(

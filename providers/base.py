@@ -9,6 +9,16 @@ how to authenticate, poll, retry, upload inputs and download results. They never
 Failure contract: an adapter raises :mod:`core.errors` exceptions only, having mapped its client
 library's exceptions in one place. On ``asyncio.CancelledError`` (client gone, deadline passed,
 sibling call failed) it releases upstream work it started (e.g. fal's cancel) and re-raises.
+
+Resumption (async jobs that outlive a restart): :meth:`ImageAdapter.run_tracked` is ``run`` with an
+:class:`UpstreamTracker` beside it. An adapter whose upstream jobs can be followed again (a fal
+request id, a Replicate prediction id) overrides it: it reports the job's :class:`UpstreamHandle`
+through ``tracker.started`` as soon as the upstream has accepted it (before waiting for the
+result), follows ``tracker.previous(call)`` instead of submitting when a handle was recorded before
+a restart, and leaves the upstream job running when cancelled while ``tracker.detaching`` (the
+process is stopping and another process will follow the job). The default runs ``run`` and reports
+nothing: the call is simply made again after a restart, which suits adapters whose calls are
+synchronous or free (the sandbox, an OpenAI-compatible upstream that answers in one request).
 """
 
 from __future__ import annotations
@@ -72,6 +82,40 @@ class ProviderResult(_Frozen):
     upstream_request_id: str | None = None
 
 
+class UpstreamHandle(_Frozen):
+    """The upstream job behind one call, as its adapter reports it: enough to follow it again later.
+
+    ``request_id`` is the upstream's own id (fal's request id, a Replicate prediction id); ``state``
+    holds whatever else the adapter needs to follow it (fal: its status, response and cancel URLs).
+    It is stored in the gateway's database as JSON: never put a credential in it.
+    """
+
+    request_id: str
+    state: dict[str, str] = Field(default_factory=dict)
+
+
+class UpstreamTracker(ABC):
+    """Where an adapter reports the upstream jobs of one request, and finds those of an earlier run.
+
+    One tracker serves every call of a request; calls are told apart by ``call.index``,
+    ``call.provider`` and ``call.upstream``, so a handle recorded for one deployment is never
+    offered to another.
+    """
+
+    detaching: bool = False
+    """True while the request is being stopped so that another process can resume it: an adapter that
+    is cancelled then leaves its upstream job running (it is not cancelled upstream)."""
+
+    @abstractmethod
+    def previous(self, call: UpstreamCall) -> UpstreamHandle | None:
+        """The handle recorded for ``call`` by an earlier run of the same request, if any."""
+
+    @abstractmethod
+    async def started(self, call: UpstreamCall, handle: UpstreamHandle) -> None:
+        """Record that the upstream accepted ``call`` as ``handle``. Never raises (a failure to record
+        is logged: the call then runs on, and is made again should the process stop)."""
+
+
 class ImageAdapter(ABC):
     """One provider kind's protocol. One instance per configured provider, built at start-up."""
 
@@ -84,6 +128,14 @@ class ImageAdapter(ABC):
         engine maps it back to the client's name), ``ModerationBlockedError``, ``UpstreamError``,
         ``UpstreamTimeoutError``. Retries retryable failures itself before raising.
         """
+
+    async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
+        """:meth:`run`, reporting the upstream job to ``tracker`` and resuming one it recorded.
+
+        See the module docstring. This default makes the call again after a restart and reports
+        nothing; an adapter whose upstream jobs outlive the request overrides it.
+        """
+        return await self.run(call)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook; most adapters own nothing
         """Release resources the adapter owns (not the shared HTTP client). Default: nothing."""

@@ -26,6 +26,7 @@ import binascii
 import ipaddress
 import socket
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -113,29 +114,101 @@ async def _resolve(host: str, port: int, url: str) -> list[IPAddress]:
     return addresses
 
 
-async def _checked_request(client: httpx.AsyncClient, url: httpx.URL, policy: FetchPolicy, shown: str) -> httpx.Request:
-    """A GET for ``url`` that may be sent, pinned to a checked address unless the host is allowed."""
-    timeout = httpx.Timeout(policy.timeout_seconds, connect=min(policy.connect_timeout_seconds, policy.timeout_seconds))
+@dataclass(frozen=True)
+class _Route:
+    """Where a checked request goes: ``url`` (pinned to a checked address when needed), extra headers
+    and extensions (the original Host and TLS server name of a pinned request)."""
+
+    url: httpx.URL
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, str] = field(default_factory=dict)
+
+
+async def _route(url: httpx.URL, policy: FetchPolicy, shown: str) -> _Route:
+    """Check ``url`` against ``policy`` (resolving its host) and pin it to a checked address."""
     if url.scheme not in _DEFAULT_PORTS or not url.host:
         raise _fail("refusing to fetch a non-http(s) URL", shown)
     port = url.port or _DEFAULT_PORTS[url.scheme]
     if policy.allows(url.host, port):
-        return client.build_request("GET", url, timeout=timeout)
+        return _Route(url)
     if url.scheme != "https":
         raise _fail("refusing to fetch over plain http from a host that is not configured", shown)
     addresses = await _resolve(url.host, port, shown)
     if not all(is_public_address(a) for a in addresses):
         raise _fail("refusing to fetch from a private or loopback address", shown)
     if str(addresses[0]) == url.host:  # an address literal: nothing to pin, and SNI takes no addresses
-        return client.build_request("GET", url, timeout=timeout)
-    pinned = url.copy_with(host=str(addresses[0]))
-    return client.build_request(
-        "GET",
-        pinned,
+        return _Route(url)
+    return _Route(
+        url.copy_with(host=str(addresses[0])),
         headers={"Host": url.netloc.decode("ascii")},
         extensions={"sni_hostname": url.host},
+    )
+
+
+async def _checked_request(
+    client: httpx.AsyncClient,
+    url: httpx.URL,
+    policy: FetchPolicy,
+    shown: str,
+    *,
+    method: str = "GET",
+    content: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Request:
+    """A request for ``url`` that may be sent, pinned to a checked address unless the host is allowed."""
+    timeout = httpx.Timeout(policy.timeout_seconds, connect=min(policy.connect_timeout_seconds, policy.timeout_seconds))
+    route = await _route(url, policy, shown)
+    return client.build_request(
+        method,
+        route.url,
+        content=content,
+        headers={**(headers or {}), **route.headers},
+        extensions=dict(route.extensions),
         timeout=timeout,
     )
+
+
+async def check_destination(url: str, policy: FetchPolicy) -> None:
+    """Raise :class:`UpstreamError` (``upstream_fetch_failed``) unless ``policy`` lets the gateway send a
+    request to ``url`` (the rules of the module docstring; the host is resolved). Sends nothing."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise _fail("invalid URL", url) from exc
+    await _route(parsed, policy, url)
+
+
+async def post_guarded(
+    client: httpx.AsyncClient, url: str, policy: FetchPolicy, *, content: bytes, headers: Mapping[str, str]
+) -> int:
+    """POST ``content`` to ``url`` under the same rules as a download (a webhook); returns the status.
+
+    Redirects are not followed (a 3xx is returned as it is); at most ``policy.max_bytes`` of the answer
+    are read. Raises :class:`UpstreamError` (``upstream_fetch_failed``) when the URL is refused, the
+    connection fails or ``policy.timeout_seconds`` runs out.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise _fail("invalid URL", url) from exc
+    try:
+        async with asyncio.timeout(policy.timeout_seconds):
+            request = await _checked_request(
+                client, parsed, policy, url, method="POST", content=content, headers=headers
+            )
+            try:
+                response = await client.send(request, stream=True, follow_redirects=False)
+            except httpx.HTTPError as exc:
+                raise _fail(f"cannot send ({type(exc).__name__})", url) from exc
+            try:
+                await _read_capped(response, policy.max_bytes, url)
+            except UpstreamError:
+                pass  # the status is the answer; an oversized or broken body does not change it
+            finally:
+                await response.aclose()
+            return response.status_code
+    except TimeoutError as exc:
+        raise _fail("timed out", url) from exc
 
 
 async def fetch_image_bytes(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> bytes:

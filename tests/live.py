@@ -54,6 +54,11 @@ class LiveGateway:
     def api_url(self) -> str:
         return f"{self.base_url}/v1"
 
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` was called (a server never started needs no stop)."""
+        return self._thread.ident is not None
+
     def start(self) -> LiveGateway:
         self._thread.start()
         deadline = time.monotonic() + self._startup_timeout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Sequence
+from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import JsonValue
 
-from app.api import openapi_bodies
+from app.api import jobs, openapi_bodies
 from app.auth import check_model_allowed
 from app.context import RequestContext, RequestContextDep
 from app.deps import AppState, AppStateDep
@@ -26,6 +27,7 @@ from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
 from app.idempotency import Material, Work, form_material, json_material
 from app.inputs import build_request, form_inputs, json_inputs
+from app.jobs.intake import PREFER_HEADER, async_intake, prefers_async
 from core.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from normalization.catalog import Mode
 from normalization.dryrun import describe_plan
@@ -144,6 +146,10 @@ async def _serve(
             param="stream",
             code="unsupported_parameter",
         )
+    # Prefer: respond-async makes the request a job (app/jobs): planned here, run by the job runner.
+    intake = async_intake(image_request, respond_async=prefers_async(request.headers.getlist(PREFER_HEADER)))
+    if intake is not None:
+        image_request = intake.request
     gateway = state.gateway
     context.outcome.model = image_request.model  # known even when planning refuses the request
     if image_request.model and gateway.catalog.get(image_request.model) is not None:
@@ -160,6 +166,12 @@ async def _serve(
             headers={**_warning_headers([w.message for w in plan.warnings]), COST_HEADER: header_value(estimate)},
         )
     base_url = state.settings.public_url or str(request.base_url)
+    if intake is not None:
+        # A job whose estimate does not fit the key's budget now is refused now (429), not after its
+        # 202; the job holds its own estimate when it runs (app.jobs.runner).
+        state.budgets.settle(await state.budgets.hold(context.principal, estimate), Decimal(0))
+        strict, fallback = _strict(request), _url_fallback(request)
+        return await jobs.accept(state, context, intake, plan, inputs, base_url, strict=strict, url_fallback=fallback)
     # The deployment about to be tried, so a failure is in the ledger under the provider that failed.
     context.outcome.deployments = (f"{plan.entry.provider}:{plan.entry.upstream}",)
     # The estimate is held on the key's budget (429 insufficient_quota when it does not fit), and

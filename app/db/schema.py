@@ -16,6 +16,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -90,3 +91,43 @@ usage_ledger = Table(
     Index(None, "key_id", "created_ms"),
 )
 """One row per image request (the usage ledger). Never holds a secret."""
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    # What replays the request: the parsed fields and switches (JSON) and the input images (packed bytes,
+    # dropped once the job has finished).
+    Column("request", JSON, nullable=False),
+    Column("inputs", LargeBinary, nullable=True),
+    # Upstream jobs already started, so a restarted process follows them instead of starting new ones.
+    Column("progress", JSON, nullable=True),
+    # The answer without its image bytes; the images (packed); the hosted links last minted for them.
+    Column("result", JSON, nullable=True),
+    Column("result_images", LargeBinary, nullable=True),
+    Column("result_links", JSON, nullable=True),
+    Column("error", JSON, nullable=True),
+    Column("error_status", SmallInteger, nullable=True),
+    # Which process runs the job, until when; an expired lease lets another process take the job over.
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until_ms", BigInteger, nullable=True),
+    Column("runs", Integer, nullable=False, server_default="0"),
+    Column("webhook_url", String(2048), nullable=True),
+    Column("webhook_status", String(16), nullable=True),
+    Column("webhook_attempts", Integer, nullable=False, server_default="0"),
+    Column("webhook_next_ms", BigInteger, nullable=True),
+    Column("webhook_last_status", SmallInteger, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("started_ms", BigInteger, nullable=True),
+    Column("finished_ms", BigInteger, nullable=True),
+    Column("expires_ms", BigInteger, nullable=True),
+    Index(None, "status", "created_ms"),
+    Index(None, "key_id", "status"),
+    Index(None, "webhook_status", "webhook_next_ms"),
+    Index(None, "expires_ms"),
+)
+"""Async jobs (``Prefer: respond-async``). Never holds a secret: ``key_id`` is the key's id."""

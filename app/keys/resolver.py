@@ -11,7 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from app.auth import Principal
-from app.keys.models import RefusedKey
+from app.keys.models import KeyRecord, RefusedKey
+from app.keys.secrets import is_key_id
 from app.keys.store import KeyStore
 
 
@@ -27,14 +28,25 @@ class ManagedKeyResolver:
             return None
         if isinstance(found, RefusedKey):
             raise found.error()
-        return Principal(
-            key_id=found.id,
-            name=found.name,
-            models=None if found.models is None else frozenset(found.models),
-            rpm=found.rpm,
-            budget_usd=None if found.budget_usd is None else Decimal(str(found.budget_usd)),
-        )
+        return principal_of_record(found)
+
+    async def principal_of(self, key_id: str) -> Principal:
+        """The principal whose requests ``key_id`` names (an async job's key, when it runs): a managed
+        key with its own limits and budget, or a configured key's or an address's id as it is."""
+        if not is_key_id(key_id):
+            return Principal(key_id=key_id)
+        return principal_of_record(await self._store.get(key_id))
 
     async def any_usable(self) -> bool:
         """Whether at least one managed key may be used now (not revoked, not expired)."""
         return await self._store.any_usable()
+
+
+def principal_of_record(record: KeyRecord) -> Principal:
+    return Principal(
+        key_id=record.id,
+        name=record.name,
+        models=None if record.models is None else frozenset(record.models),
+        rpm=record.rpm,
+        budget_usd=None if record.budget_usd is None else Decimal(str(record.budget_usd)),
+    )

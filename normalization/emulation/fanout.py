@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 
 from core.errors import UpstreamError
-from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall, UpstreamTracker
 
 
 def split(n: int, native_max: int) -> list[int]:
@@ -32,18 +32,20 @@ class FanOut:
         self._max_per_request = max_per_request
         self._global_slots = global_slots
 
-    async def run(self, adapter: ImageAdapter, calls: Sequence[UpstreamCall]) -> list[ProviderResult]:
+    async def run(
+        self, adapter: ImageAdapter, calls: Sequence[UpstreamCall], tracker: UpstreamTracker | None = None
+    ) -> list[ProviderResult]:
         """Each call's result, in call order.
 
         All or error: the first call that fails (after the adapter's own retries), or a cancellation
         of this coroutine, cancels the other calls and with them their upstream jobs; its error is
-        raised.
+        raised. With a ``tracker`` (an async job) each call runs through ``adapter.run_tracked``.
         """
         per_request = asyncio.Semaphore(self._max_per_request)
 
         async def one(call: UpstreamCall) -> ProviderResult:
             async with per_request, self._global_slots:
-                return await adapter.run(call)
+                return await (adapter.run(call) if tracker is None else adapter.run_tracked(call, tracker))
 
         tasks = [asyncio.create_task(one(call)) for call in calls]
         try:

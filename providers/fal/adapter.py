@@ -8,6 +8,11 @@ failure while the job is still running, the job is cancelled upstream (shielded,
 the submit itself is in flight lets the submit finish (shielded, at most ``cancel_timeout_seconds``
 more) so that the job it created is known and cancelled too.
 
+Tracked (:meth:`FalAdapter.run_tracked`, async jobs): the job's request id and URLs are reported
+as soon as the submit returns; a call with a recorded job polls that job instead of submitting; and a
+cancellation while the tracker is detaching (the process stopping) leaves the fal job running for
+the next process to follow.
+
 Failure modes are those of :mod:`providers.fal.errors`; without an API key the call fails with
 ``ProviderNotConfiguredError`` before any request. Retries follow :data:`providers.fal.retry.FAL_RETRY`
 with ``backoff_base_seconds``/``backoff_cap_seconds``, plain attributes so tests can shrink them.
@@ -20,13 +25,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import httpx
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
 from core.errors import GatewayError, ProviderNotConfiguredError
 from core.images import InputImage
-from providers.base import AdapterContext, ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import (
+    AdapterContext,
+    ImageAdapter,
+    ProviderResult,
+    UpstreamCall,
+    UpstreamHandle,
+    UpstreamTracker,
+)
 from providers.fal.queue import FalQueue, QueueHandle
 from providers.fal.results import collect_images
 from providers.fal.retry import FAL_RETRY
@@ -34,6 +49,8 @@ from providers.fal.settings import FalSettings
 from providers.fal.storage import upload_image
 from providers.fal.transport import FalHttp
 from providers.toolkit.results import ResultReader
+
+log = logging.getLogger("pixelgate.fal")
 
 
 class FalAdapter(ImageAdapter):
@@ -69,6 +86,14 @@ class FalAdapter(ImageAdapter):
 
     async def run(self, call: UpstreamCall) -> ProviderResult:
         """Run ``call`` on fal; see the module docstring for the steps and failure modes."""
+        return await self._run(call, None)
+
+    async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
+        """:meth:`run`, reporting the queue job to ``tracker`` once fal accepted it, and following the
+        job ``tracker`` recorded before a restart instead of submitting again."""
+        return await self._run(call, tracker)
+
+    async def _run(self, call: UpstreamCall, tracker: UpstreamTracker | None) -> ProviderResult:
         api_key = self._settings.key
         if api_key is None:
             raise ProviderNotConfiguredError("the fal provider has no API key (set FAL_KEY)")
@@ -79,27 +104,42 @@ class FalAdapter(ImageAdapter):
             poll_initial_seconds=self.poll_initial_seconds,
             poll_max_seconds=self.poll_max_seconds,
         )
-        # The payload (an edit's inputs as data URIs) is not kept past the submit.
-        handle = await self._submit(queue, call.upstream, await self._payload(http, call))
+        handle = _recorded(queue, tracker.previous(call)) if tracker is not None else None
+        fresh = handle is None
+        if handle is None:
+            # The payload (an edit's inputs as data URIs) is not kept past the submit.
+            handle = await self._submit(queue, call, await self._payload(http, call), tracker)
         try:
+            if fresh and tracker is not None:
+                await _shielded(tracker.started(call, _upstream_handle(handle)), self.cancel_timeout_seconds)
             completed = await queue.wait(handle, call.upstream)
-        except (asyncio.CancelledError, GatewayError):
+        except asyncio.CancelledError:
+            if tracker is None or not tracker.detaching:
+                await self._cancel(queue, handle)
+            raise
+        except GatewayError:
             await self._cancel(queue, handle)
             raise
         body = await queue.result(handle, call.upstream, completed)
         images = await collect_images(self.results, body, result_field=call.result_field)
         return ProviderResult(images=images, upstream_request_id=handle.request_id)
 
-    async def _submit(self, queue: FalQueue, endpoint_id: str, payload: dict[str, JsonValue]) -> QueueHandle:
-        """Submit; cancelled meanwhile, wait (bounded) for the job's id and cancel that job too."""
-        task = asyncio.create_task(queue.submit(endpoint_id, payload))
+    async def _submit(
+        self, queue: FalQueue, call: UpstreamCall, payload: dict[str, JsonValue], tracker: UpstreamTracker | None
+    ) -> QueueHandle:
+        """Submit; cancelled meanwhile, wait (bounded) for the job's id, then cancel that job too, or,
+        when the request is detaching, record it so that the next process follows it."""
+        task = asyncio.create_task(queue.submit(call.upstream, payload))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             # fal may have queued the job already: without its id, it would run (and bill) unseen.
             await asyncio.wait({task}, timeout=self.cancel_timeout_seconds)
             if task.done() and not task.cancelled() and task.exception() is None:
-                await self._cancel(queue, task.result())
+                if tracker is not None and tracker.detaching:
+                    await _shielded(tracker.started(call, _upstream_handle(task.result())), self.cancel_timeout_seconds)
+                else:
+                    await self._cancel(queue, task.result())
             else:
                 task.cancel()
             raise
@@ -113,12 +153,7 @@ class FalAdapter(ImageAdapter):
                 return
 
         # Shielded: the cancel must go out although this task is being cancelled.
-        task = asyncio.create_task(bounded())
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await asyncio.wait([task], timeout=self.cancel_timeout_seconds)
-            raise
+        await _shielded(bounded(), self.cancel_timeout_seconds)
 
     async def _payload(self, http: FalHttp, call: UpstreamCall) -> dict[str, JsonValue]:
         """``call.payload`` plus the images as URLs under ``image_field`` and ``mask_field``."""
@@ -136,3 +171,39 @@ class FalAdapter(ImageAdapter):
         if len(image.data) <= self._settings.upload_threshold_bytes:
             return f"data:{image.media_type};base64,{base64.b64encode(image.data).decode('ascii')}"
         return await upload_image(http, self.storage_url, image, f"{name}.{image.extension}")
+
+
+async def _shielded(work: Coroutine[Any, Any, None], grace_seconds: float) -> None:
+    """Run ``work`` to its end although this task may be cancelled meanwhile (then waiting for it at
+    most ``grace_seconds`` more before the cancellation goes on)."""
+    task = asyncio.create_task(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task], timeout=grace_seconds)
+        raise
+
+
+def _upstream_handle(handle: QueueHandle) -> UpstreamHandle:
+    """The queue job as the tracker stores it: fal's request id and the URLs that follow it."""
+    state = {"status_url": handle.status_url, "response_url": handle.response_url, "cancel_url": handle.cancel_url}
+    return UpstreamHandle(request_id=handle.request_id, state=state)
+
+
+def _recorded(queue: FalQueue, recorded: UpstreamHandle | None) -> QueueHandle | None:
+    """The queue job recorded before a restart, if it can be followed on this provider's base URL.
+
+    Its URLs carry the API key, so a job recorded under another base URL (the setting changed in
+    between) is not followed: the call is submitted again (and logged).
+    """
+    if recorded is None:
+        return None
+    try:
+        handle = QueueHandle(request_id=recorded.request_id, **recorded.state)
+    except ValidationError:
+        log.warning("a recorded fal job lacks its URLs; submitting the call again")
+        return None
+    if not queue.owns(handle):
+        log.warning("a recorded fal job is on another host than the configured base URL; submitting the call again")
+        return None
+    return handle

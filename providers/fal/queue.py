@@ -58,6 +58,10 @@ class FalQueue:
     poll_initial_seconds: float = 0.02
     poll_max_seconds: float = 1.0
 
+    def owns(self, handle: QueueHandle) -> bool:
+        """Whether every URL of ``handle`` is on ``base_url``'s origin (they carry the API key)."""
+        return all(self._same_origin(u) for u in (handle.status_url, handle.response_url, handle.cancel_url))
+
     def _same_origin(self, url: str) -> bool:
         try:
             target, base = httpx.URL(url), httpx.URL(self.base_url)
@@ -70,7 +74,7 @@ class FalQueue:
         url = f"{self.base_url.rstrip('/')}/{endpoint_id.strip('/')}"
         response = await self.http.send("POST", url, phase="submit", endpoint_id=endpoint_id, json=payload)
         handle = parse_model(response, QueueHandle, "submit response")
-        if not all(self._same_origin(u) for u in (handle.status_url, handle.response_url, handle.cancel_url)):
+        if not self.owns(handle):
             raise bad_response("submit response (job URLs on another host)")
         return handle
 

@@ -57,6 +57,8 @@ OPERATIONS = [
     ("/readyz", "GET"),
     ("/v1/images/edits", "POST"),
     ("/v1/images/generations", "POST"),
+    ("/v1/images/jobs/{job_id}", "DELETE"),
+    ("/v1/images/jobs/{job_id}", "GET"),
     ("/v1/models", "GET"),
     ("/v1/models/{model_id}", "GET"),
 ]

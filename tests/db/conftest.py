@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import delete
 
 from app.db import Database
-from app.db.schema import api_keys, budget_holds, usage_ledger
+from app.db.schema import api_keys, budget_holds, jobs, usage_ledger
 from tests.databases import KINDS, database_url
 
 
@@ -31,6 +31,7 @@ async def database(db_url: str) -> AsyncIterator[Database]:
         await connection.execute(delete(usage_ledger))
         await connection.execute(delete(budget_holds))
         await connection.execute(delete(api_keys))
+        await connection.execute(delete(jobs))
     try:
         yield database
     finally:

@@ -206,3 +206,34 @@ def test_budget_refusals_are_in_the_ledger_with_their_code(gateway: LiveGateway)
     client.images.generate(model="sandbox-generate", prompt="p", size="64x64")  # free models stay usable
     row = wait_usage(gateway, created["id"], 2)
     assert row["errors"] == 1 and row["cost_usd"] == 0
+
+
+def _job_status(gateway: LiveGateway, key: object, job_id: str) -> dict[str, object]:
+    headers = {"Authorization": f"Bearer {key}"}
+    answer = httpx.get(f"{gateway.api_url}/images/jobs/{job_id}", headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, object] = answer.json()
+    return body
+
+
+def test_an_async_job_is_held_against_the_budget_and_charged_what_it_cost(gateway: LiveGateway) -> None:
+    created = create_key(gateway, budget_usd=0.02)
+    headers = {"Authorization": f"Bearer {created['key']}", "Prefer": "respond-async"}
+    body = {"model": PRICED, "prompt": "p", "size": "64x64", "n": 2, "response_format": "b64_json"}
+    accepted = httpx.post(f"{gateway.api_url}/images/generations", json=body, headers=headers, timeout=30)
+    assert accepted.status_code == 202, accepted.text
+    job_id = str(accepted.json()["id"])
+    deadline = time.monotonic() + 20
+    while (job := _job_status(gateway, created["key"], job_id))["status"] not in ("completed", "failed"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    assert job["status"] == "completed", job
+    result = job["result"]
+    assert isinstance(result, dict) and result["metadata"]["cost_usd"] == pytest.approx(0.02)
+    wait_spent(gateway, created["id"], 0.02)
+    # The budget is spent: a job that cannot fit is refused at once, not after its 202.
+    refused = httpx.post(f"{gateway.api_url}/images/generations", json=body, headers=headers, timeout=30)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "insufficient_quota"
+    # Three ledger rows: the request that made the job (202), the job's run, the refusal.
+    row = wait_usage(gateway, created["id"], 3)
+    assert row["cost_usd"] == pytest.approx(0.02) and row["images"] == 2 and row["errors"] == 1

@@ -207,6 +207,12 @@ class FakeFal(LoopbackFake):
             self.storage.reset()
             self._seen.clear()
 
+    def finish(self, request_id: str) -> None:
+        """Let a job complete now (a ``never`` job included): for a test that decides when a job ends."""
+        with self._lock:
+            job = self._jobs[request_id]
+            job.scenario, job.latency = "ok", 0.0
+
     # -- scenario choice -----------------------------------------------------------------------
 
     def _choose(self, endpoint_id: str, payload: JsonObject) -> tuple[str, str | None, bool]:
