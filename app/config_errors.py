@@ -93,6 +93,9 @@ def keys_at(model: type[BaseModel], loc: Sequence[int | str]) -> list[str] | Non
         current = _unwrapped(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = current.model_fields.get(str(part))
+            flat = getattr(current, "flat_form", None)
+            if field is None and isinstance(flat, type) and issubclass(flat, BaseModel):
+                field = flat.model_fields.get(str(part))  # a model written in its flat form (a catalog row)
             if field is None:
                 return None
             current = field.annotation
@@ -106,7 +109,9 @@ def keys_at(model: type[BaseModel], loc: Sequence[int | str]) -> list[str] | Non
             return None
     current = _unwrapped(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        flat = getattr(current, "flat_form", None)
+        extra = list(flat.model_fields) if isinstance(flat, type) and issubclass(flat, BaseModel) else []
+        return list(dict.fromkeys([*current.model_fields, *extra]))
     return None
 
 

@@ -161,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             global_slots=asyncio.Semaphore(settings.max_fanout_global),
             observer=metrics,
+            breakers=state.breakers,
         )
         metrics.watch_health(gateway.health)
         job_results = JobResults(

@@ -102,30 +102,38 @@ def build_providers(raw: object) -> dict[str, ProviderSettings]:
 
 
 def with_kind_defaults(models: object, providers: object) -> object:
-    """The raw ``models`` list with each entry's kind defaults filled in; unknown providers refused.
+    """The raw ``models`` list with each deployment's kind defaults filled in; unknown providers refused.
 
-    Raises ``pydantic.ValidationError`` located at ``models[i].provider`` for a model naming a
+    A model is one deployment written flat or ``{id, modes, deployments: [...]}``; each deployment
+    gets the defaults of its provider's kind. Raises ``pydantic.ValidationError`` located at
+    ``models[i].provider`` (or ``models[i].deployments[j].provider``) for a deployment naming a
     provider that does not exist (otherwise it would start, report ready, and fail every request).
     """
     if not isinstance(models, list):
         return models
     kinds = provider_kinds(providers)
-    filled: list[object] = []
     errors: list[InitErrorDetails] = []
-    for index, entry in enumerate(models):
+
+    def fill(entry: object, where: tuple[str | int, ...]) -> object:
         provider = entry.get("provider") if isinstance(entry, Mapping) else None
-        if isinstance(entry, Mapping) and isinstance(provider, str):
-            kind = registry.kind(kinds.get(provider, ""))
-            if kind is None:
-                errors.append(
-                    problem(
-                        ("models", index, "provider"),
-                        f"no provider '{provider}' is configured{did_you_mean(provider, kinds)}",
-                    )
-                )
-            else:
-                entry = kind.catalog_defaults.fill(entry)
-        filled.append(entry)
+        if not isinstance(entry, Mapping) or not isinstance(provider, str):
+            return entry
+        kind = registry.kind(kinds.get(provider, ""))
+        if kind is None:
+            errors.append(
+                problem((*where, "provider"), f"no provider '{provider}' is configured{did_you_mean(provider, kinds)}")
+            )
+            return entry
+        return kind.catalog_defaults.fill(entry)
+
+    filled: list[object] = []
+    for index, entry in enumerate(models):
+        rows = entry.get("deployments") if isinstance(entry, Mapping) else None
+        if isinstance(entry, Mapping) and isinstance(rows, list):
+            deployments = [fill(row, ("models", index, "deployments", j)) for j, row in enumerate(rows)]
+            filled.append({**entry, "deployments": deployments})
+        else:
+            filled.append(fill(entry, ("models", index)))
     if errors:
         raise refuse("models", errors)
     return filled

@@ -27,7 +27,7 @@ from app.provider_config import EnvironmentSource, build_providers, declared_var
 from app.upstream_http import UpstreamTransport
 from core.errors import ConfigError
 from core.provider_settings import ProviderSettings
-from normalization.catalog import ModelEntry
+from normalization.catalog import Model
 
 MiB = 1024 * 1024
 
@@ -129,6 +129,16 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(
         default=300.0,
         gt=0,
+    )
+    breaker_failures: int = Field(
+        default=3,
+        ge=1,
+        description="consecutive failures (after retries) that make routing skip a provider for a cooling period",
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long a failing provider is skipped before one trial request may use it again",
     )
     max_fanout_per_request: int = Field(
         # 10, the largest n a client may ask for: n on a one-image-per-call model is one wave of calls.
@@ -279,7 +289,7 @@ class Settings(BaseSettings):
         validate_default=True,
         description="every upstream by name: one per registered provider kind plus the YAML ones",
     )
-    models: list[ModelEntry] = Field(default_factory=list, description="user catalog entries, added or overriding")
+    models: list[Model] = Field(default_factory=list, description="user catalog entries, added or overriding")
 
     @model_validator(mode="before")
     @classmethod

@@ -51,10 +51,10 @@ def log_configuration(providers: Mapping[str, ProviderSettings], catalog: Catalo
     for line in describe_providers(providers):
         log.info(line)
     by_provider: dict[str, list[str]] = {}
-    for entry in catalog.entries():
+    for entry in catalog.deployments():
         by_provider.setdefault(entry.provider, []).append(entry.id)
     for provider, ids in sorted(by_provider.items()):
-        log.info("models on %s: %s", provider, ", ".join(sorted(ids)))
+        log.info("models on %s: %s", provider, ", ".join(sorted(set(ids))))
     log.info("%d API key(s) loaded%s", api_keys, "" if api_keys else " (no authentication)")
 
 

@@ -13,9 +13,11 @@ from redis.asyncio import Redis
 
 from app.idempotency_state import IdempotencyStore, Leases, LocalLeases, MemoryIdempotencyStore
 from app.ratelimit import LimitStore, MemoryLimitStore
+from app.redis_breakers import RedisBreakers
 from app.redis_state import RedisIdempotencyStore, RedisLeases, RedisLimitStore
 from app.settings import Settings
 from core.errors import ConfigError
+from normalization.routing.breaker import BreakerPolicy, BreakerStore, MemoryBreakers
 
 SLOT_MARGIN_SECONDS = 60.0
 """An in-flight slot in Redis counts for at most the request deadline plus this (a dead process)."""
@@ -26,11 +28,21 @@ class StateBackend:
     limits: LimitStore
     idempotency: IdempotencyStore
     leases: Leases
+    breakers: BreakerStore
     redis: Redis | None = None
 
     async def aclose(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
+
+
+def breaker_policy(settings: Settings) -> BreakerPolicy:
+    """The circuit breakers' thresholds; a trial may take as long as a request may."""
+    return BreakerPolicy(
+        failures=settings.breaker_failures,
+        cooldown_seconds=settings.breaker_cooldown_seconds,
+        trial_seconds=settings.request_timeout_seconds,
+    )
 
 
 def _memory(settings: Settings) -> StateBackend:
@@ -40,6 +52,7 @@ def _memory(settings: Settings) -> StateBackend:
             max_entries=settings.idempotency_max_entries, max_bytes=settings.idempotency_max_bytes
         ),
         leases=LocalLeases(),
+        breakers=MemoryBreakers(breaker_policy(settings)),
     )
 
 
@@ -60,6 +73,7 @@ def _redis(settings: Settings) -> StateBackend:
             redis, prefix=settings.state_prefix, max_answer_bytes=settings.idempotency_max_bytes
         ),
         leases=RedisLeases(redis, prefix=settings.state_prefix),
+        breakers=RedisBreakers(redis, prefix=settings.state_prefix, policy=breaker_policy(settings)),
         redis=redis,
     )
 

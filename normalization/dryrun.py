@@ -8,6 +8,7 @@ from pydantic import JsonValue
 from core.images import InputImage
 from normalization.plan import Plan
 from normalization.pricing import describe_price, plan_estimate, usd
+from normalization.routing.route import Route
 from providers.base import UpstreamCall
 
 
@@ -25,6 +26,18 @@ def _call_body(call: UpstreamCall) -> dict[str, JsonValue]:
     return body
 
 
+def _requests(plan: Plan) -> list[JsonValue]:
+    return [
+        {
+            "index": call.index,
+            "upstream": call.upstream,
+            "expected_images": call.expected_images,
+            "body": _call_body(call),
+        }
+        for call in plan.calls
+    ]
+
+
 def describe_plan(plan: Plan) -> dict[str, JsonValue]:
     """The dry-run body: model, provider, upstream requests, emulation plan, parameter handling, cost estimate."""
     emulation = plan.emulation
@@ -33,15 +46,7 @@ def describe_plan(plan: Plan) -> dict[str, JsonValue]:
         "model": plan.entry.id,
         "provider": plan.entry.provider,
         "upstream_model": plan.entry.upstream,
-        "upstream_requests": [
-            {
-                "index": call.index,
-                "upstream": call.upstream,
-                "expected_images": call.expected_images,
-                "body": _call_body(call),
-            }
-            for call in plan.calls
-        ],
+        "upstream_requests": _requests(plan),
         "emulation": {
             "n": emulation.n,
             "response_format": emulation.response_format,
@@ -56,3 +61,28 @@ def describe_plan(plan: Plan) -> dict[str, JsonValue]:
         "cost_usd": usd(plan_estimate(plan)),
         "price": describe_price(plan.entry.price),
     }
+
+
+def describe_route(route: Route) -> dict[str, JsonValue]:
+    """The dry-run body of a route: the primary deployment's plan at the top level (as for a
+    single-provider model), then ``deployments``: the request each deployment would get, in the order
+    they would be tried, and ``skipped``: deployments that cannot take this request, with why.
+    ``cost_usd`` is the estimate a budget holds (the dearest deployment's)."""
+    body = describe_plan(route.primary)
+    body["model"] = route.model.id
+    body["forced"] = route.forced
+    body["deployments"] = [
+        {
+            "provider": option.deployment.provider,
+            "upstream_model": option.deployment.upstream,
+            "upstream_requests": _requests(option.plan),
+            "parameters": {name: h.model_dump(mode="json") for name, h in option.plan.parameters.items()},
+            "warnings": [warning.message for warning in option.plan.warnings],
+            "cost_usd": usd(plan_estimate(option.plan)),
+            "price": describe_price(option.deployment.price),
+        }
+        for option in route.options
+    ]
+    body["skipped"] = [skip.model_dump(mode="json") for skip in route.skipped]
+    body["cost_usd"] = usd(route.estimate())
+    return body

@@ -1,11 +1,14 @@
 """The request pipeline: plan, call the upstream, emulate, answer.
 
-:class:`Gateway` is built once per app. ``plan`` resolves the model and runs the rule engine (pure);
-``execute`` runs the plan, stage by stage, in this order (each stage is a module of
+:class:`Gateway` is built once per app. ``plan`` resolves the model and runs the rule engine for
+each of its deployments (pure: a :class:`~normalization.routing.route.Route`); ``execute`` runs the
+route, stage by stage, in this order (each stage after routing is a module of
 :mod:`normalization.emulation`):
 
-1. count fan-out (:mod:`~normalization.emulation.fanout`): the plan's upstream calls, concurrently,
-   bounded per request and globally, all or error; then exactly ``n`` images collected;
+1. routing and count fan-out (:mod:`~normalization.routing.router`,
+   :mod:`~normalization.emulation.fanout`): the primary plan's upstream calls, concurrently, bounded
+   per request and globally, each failing over to the next deployment on its own, all or error;
+   then exactly ``n`` images collected;
 2. exact size and 3. output format and compression (:mod:`~normalization.emulation.exact_size`,
    :mod:`~normalization.emulation.output_format`): each image decoded once in the shared Pillow
    pool, fitted to the exact size, re-encoded (or passed through untouched when already right);
@@ -26,22 +29,24 @@ from pydantic import BaseModel, ConfigDict
 from core.errors import (
     GatewayError,
     InvalidRequestError,
-    ModelNotFoundError,
     UpstreamTimeoutError,
 )
 from core.image_workers import ImageWorkers
-from normalization.catalog import Catalog, Mode
-from normalization.emulation.fanout import FanOut, collect
+from normalization.catalog import Catalog, Mode, ModelEntry
+from normalization.emulation.fanout import FanOut
 from normalization.emulation.output_format import OutputSpec, render
 from normalization.emulation.response_format import deliver
 from normalization.engine import DEFAULT_MAX_PROMPT_CHARS, PlanSettings, plan_request
 from normalization.hosting import ImageHost
-from normalization.metering import AllClosed, CallObserver, MeteredAdapter, NoObserver, ProviderHealth, Spend
+from normalization.metering import CallObserver, NoObserver, ProviderHealth, Spend
 from normalization.plan import Plan, ResponseFormat
 from normalization.pricing import usd
 from normalization.request import EditInputs, ImageRequest
-from normalization.response import ImagesResponse, ResponseMetadata
-from providers.base import ImageAdapter, ProviderResult, UpstreamTracker, adapter_for
+from normalization.response import Attempt, ImagesResponse, ResponseMetadata
+from normalization.routing.breaker import BreakerStore, MemoryBreakers, ObservedBreakers
+from normalization.routing.route import Route, plan_route, resolve_model
+from normalization.routing.router import Router, Served
+from providers.base import ImageAdapter, UpstreamTracker
 
 UpstreamWait = Callable[[], AbstractAsyncContextManager[None]]
 """Entered around a request's upstream calls (see :meth:`Gateway.execute`)."""
@@ -78,17 +83,19 @@ class Gateway:
         config: GatewayConfig,
         global_slots: asyncio.Semaphore,
         observer: CallObserver | None = None,
+        breakers: BreakerStore | None = None,
     ) -> None:
         self.catalog = catalog
         self._observer = observer or NoObserver()
-        self.health: ProviderHealth = AllClosed(adapters)
-        """Each provider's circuit-breaker state, for the metrics (no breaker yet: always closed)."""
-        self._adapters = adapters
+        self.breakers = ObservedBreakers(breakers or MemoryBreakers(), providers=adapters)
+        self.health: ProviderHealth = self.breakers
+        """Each provider's circuit-breaker state, for the metrics."""
         self._workers = workers
         self._host = host
         self._config = config
         self.plan_settings = config.plan_settings()
-        self._fanout = FanOut(config.max_fanout_per_request, global_slots)
+        fanout = FanOut(config.max_fanout_per_request, global_slots)
+        self._router = Router(adapters, self.breakers, fanout, self._observer)
 
     def plan(
         self,
@@ -98,72 +105,78 @@ class Gateway:
         *,
         strict: bool,
         url_fallback: bool = False,
-    ) -> Plan:
-        """Resolve the model and translate the request. Raises 400/404 errors; makes no call."""
+    ) -> Route:
+        """Resolve the model (``provider/model`` forces one deployment) and translate the request for
+        each deployment that serves ``mode``. Raises 400/404 errors; makes no call."""
         if not request.model:
             raise InvalidRequestError(
                 "'model' is required: GET /v1/models lists the models of this gateway",
                 param="model",
                 code="missing_required_parameter",
             )
-        entry = self.catalog.get(request.model)
-        if entry is None:
-            raise ModelNotFoundError(
-                f"The model '{request.model}' does not exist on this gateway; GET /v1/models lists them.",
-                param="model",
-            )
+        model, forced = resolve_model(self.catalog, request.model)
         if mode == "edit" and (inputs is None or not inputs.images):
             raise InvalidRequestError("'image' is required for edits", param="image", code="missing_required_parameter")
-        return plan_request(
-            request, entry, mode, inputs, strict=strict, url_fallback=url_fallback, settings=self.plan_settings
-        )
+
+        def plan_for(part: ImageRequest, deployment: ModelEntry) -> Plan:
+            return plan_request(
+                part, deployment, mode, inputs, strict=strict, url_fallback=url_fallback, settings=self.plan_settings
+            )
+
+        return plan_route(model, mode, request, plan_for, forced=forced)
 
     async def execute(
         self,
-        plan: Plan,
+        route: Route,
         *,
         base_url: str,
         while_upstream: UpstreamWait | None = None,
         spend: Spend | None = None,
+        attempts: list[Attempt] | None = None,
         tracker: UpstreamTracker | None = None,
     ) -> ImagesResponse:
-        """Run ``plan`` within the request deadline. Raises GatewayError subclasses only.
+        """Run ``route`` within the request deadline. Raises GatewayError subclasses only.
 
         ``while_upstream()`` is entered around the upstream calls, e.g. to hand the request's
         admission slot on while the provider works. ``spend`` receives each completed call's cost as
-        it completes, also when the request fails afterwards (the caller charges it either way).
-        ``tracker`` (async jobs) records each call's
-        upstream job and offers the ones recorded before a restart (see :mod:`providers.base`).
+        it completes, also when the request fails afterwards (the caller charges it either way);
+        ``attempts`` each upstream attempt as it ends (the ledger keeps the deployments tried).
+        ``tracker`` (async jobs) records each call's upstream job and offers the ones recorded
+        before a restart (see :mod:`providers.base`).
         """
         spend = spend if spend is not None else Spend()
-        adapter = MeteredAdapter(
-            adapter_for(self._adapters, plan.entry.provider),
-            price=plan.entry.price,
-            spend=spend,
-            observer=self._observer,
-        )
+        attempts = attempts if attempts is not None else []
         try:
-            # The deadline is the upstream's: results that are in are not lost to the wait for a slot.
+            # The deadline is the upstream's, and covers every attempt on every deployment; results
+            # that are in are not lost to the wait for a slot.
             async with while_upstream() if while_upstream else contextlib.nullcontext():
                 async with asyncio.timeout(self._config.request_timeout_seconds):
-                    results = await self._fanout.run(adapter, plan.calls, tracker)
-            return await self._emulate(plan, results, base_url, spend)
+                    served = await self._router.run(route, spend=spend, attempts=attempts, tracker=tracker)
+            return await self._emulate(route, served, base_url, spend, attempts)
         except TimeoutError as exc:
             raise UpstreamTimeoutError(
                 f"the upstream did not answer within {self._config.request_timeout_seconds:g} s"
             ) from exc
         except GatewayError as exc:
             if exc.param is not None and isinstance(exc, InvalidRequestError):
-                exc.param = plan.client_param(exc.param)
+                exc.param = route.primary.client_param(exc.param)
             raise
 
-    async def _emulate(self, plan: Plan, results: list[ProviderResult], base_url: str, spend: Spend) -> ImagesResponse:
-        """The emulation stage after the upstream calls, in order: count, size and format, delivery."""
+    async def _emulate(
+        self, route: Route, served: Served, base_url: str, spend: Spend, attempts: list[Attempt]
+    ) -> ImagesResponse:
+        """The emulation stage after the upstream calls, in order: count, size and format, delivery.
+
+        Legs served by different deployments are made alike: the plan of the deployment that served
+        the first leg decides the answer's format and what it reports; an exact size any serving
+        deployment had to emulate is applied to every image (a no-op on images already that size).
+        """
+        used = [route.options[index].plan for index in dict.fromkeys(leg.option for leg in served.legs)]
+        plan = used[0]
         emulation = plan.emulation
-        images = collect(plan.calls, results)
-        spec = OutputSpec(
-            format=emulation.output_format, compression=emulation.output_compression, target=emulation.target
-        )
+        target = next((p.emulation.target for p in used if p.emulation.target is not None), None)
+        images = served.images()
+        spec = OutputSpec(format=emulation.output_format, compression=emulation.output_compression, target=target)
         started = time.monotonic()
         encoded = await render(
             self._workers, [image.data for image in images], spec, max_pixels=self._config.max_pixels
@@ -172,16 +185,17 @@ class Gateway:
         delivered = await deliver(self._host, images, encoded, emulation, base_url)
         first = encoded[0]
         metadata = ResponseMetadata(
-            model=plan.entry.id,
-            provider=plan.entry.provider,
-            upstream_model=plan.entry.upstream,
+            model=route.model.id,
+            provider=",".join(dict.fromkeys(p.entry.provider for p in used)),
+            upstream_model=",".join(dict.fromkeys(p.entry.upstream for p in used)),
             parameters=dict(plan.parameters),
             warnings=[warning.message for warning in (*plan.warnings, *delivered.warnings)],
-            upstream_calls=len(plan.calls),
+            upstream_calls=sum(len(route.options[leg.option].legs[i]) for i, leg in enumerate(served.legs)),
             resized=any(out.resized for out in encoded),
             converted=any(out.reencoded for out in encoded),
             nsfw=[image.nsfw for image in images],
             cost_usd=usd(spend.total),
+            attempts=list(attempts),
         )
         return ImagesResponse(
             created=int(time.time()),

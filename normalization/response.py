@@ -29,6 +29,22 @@ class ImageData(BaseModel):
         return None if self.image is None else pybase64.b64encode(self.image)
 
 
+class Attempt(BaseModel):
+    """One deployment's try at one upstream call (its retries inside the provider are one attempt).
+
+    ``status`` is what this attempt alone would have answered (200 when it served), ``code`` its
+    error code or None.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    upstream: str
+    status: int
+    code: str | None
+    ms: int
+
+
 class ResponseMetadata(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -43,6 +59,8 @@ class ResponseMetadata(BaseModel):
     nsfw: list[bool | None] = Field(default_factory=list)
     cost_usd: float = 0.0
     """What the upstream calls cost, in USD, rounded to 6 decimals (see :mod:`normalization.pricing`)."""
+    attempts: list[Attempt] = Field(default_factory=list)
+    """Every upstream attempt, failed ones included, in the order they ended."""
 
 
 class ImagesResponse(BaseModel):

@@ -92,7 +92,8 @@ def test_download_hosts_from_the_environment_reach_every_provider(tmp_path: Path
 
 def test_the_minimal_openai_entry_gets_the_openai_shape(tmp_path: Path) -> None:
     minimal = {"id": "x", "provider": "openai", "upstream": "some-model", "modes": ["edit"]}
-    [entry] = make_settings(tmp_path, models=[minimal]).models
+    [routed] = make_settings(tmp_path, models=[minimal]).models
+    entry = routed.primary
     assert entry.images is not None
     assert (entry.images.field, entry.images.kind, entry.images.max_images, entry.images.mask_field) == (
         "image",
@@ -115,17 +116,19 @@ def test_a_key_the_entry_spells_replaces_the_default_whole(tmp_path: Path) -> No
         "size": {"kind": "pixel_enum", "field": "size", "values": ["1024x1024"]},
         "count": {"field": "n", "max": 1},
     }
-    [model] = make_settings(tmp_path, models=[entry]).models
+    [routed] = make_settings(tmp_path, models=[entry]).models
+    model = routed.primary
     assert model.size == SizeSpec(kind="pixel_enum", field="size", values=("1024x1024",))
     assert model.count.max == 1 and model.output_format.field == "output_format"
 
 
 def test_a_model_of_a_second_openai_provider_gets_the_shape_too(tmp_path: Path) -> None:
-    [model] = make_settings(
+    [routed] = make_settings(
         tmp_path,
         providers={"local": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
         models=[{"id": "z", "provider": "local", "upstream": "m", "modes": ["edit"]}],
     ).models
+    model = routed.primary
     assert model.images is not None and model.images.field == "image"
 
 

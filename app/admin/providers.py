@@ -34,7 +34,7 @@ class ProviderInfo:
 def provider_infos(providers: Mapping[str, ProviderSettings], catalog: Catalog) -> tuple[ProviderInfo, ...]:
     """The configured providers, by name, with the models each serves."""
     served: dict[str, list[str]] = {}
-    for entry in catalog.entries():
+    for entry in catalog.deployments():
         served.setdefault(entry.provider, []).append(entry.id)
     return tuple(
         ProviderInfo(
@@ -42,7 +42,7 @@ def provider_infos(providers: Mapping[str, ProviderSettings], catalog: Catalog) 
             kind=conf.kind,
             key_set=conf.key is not None,
             base_url=redact_url(conf.base_url) if conf.base_url else None,
-            models=tuple(sorted(served.get(name, ()))),
+            models=tuple(sorted(set(served.get(name, ())))),
         )
         for name, conf in sorted(providers.items())
     )

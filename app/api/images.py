@@ -30,19 +30,19 @@ from app.inputs import build_request, form_inputs, json_inputs
 from app.jobs.intake import PREFER_HEADER, async_intake, prefers_async
 from core.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from normalization.catalog import Mode
-from normalization.dryrun import describe_plan
+from normalization.dryrun import describe_route
 from normalization.emulation.response_format import URL_FALLBACK_HEADER
 from normalization.metering import Spend
-from normalization.plan import Plan
-from normalization.pricing import header_value, plan_estimate
+from normalization.pricing import header_value
 from normalization.request import EditInputs, ImageRequest
-from normalization.response import ImagesResponse
+from normalization.response import Attempt, ImagesResponse
 
 router = APIRouter()
 T = TypeVar("T")
 
 CANCEL_WAIT_SECONDS = 5.0
 COST_HEADER = "x-pixelgate-cost-usd"
+PROVIDER_HEADER = "x-pixelgate-provider"
 MAX_JSON_BYTES_FACTOR = 2
 """A JSON edit carries base64 images: allow about 4/3 of the per-file cap per image, and headroom."""
 MAX_JSON_DEPTH = 32
@@ -154,16 +154,20 @@ async def _serve(
     context.outcome.model = image_request.model  # known even when planning refuses the request
     if image_request.model and gateway.catalog.get(image_request.model) is not None:
         # Before planning, so a key learns nothing about a model it may not use from its 400s;
-        # other spellings of a model are checked once the plan has resolved them.
+        # other spellings of a model (``provider/model``) are checked once the route has resolved them.
         check_model_allowed(context.principal, image_request.model)
-    plan: Plan = gateway.plan(image_request, mode, inputs, strict=_strict(request), url_fallback=_url_fallback(request))
-    context.outcome.model, context.outcome.provider = plan.entry.id, plan.entry.provider
-    check_model_allowed(context.principal, plan.entry.id)
-    estimate = plan_estimate(plan)
+    route = gateway.plan(image_request, mode, inputs, strict=_strict(request), url_fallback=_url_fallback(request))
+    primary = route.primary.entry
+    context.outcome.model, context.outcome.provider = route.model.id, primary.provider
+    check_model_allowed(context.principal, route.model.id)
+    estimate = route.estimate()
     if _dry_run(request):
         return json_response(
-            describe_plan(plan),
-            headers={**_warning_headers([w.message for w in plan.warnings]), COST_HEADER: header_value(estimate)},
+            describe_route(route),
+            headers={
+                **_warning_headers([w.message for w in route.primary.warnings]),
+                COST_HEADER: header_value(estimate),
+            },
         )
     base_url = state.settings.public_url or str(request.base_url)
     if intake is not None:
@@ -171,30 +175,38 @@ async def _serve(
         # 202; the job holds its own estimate when it runs (app.jobs.runner).
         state.budgets.settle(await state.budgets.hold(context.principal, estimate), Decimal(0))
         strict, fallback = _strict(request), _url_fallback(request)
-        return await jobs.accept(state, context, intake, plan, inputs, base_url, strict=strict, url_fallback=fallback)
+        return await jobs.accept(state, context, intake, route, inputs, base_url, strict=strict, url_fallback=fallback)
     # The deployment about to be tried, so a failure is in the ledger under the provider that failed.
-    context.outcome.deployments = (f"{plan.entry.provider}:{plan.entry.upstream}",)
+    context.outcome.deployments = (f"{primary.provider}:{primary.upstream}",)
     # The estimate is held on the key's budget (429 insufficient_quota when it does not fit), and
     # the hold is settled with what the calls cost however the request ends.
     hold = await state.budgets.hold(context.principal, estimate)
     spend = Spend()
+    attempts: list[Attempt] = []
     try:
         # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
         result: ImagesResponse = await gateway.execute(
-            plan, base_url=base_url, while_upstream=context.upstream, spend=spend
+            route, base_url=base_url, while_upstream=context.upstream, spend=spend, attempts=attempts
         )
     finally:
         context.outcome.cost_usd = spend.total
+        if attempts:
+            context.outcome.deployments = tuple(dict.fromkeys(f"{a.provider}:{a.upstream}" for a in attempts))
+            context.outcome.provider = attempts[-1].provider
         state.budgets.settle(hold, spend.total)
     _note_result(context, result)
-    headers = {**_warning_headers(result.metadata.warnings), COST_HEADER: header_value(spend.total)}
+    headers = {
+        **_warning_headers(result.metadata.warnings),
+        COST_HEADER: header_value(spend.total),
+        PROVIDER_HEADER: result.metadata.provider,
+    }
     return ChunksResponse(result.wire_chunks(), headers=headers)
 
 
 def _note_result(context: RequestContext, result: ImagesResponse) -> None:
-    """What the usage ledger keeps of a served request: deployment, images, megapixels."""
+    """What the usage ledger keeps of a served request: the provider that served, images, megapixels."""
     meta, outcome = result.metadata, context.outcome
-    outcome.deployments = (f"{meta.provider}:{meta.upstream_model}",)
+    outcome.provider = meta.provider
     outcome.images = len(result.data)
     width, _, height = result.size.partition("x")
     if width.isdigit() and height.isdigit():

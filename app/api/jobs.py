@@ -17,8 +17,8 @@ from app.handlers import json_response
 from app.jobs.intake import RESPOND_ASYNC, AsyncIntake
 from app.jobs.models import JobRequest
 from core.errors import AuthenticationError
-from normalization.plan import Plan
 from normalization.request import EditInputs
+from normalization.routing.route import Route
 
 router = APIRouter()
 
@@ -27,7 +27,7 @@ async def accept(
     state: AppState,
     context: RequestContext,
     intake: AsyncIntake,
-    plan: Plan,
+    route: Route,
     inputs: EditInputs | None,
     base_url: str,
     *,
@@ -40,16 +40,16 @@ async def accept(
         raise AuthenticationError("async jobs need an API key")
     request = JobRequest.of(
         intake.request,
-        plan.mode,
+        route.mode,
         inputs,
         strict=strict,
         url_fallback=url_fallback,
         base_url=base_url,
-        response_format=plan.emulation.response_format,
+        response_format=route.primary.emulation.response_format,
     )
     job = await state.jobs.submit(
         key_id=context.principal.key_id,
-        model=plan.entry.id,
+        model=route.model.id,
         request=request,
         inputs=inputs,
         webhook_url=intake.webhook_url,

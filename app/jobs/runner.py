@@ -53,8 +53,8 @@ from core.errors import GatewayError
 from normalization.metering import Spend
 from normalization.pipeline import Gateway
 from normalization.plan import Plan
-from normalization.pricing import plan_estimate
 from normalization.response import ImagesResponse
+from normalization.routing.route import Route
 from providers.fetch import redact_url
 
 log = logging.getLogger("pixelgate.jobs")
@@ -101,10 +101,15 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def inline_images(plan: Plan) -> Plan:
-    """``plan`` answering with inline images: a job stores its images and hosts them when read."""
-    emulation = plan.emulation.model_copy(update={"response_format": "b64_json", "url_fallback": False})
-    return plan.model_copy(update={"emulation": emulation})
+def inline_images(route: Route) -> Route:
+    """``route`` answering with inline images: a job stores its images and hosts them when read."""
+
+    def inline(plan: Plan) -> Plan:
+        emulation = plan.emulation.model_copy(update={"response_format": "b64_json", "url_fallback": False})
+        return plan.model_copy(update={"emulation": emulation})
+
+    options = tuple(option.model_copy(update={"plan": inline(option.plan)}) for option in route.options)
+    return route.model_copy(update={"options": options})
 
 
 class JobRunner:
@@ -242,18 +247,18 @@ class JobRunner:
         is held on the key's budget (a job that no longer fits fails with 429 ``insufficient_quota``)
         and settled with the actual cost however the run ends."""
         request = job.request
-        plan = self._gateway.plan(
+        route = self._gateway.plan(
             request.image_request(),
             request.mode,
             request.edit_inputs(job.inputs),
             strict=request.strict,
             url_fallback=False,
         )
-        hold = await self._budgets.hold(await self._principal_of(job.key_id), plan_estimate(plan))
+        hold = await self._budgets.hold(await self._principal_of(job.key_id), route.estimate())
         spend = Spend()
         try:
             response = await self._gateway.execute(
-                inline_images(plan), base_url=request.base_url, tracker=tracker, spend=spend
+                inline_images(route), base_url=request.base_url, tracker=tracker, spend=spend
             )
         finally:
             self._budgets.settle(hold, spend.total)

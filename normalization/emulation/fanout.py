@@ -32,16 +32,25 @@ class FanOut:
         self._max_per_request = max_per_request
         self._global_slots = global_slots
 
+    def request_slots(self) -> asyncio.Semaphore:
+        """The per-request bound, made once per request and passed to each :meth:`run` of it."""
+        return asyncio.Semaphore(self._max_per_request)
+
     async def run(
-        self, adapter: ImageAdapter, calls: Sequence[UpstreamCall], tracker: UpstreamTracker | None = None
+        self,
+        adapter: ImageAdapter,
+        calls: Sequence[UpstreamCall],
+        tracker: UpstreamTracker | None = None,
+        per_request: asyncio.Semaphore | None = None,
     ) -> list[ProviderResult]:
         """Each call's result, in call order.
 
         All or error: the first call that fails (after the adapter's own retries), or a cancellation
         of this coroutine, cancels the other calls and with them their upstream jobs; its error is
         raised. With a ``tracker`` (an async job) each call runs through ``adapter.run_tracked``.
+        ``per_request``: the request's bound when it runs several fan-outs (failover legs) at once.
         """
-        per_request = asyncio.Semaphore(self._max_per_request)
+        per_request = per_request or self.request_slots()
 
         async def one(call: UpstreamCall) -> ProviderResult:
             async with per_request, self._global_slots:

@@ -109,7 +109,7 @@ def _sample(spec: ParamSpec) -> tuple[object, object]:
 
 def _matrix() -> list[tuple[ModelEntry, str, ParamSpec]]:
     cases = []
-    for entry in CATALOG.entries():
+    for entry in CATALOG.deployments():
         for name, spec in entry.params.items():
             if spec.behavior in (Behavior.PASSTHROUGH, Behavior.RENAMED):
                 cases.append((entry, name, spec))
@@ -148,7 +148,7 @@ def test_parameter_matrix(client: openai.OpenAI, entry: ModelEntry, name: str, s
     assert handled["behavior"] == ("passthrough" if upstream_name == name else "renamed")
 
 
-@pytest.mark.parametrize("entry", CATALOG.entries(), ids=lambda e: e.id)
+@pytest.mark.parametrize("entry", CATALOG.deployments(), ids=lambda e: e.id)
 def test_dry_run_shows_the_upstream_payload_for_every_builtin_model(client: openai.OpenAI, entry: ModelEntry) -> None:
     body = _dry_run(client, entry, {"seed": 5})
     request = body["upstream_requests"][0]

@@ -73,7 +73,7 @@ class Case:
 
 def _cases() -> list[Case]:
     cases = []
-    for entry in CATALOG.entries():
+    for entry in CATALOG.deployments():
         for mode in entry.modes:
             for name in [*parameter_table(entry), UNLISTED]:
                 if mode == "generate" and name in ("image", "mask"):
@@ -86,9 +86,9 @@ CASES = _cases()
 
 
 def entry_of(model: str) -> ModelEntry:
-    entry = CATALOG.get(model)
-    assert entry is not None
-    return entry
+    found = CATALOG.get(model)
+    assert found is not None
+    return found.primary
 
 
 def _sample(row: Row, mode: Mode) -> JsonValue:
@@ -341,7 +341,7 @@ def test_parameter_reaches_the_upstream_as_its_table_says(harness: Harness, case
         _check_forwarded(harness, entry, case, row)
 
 
-@pytest.mark.parametrize("entry", CATALOG.entries(), ids=lambda e: e.id)
+@pytest.mark.parametrize("entry", CATALOG.deployments(), ids=lambda e: e.id)
 def test_the_matrix_covers_every_row_the_table_shows(harness: Harness, entry: ModelEntry) -> None:
     covered = {case.param for case in CASES if case.model == entry.id}
     assert set(harness.table(entry.id)) | {UNLISTED} == covered

@@ -31,9 +31,9 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
 
 
 def entry_of(model: str) -> ModelEntry:
-    entry = CATALOG.get(model)
-    assert entry is not None
-    return entry
+    found = CATALOG.get(model)
+    assert found is not None
+    return found.primary
 
 
 def pixel_values(entry: ModelEntry) -> list[str]:
@@ -64,7 +64,7 @@ def _bad_value(row: Row) -> JsonValue | None:
 
 def _bad_cases() -> list[tuple[str, str, JsonValue]]:
     cases: list[tuple[str, str, JsonValue]] = []
-    for entry in CATALOG.entries():
+    for entry in CATALOG.deployments():
         for name, spec in entry.params.items():
             if spec.behavior in ("passthrough", "renamed"):
                 row: Row = {
@@ -127,7 +127,7 @@ def test_the_upstream_spelling_is_checked_and_named_as_sent(harness: Harness) ->
 
 
 def _upstream_modes() -> list[tuple[str, Mode]]:
-    return [(e.id, mode) for e in CATALOG.entries() if e.provider in ("fal", "openai") for mode in e.modes]
+    return [(e.id, mode) for e in CATALOG.deployments() if e.provider in ("fal", "openai") for mode in e.modes]
 
 
 @pytest.mark.parametrize(("model", "mode"), _upstream_modes(), ids=lambda v: str(v))

@@ -43,7 +43,7 @@ IMAGE_SIZE_MAX = 14142  # $defs.ImageSize: width/height exclusiveMinimum 0, maxi
 Schema = dict[str, Any]  # parsed JSON Schema: untyped by nature, confined to this test
 
 FAL_ENTRIES = sorted(
-    (entry for entry in load_builtin_catalog().entries() if entry.provider == "fal"), key=lambda e: e.id
+    (entry for entry in load_builtin_catalog().deployments() if entry.provider == "fal"), key=lambda e: e.id
 )
 
 

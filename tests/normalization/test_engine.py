@@ -26,7 +26,7 @@ INPUT = EditInputs(images=(probe_input(png_bytes(64, 48), param="image", max_pix
 def entry(model_id: str) -> ModelEntry:
     found = CATALOG.get(model_id)
     assert found is not None
-    return found
+    return found.primary
 
 
 def plan(model_id: str, *, settings: PlanSettings | None = None, strict: bool = False, **fields: Any) -> Plan:

@@ -14,7 +14,7 @@ CATALOG = load_builtin_catalog()
 def table(model_id: str, settings: PlanSettings | None = None) -> dict[str, dict[str, object]]:
     entry = CATALOG.get(model_id)
     assert entry is not None
-    rows = parameter_table(entry, settings)
+    rows = parameter_table(entry.primary, settings)
     # As the route renders it: the JSON text decides whether 50 reads as 50 or 50.0.
     rendered = orjson.dumps({name: row.model_dump(mode="json", exclude_none=True) for name, row in rows.items()})
     decoded: dict[str, dict[str, object]] = orjson.loads(rendered)

@@ -27,7 +27,7 @@ from core.errors import (
 from core.image_workers import ImageWorkers
 from core.images import ImageMediaType
 from core.provider_settings import ProviderSettings
-from normalization.catalog import Catalog, ModelEntry
+from normalization.catalog import Catalog, Model, ModelEntry
 from normalization.hosting import DirectoryStore, ImageHost, LinkSigner, StoredImage
 from normalization.pipeline import Gateway, GatewayConfig
 from normalization.request import ImageRequest
@@ -119,7 +119,7 @@ async def served(registered: FakeAdapter, tmp_path: Path) -> AsyncIterator[Serve
         )
         assert adapters["fakes"] is registered
         gateway = Gateway(
-            catalog=Catalog([ENTRY]),
+            catalog=Catalog([Model.model_validate(ENTRY.model_dump())]),
             adapters=adapters,
             workers=workers,
             host=ImageHost(store, LinkSigner(b"s" * 32)),
@@ -185,7 +185,7 @@ async def test_a_provider_without_an_adapter_is_a_503(registered: FakeAdapter, t
     workers = ImageWorkers(max_workers=1)
     try:
         gateway = Gateway(
-            catalog=Catalog([ENTRY]),
+            catalog=Catalog([Model.model_validate(ENTRY.model_dump())]),
             adapters={},
             workers=workers,
             host=ImageHost(DirectoryStore(tmp_path, 60), LinkSigner(b"s" * 32)),

@@ -104,15 +104,18 @@ def test_without_a_size_the_estimate_uses_the_input_then_the_default_then_one_me
 
 def test_a_plan_estimate_covers_every_fanned_out_call() -> None:
     catalog = load_builtin_catalog()
-    model = catalog.get("hidream-i1-full")
-    assert model is not None and model.price is not None and model.price.per_megapixel == D("0.05")
+    found = catalog.get("hidream-i1-full")
+    assert found is not None
+    model = found.primary
+    assert model.price is not None and model.price.per_megapixel == D("0.05")
     request = ImageRequest.model_validate({"model": "hidream-i1-full", "prompt": "p", "size": "1024x512", "n": 6})
     plan = plan_request(request, model, "generate", None)
     assert len(plan.calls) == 2  # 6 over a native maximum of 4: 3 + 3
     assert plan_estimate(plan) == D("0.05") * D(6 * 1024 * 512) / D(1_000_000)
     # An edit priced per image and per input image, at another price given explicitly.
-    edit = catalog.get("hidream-e1-1")
-    assert edit is not None
+    routed = catalog.get("hidream-e1-1")
+    assert routed is not None
+    edit = routed.primary
     image = input_image(64, 64)
     plan = plan_request(
         ImageRequest.model_validate({"model": "hidream-e1-1", "prompt": "p", "n": 2}),

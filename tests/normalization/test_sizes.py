@@ -419,7 +419,7 @@ def test_no_size_control_resizes_from_the_input() -> None:
     assert resolve_size(parse_size_request(None, None, None), none, (1000, 800)) == SizeDecision()
 
 
-BUILTIN = sorted(load_builtin_catalog().entries(), key=lambda e: e.id)
+BUILTIN = sorted(load_builtin_catalog().deployments(), key=lambda e: e.id)
 
 
 @pytest.mark.parametrize("entry", BUILTIN, ids=lambda e: e.id)
@@ -442,12 +442,8 @@ def test_builtin_models_get_supported_sizes(
 
 def test_catalog_examples() -> None:
     catalog = load_builtin_catalog()
-    kontext, i1, e1 = (
-        catalog.get("flux-pro-kontext"),
-        catalog.get("hidream-i1-full"),
-        catalog.get("hidream-e1-1"),
-    )
-    assert kontext is not None and i1 is not None and e1 is not None
+    found = [catalog.get(name) for name in ("flux-pro-kontext", "hidream-i1-full", "hidream-e1-1")]
+    kontext, i1, e1 = (model.primary for model in found if model is not None)
     assert resolve_size(parse_size_request(None, "7:1", None), kontext.size, (800, 600)).fields == {
         "aspect_ratio": "21:9"
     }

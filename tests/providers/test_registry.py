@@ -90,7 +90,7 @@ async def test_a_kind_refuses_settings_of_another_kind() -> None:
 
 
 def test_every_built_in_model_names_a_registered_kind() -> None:
-    assert {entry.provider for entry in load_builtin_catalog().entries()} <= set(registry.kinds())
+    assert {entry.provider for entry in load_builtin_catalog().deployments()} <= set(registry.kinds())
 
 
 def test_a_registered_kind_is_a_provider_configured_like_the_built_in_ones(

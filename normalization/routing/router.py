@@ -1,0 +1,193 @@
+"""Running a route: each primary call tries the deployments in order until one serves it.
+
+For every leg (a call of the primary plan) the router walks the route's options in order:
+
+- a deployment whose provider has no credentials is passed over without an attempt;
+- one whose circuit breaker is open is passed over while another deployment may still serve the
+  leg; when none is left, cooling ones are tried anyway (a cooling period exists to route around a
+  failing provider, not to refuse requests nobody else can serve);
+- otherwise the leg's calls run (bounded by the request's and the gateway's fan-out slots), and the
+  outcome is one :class:`~normalization.response.Attempt` and one breaker record. A failure that
+  :func:`~normalization.routing.failover.fails_over` moves on to the next deployment; any other
+  failure, or any failure of a forced route, ends the request.
+
+Legs run concurrently, all or error: a leg that fails everywhere cancels the others (and with them
+their upstream jobs). When every deployment failed, the last failure is raised with a message naming
+each provider tried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from core.errors import GatewayError, ProviderNotConfiguredError
+from normalization.emulation.fanout import FanOut, collect
+from normalization.metering import CallObserver, MeteredAdapter, Spend
+from normalization.response import Attempt
+from normalization.routing.breaker import BreakerStore
+from normalization.routing.failover import counts_against_provider, fails_over
+from normalization.routing.route import Option, Route
+from providers.base import GeneratedImage, ImageAdapter, UpstreamTracker, adapter_for
+
+
+@dataclass(frozen=True)
+class ServedLeg:
+    """One leg's images and the option (index into ``route.options``) that made them."""
+
+    option: int
+    images: list[GeneratedImage]
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a route's run produced: each leg's images, in leg order."""
+
+    legs: list[ServedLeg]
+
+    def images(self) -> list[GeneratedImage]:
+        return [image for leg in self.legs for image in leg.images]
+
+
+class Router:
+    """Runs routes through the configured adapters. One per app; no per-request state."""
+
+    def __init__(
+        self,
+        adapters: Mapping[str, ImageAdapter],
+        breakers: BreakerStore,
+        fanout: FanOut,
+        observer: CallObserver,
+    ) -> None:
+        self._adapters = adapters
+        self.breakers = breakers
+        self._fanout = fanout
+        self._observer = observer
+
+    async def run(
+        self, route: Route, *, spend: Spend, attempts: list[Attempt], tracker: UpstreamTracker | None = None
+    ) -> Served:
+        """Every leg of ``route`` served by some deployment, or the error that ends the request.
+
+        Each attempt is appended to ``attempts`` as it ends (the caller keeps them when this raises);
+        each successful call's cost is added to ``spend`` as it completes.
+        """
+        per_request = self._fanout.request_slots()
+        adapters = [self._metered(option, spend) for option in route.options]
+
+        async def leg(index: int) -> ServedLeg:
+            return await self._leg(route, adapters, index, per_request, attempts, tracker)
+
+        tasks = [asyncio.create_task(leg(index)) for index in range(len(route.options[0].legs))]
+        try:
+            legs = list(await asyncio.gather(*tasks))
+        except BaseException:
+            await _cancel(tasks)
+            raise
+        return Served(legs=legs)
+
+    def _metered(self, option: Option, spend: Spend) -> ImageAdapter | ProviderNotConfiguredError:
+        try:
+            inner = adapter_for(self._adapters, option.deployment.provider)
+        except ProviderNotConfiguredError as exc:
+            return exc
+        return MeteredAdapter(inner, price=option.deployment.price, spend=spend, observer=self._observer)
+
+    async def _leg(
+        self,
+        route: Route,
+        adapters: list[ImageAdapter | ProviderNotConfiguredError],
+        index: int,
+        per_request: asyncio.Semaphore,
+        attempts: list[Attempt],
+        tracker: UpstreamTracker | None,
+    ) -> ServedLeg:
+        failures: list[tuple[str, GatewayError]] = []
+        unconfigured: ProviderNotConfiguredError | None = None
+        cooling: list[int] = []
+        candidates = [j for j, option in enumerate(route.options) if option.legs[index]]
+        for j in candidates:
+            provider = route.options[j].deployment.provider
+            if not route.forced and await self.breakers.admit(provider) == "skip":
+                cooling.append(j)
+                continue
+            outcome = await self._attempt(route, adapters[j], j, index, per_request, attempts, tracker)
+            if isinstance(outcome, ServedLeg):
+                return outcome
+            if isinstance(outcome, ProviderNotConfiguredError):
+                unconfigured = outcome
+                continue
+            failures.append((provider, outcome))
+            if route.forced or not fails_over(outcome):
+                raise outcome
+        for j in cooling:  # nobody else could serve: a cooling provider is better than none
+            outcome = await self._attempt(route, adapters[j], j, index, per_request, attempts, tracker)
+            if isinstance(outcome, ServedLeg):
+                return outcome
+            if isinstance(outcome, ProviderNotConfiguredError):
+                continue
+            failures.append((route.options[j].deployment.provider, outcome))
+            if not fails_over(outcome):
+                raise outcome
+        if not failures:
+            raise unconfigured or ProviderNotConfiguredError(f"no provider of model '{route.model.id}' can serve it")
+        raise _every_failure(failures)
+
+    async def _attempt(
+        self,
+        route: Route,
+        adapter: ImageAdapter | ProviderNotConfiguredError,
+        option_index: int,
+        index: int,
+        per_request: asyncio.Semaphore,
+        attempts: list[Attempt],
+        tracker: UpstreamTracker | None,
+    ) -> ServedLeg | GatewayError:
+        """One deployment's try at one leg: its images, or the error it failed with (returned so the
+        caller decides between failing over and raising)."""
+        if isinstance(adapter, ProviderNotConfiguredError):
+            return adapter
+        option = route.options[option_index]
+        calls = option.legs[index]
+        deployment = option.deployment
+        started = time.monotonic()
+        try:
+            results = await self._fanout.run(adapter, calls, tracker, per_request)
+            images = collect(calls, results)
+        except ProviderNotConfiguredError as exc:
+            return exc
+        except GatewayError as exc:
+            attempts.append(_attempt(deployment.provider, deployment.upstream, started, exc))
+            await self.breakers.record(deployment.provider, failed=counts_against_provider(exc))
+            return exc
+        attempts.append(_attempt(deployment.provider, deployment.upstream, started, None))
+        await self.breakers.record(deployment.provider, failed=False)
+        return ServedLeg(option=option_index, images=images)
+
+
+def _attempt(provider: str, upstream: str, started: float, error: GatewayError | None) -> Attempt:
+    return Attempt(
+        provider=provider,
+        upstream=upstream,
+        status=200 if error is None else error.status_code,
+        code=None if error is None else error.code,
+        ms=round((time.monotonic() - started) * 1000),
+    )
+
+
+def _every_failure(failures: list[tuple[str, GatewayError]]) -> GatewayError:
+    """The last failure, its message naming each provider tried when there were several."""
+    last = failures[-1][1]
+    if len(failures) > 1:
+        tried = "; ".join(f"{provider}: {error.message}" for provider, error in failures)
+        last.message = f"every deployment of this model failed ({tried})"
+        last.args = (last.message,)
+    return last
+
+
+async def _cancel(tasks: list[asyncio.Task[ServedLeg]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
