@@ -1,0 +1,117 @@
+"""The cooling period end to end: a provider that keeps failing is skipped, then tried once, then back.
+
+Its own gateway (two failures open a breaker, one second of cooling), so other routing tests cannot
+open or close its breakers. Two replicas sharing Redis see one breaker: tests/e2e/test_routing_shared_breaker.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from app.settings import Settings
+from tests.conftest import TEST_KEY
+from tests.fakes.fake_fal import FakeFal
+from tests.fakes.fake_replicate import FakeReplicate
+from tests.images import png_bytes
+from tests.live import LiveGateway
+
+FAL_KEY = "fal-cooling-key"
+TOKEN = "r8_cooling_token_0123456789abcdef"
+FAL_EDIT = "fal-ai/hidream-e1-1"
+QWEN = "qwen/qwen-image-edit"
+COOLDOWN = 1.0
+
+
+def gateway_config(fal: FakeFal, replicate: FakeReplicate, extra: str = "") -> str:
+    return f"""
+api_keys: [{TEST_KEY}]
+breaker_failures: 2
+breaker_cooldown_seconds: {COOLDOWN}
+{extra}
+providers:
+  fal: {{api_key: {FAL_KEY}, base_url: "{fal.base_url}", storage_url: "{fal.storage_url}", max_retries: 0}}
+  replicate: {{api_key: {TOKEN}, base_url: "{replicate.base_url}", wait_seconds: 1, max_retries: 0}}
+models:
+  - id: cooled
+    modes: [edit]
+    deployments:
+      - {{provider: fal, upstream: {FAL_EDIT}, images: {{field: image_url, kind: single}}}}
+      - {{provider: replicate, upstream: {QWEN}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[tuple[FakeFal, FakeReplicate]]:
+    with FakeFal(api_key=FAL_KEY, latency=0.05) as fal, FakeReplicate(token=TOKEN, latency=0.05) as replicate:
+        replicate.max_output_side = 96
+        yield fal, replicate
+
+
+def live_gateway(folder: Any, text: str) -> LiveGateway:
+    path = folder / "pixelgate.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PIXELGATE_CONFIG", str(path))
+        env.setenv("PIXELGATE_DATA_DIR", str(folder / "data"))
+        for variable in ("FAL_KEY", "REPLICATE_API_TOKEN", "PIXELGATE_STATE_URL"):
+            env.delenv(variable, raising=False)
+        return LiveGateway(Settings.load())
+
+
+def providers_tried(client: openai.OpenAI, model: str = "cooled") -> list[tuple[str, int]]:
+    raw = client.images.with_raw_response.edit(
+        model=model, image=("in.png", png_bytes(32, 32), "image/png"), prompt="p", response_format="b64_json"
+    )
+    metadata: dict[str, Any] = (raw.parse().model_extra or {})["metadata"]
+    return [(attempt["provider"], attempt["status"]) for attempt in metadata["attempts"]]
+
+
+def test_a_failing_provider_is_skipped_while_it_cools_then_tried_once_and_back(
+    fakes: tuple[FakeFal, FakeReplicate], tmp_path: Any
+) -> None:
+    fal, replicate = fakes
+    fal.reset()
+    replicate.reset()
+    fal.endpoint_scenarios[FAL_EDIT] = "401"
+    with (
+        live_gateway(tmp_path, gateway_config(fal, replicate)) as live,
+        openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client,
+    ):
+        assert providers_tried(client) == [("fal", 502), ("replicate", 200)]
+        assert providers_tried(client) == [("fal", 502), ("replicate", 200)]  # the second failure opens it
+        submits = len(fal.attempts)
+        opened = time.monotonic()
+        assert providers_tried(client) == [("replicate", 200)]
+        assert len(fal.attempts) == submits, "a cooling provider must not be called"
+        # A forced deployment is called regardless of its cooling period.
+        with pytest.raises(openai.APIStatusError):
+            providers_tried(client, "fal/cooled")
+        assert len(fal.attempts) == submits + 1
+        fal.endpoint_scenarios.clear()  # fal recovers
+        while time.monotonic() - opened < COOLDOWN + 0.05:
+            assert providers_tried(client) == [("replicate", 200)]
+            time.sleep(0.2)
+        # Cooling is over: one trial goes to fal; it succeeds and closes the breaker.
+        assert providers_tried(client) == [("fal", 200)]
+        assert providers_tried(client) == [("fal", 200)]
+
+
+def test_a_failed_trial_opens_the_breaker_again(fakes: tuple[FakeFal, FakeReplicate], tmp_path: Any) -> None:
+    fal, replicate = fakes
+    fal.reset()
+    replicate.reset()
+    fal.endpoint_scenarios[FAL_EDIT] = "401"
+    with (
+        live_gateway(tmp_path, gateway_config(fal, replicate)) as live,
+        openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client,
+    ):
+        providers_tried(client)
+        providers_tried(client)
+        time.sleep(COOLDOWN + 0.1)
+        assert providers_tried(client) == [("fal", 502), ("replicate", 200)]  # the trial, failed
+        assert providers_tried(client) == [("replicate", 200)]  # open again at once
