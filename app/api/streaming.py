@@ -125,6 +125,7 @@ class EventStream(Response):
         super().__init__(None, 200, stream_headers, "text/event-stream")
         del self.headers["content-length"]  # the length is unknown: the server sends the body chunked
         self._job: asyncio.Task[ImagesResponse] = asyncio.ensure_future(work)
+        self._job.add_done_callback(_retrieve)
         self._shape = shape
         self._context = context
         self._keepalive = keepalive_seconds
@@ -201,6 +202,12 @@ def completed_frames(result: ImagesResponse, shape: EventShape) -> list[bytes]:
 
 def _frame(event: str, data: Mapping[str, object]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def _retrieve(job: asyncio.Task[ImagesResponse]) -> None:
+    """Mark a failure as seen: a stream whose client left renders none (asyncio would log it as lost)."""
+    if not job.cancelled():
+        job.exception()
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -369,3 +369,61 @@ def test_the_node_sdk_iterates_the_stream(fal_gateway: LiveGateway, fake: FakeFa
     ]
     assert [_size(item["b64"]) for item in seen[:3]] == [(48, 32), (48, 32), (40, 24)]
     assert seen[3] == {"error": "APIError", "code": "upstream_error", "isApiError": True}
+
+
+# -- budgets and the usage ledger ----------------------------------------------------------------
+
+ADMIN_KEY = "admin-stream-5c1d"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+PRICED = {
+    "id": "sandbox-priced",
+    "provider": "sandbox",
+    "upstream": "sandbox/generate",
+    "modes": ["generate"],
+    "size": {"kind": "dimensions", "encoding": "fields", "min_side": 64, "max_side": 512, "multiple_of": 16},
+    "count": {"field": "num_images", "max": 4, "seeds_per_image": True},
+    "output_format": {"values": ["png"], "default": "png"},
+    "price": {"per_image": 0.01, "source": "test: one cent per image"},
+}
+
+
+def _usage_row(live: LiveGateway, key_id: object, requests: int) -> dict[str, object]:
+    """The key's ledger totals once its ``requests`` rows are written (in batches, off the request path)."""
+    found: dict[str, object] = {}
+
+    def written() -> bool:
+        answer = httpx.get(f"{live.base_url}/admin/usage", params={"group_by": "key"}, headers=ADMIN, timeout=30)
+        rows = [row for row in answer.json()["data"] if row["key"] == key_id]
+        found.update(rows[0] if rows else {})
+        return bool(rows) and rows[0]["requests"] == requests
+
+    wait_until(written, f"{requests} ledger rows for the key")
+    return found
+
+
+def test_a_stream_holds_and_charges_the_budget_and_is_in_the_ledger(tmp_path: Path) -> None:
+    settings = upstream_settings(tmp_path, admin_key=ADMIN_KEY, models=[PRICED])
+    with LiveGateway(settings) as live:
+        created = httpx.post(
+            f"{live.base_url}/admin/keys", json={"name": "s", "budget_usd": 0.025}, headers=ADMIN, timeout=30
+        ).json()
+        with openai.OpenAI(base_url=live.api_url, api_key=created["key"], max_retries=0, timeout=30) as client:
+            events = list(client.images.generate(model="sandbox-priced", prompt="p", size="64x64", n=2, stream=True))
+            assert [event.type for event in events] == ["image_generation.completed"] * 2
+            assert (events[0].model_extra or {})["metadata"]["cost_usd"] == pytest.approx(0.02)
+            wait_until(
+                lambda: (
+                    httpx.get(f"{live.base_url}/admin/keys/{created['id']}", headers=ADMIN, timeout=30).json()[
+                        "spent_usd"
+                    ]
+                    == pytest.approx(0.02)
+                ),
+                "the stream's two images were charged",
+            )
+            # Half a cent left, a cent asked: refused before any stream, as JSON.
+            with pytest.raises(openai.RateLimitError) as refused:
+                client.images.generate(model="sandbox-priced", prompt="p", size="64x64", stream=True)
+            assert refused.value.code == "insufficient_quota"
+            assert refused.value.response.headers["content-type"] == "application/json"
+        row = _usage_row(live, created["id"], 2)
+        assert row["images"] == 2 and row["cost_usd"] == pytest.approx(0.02) and row["errors"] == 1
