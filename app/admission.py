@@ -16,7 +16,8 @@ are in. So the slots bound the gateway's CPU work at once, and a slow upstream d
 many images are generated at once. A request waiting on its upstream keeps its inputs in memory; how
 many do is bounded per key (``PIXELGATE_MAX_CONCURRENT_PER_KEY``) and by the rate limits, not here.
 Requests without a valid API key take no slot (the route answers them 401 at once), and a slot is
-freed as soon as the response starts: sending it to a slow reader needs none. A refused request is
+freed as soon as the response starts: sending it to a slow reader needs none. (A ``stream=true``
+answer starts before its images are made: its slot is freed once they are.) A refused request is
 answered at once, its body unread; the HTTP protocol then reads and discards what the client still
 sends, within bounds (:mod:`app.http_protocol`), so the client reads the 503.
 
@@ -174,7 +175,7 @@ class AdmissionGuard:
         slot = context.slot = Slot(self.gate, context.timings)
 
         async def send_then_free(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and not _event_stream(message):
                 slot.close()  # the answer is made: sending it to a slow reader needs no slot
             await send(message)
 
@@ -182,6 +183,14 @@ class AdmissionGuard:
             await self.app(scope, receive, send_then_free)
         finally:
             slot.close()
+
+
+def _event_stream(start: Message) -> bool:
+    """Whether the answer is a ``stream=true`` event stream: it starts before its images are made, so it
+    keeps its slot until they are (:mod:`app.api.streaming` closes it then) or the request ends."""
+    return any(
+        name == b"content-type" and value.startswith(b"text/event-stream") for name, value in start.get("headers", ())
+    )
 
 
 def _overloaded(limits: AdmissionLimits) -> ASGIApp:

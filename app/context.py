@@ -69,6 +69,9 @@ class Outcome:
     deployments: tuple[str, ...] = ()
     """Each deployment tried, in order, as ``provider:upstream``."""
     cost_usd: Decimal | None = None
+    stream_error: tuple[int, str | None] | None = None
+    """A streamed answer (``stream=true``, 200 on the wire) that ended in an ``error`` event: the status
+    and code the error would have had as a JSON answer, which the ledger, metrics and log record."""
 
 
 @dataclass(eq=False)

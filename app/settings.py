@@ -140,6 +140,13 @@ class Settings(BaseSettings):
         gt=0,
         description="how long a failing provider is skipped before one trial request may use it again",
     )
+    stream_keepalive_seconds: float = Field(
+        # Below the idle timeouts of common proxies (nginx's proxy_read_timeout: 60 s, AWS's load
+        # balancers: 60 s), which would otherwise cut a stream whose image takes longer to make.
+        default=15.0,
+        gt=0,
+        description="stream=true: seconds between `: keep-alive` comments while the images are being made",
+    )
     max_fanout_per_request: int = Field(
         # 10, the largest n a client may ask for: n on a one-image-per-call model is one wave of calls.
         default=10,

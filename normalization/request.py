@@ -69,7 +69,8 @@ class ImageRequest(BaseModel):
     style: str | None = None
     user: str | None = None
     stream: bool | None = None
-    partial_images: int | None = None
+    partial_images: int | None = Field(default=None, ge=0, le=3)
+    """OpenAI's range (``PartialImages``): how many partial images a stream sends before the final one."""
 
     @field_validator("output_format", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import JsonValue
 
-from app.api import jobs, openapi_bodies
+from app.api import jobs, openapi_bodies, streaming
 from app.auth import check_model_allowed
 from app.context import RequestContext, RequestContextDep
 from app.deps import AppState, AppStateDep
@@ -139,17 +139,13 @@ async def _serve(
     mode: Mode,
     inputs: EditInputs | None,
 ) -> Response:
-    if image_request.stream:
-        # Until image streaming exists: a 200 JSON body would read as a stream of zero events.
-        raise InvalidRequestError(
-            "stream=true is not supported by this gateway yet; send stream=false or leave it out",
-            param="stream",
-            code="unsupported_parameter",
-        )
     # Prefer: respond-async makes the request a job (app/jobs): planned here, run by the job runner.
     intake = async_intake(image_request, respond_async=prefers_async(request.headers.getlist(PREFER_HEADER)))
     if intake is not None:
         image_request = intake.request
+    asked = image_request
+    if asked.stream:  # answered as events (app.api.streaming) once planned; errors until then are JSON
+        image_request = streaming.planned_request(asked, request.headers)
     gateway = state.gateway
     context.outcome.model = image_request.model  # known even when planning refuses the request
     if image_request.model and gateway.catalog.get(image_request.model) is not None:
@@ -183,18 +179,32 @@ async def _serve(
     hold = await state.budgets.hold(context.principal, estimate)
     spend = Spend()
     attempts: list[Attempt] = []
-    try:
-        # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
-        result: ImagesResponse = await gateway.execute(
-            route, base_url=base_url, while_upstream=context.upstream, spend=spend, attempts=attempts
+
+    async def execute() -> ImagesResponse:
+        try:
+            # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
+            result = await gateway.execute(
+                route, base_url=base_url, while_upstream=context.upstream, spend=spend, attempts=attempts
+            )
+        finally:
+            context.outcome.cost_usd = spend.total
+            if attempts:
+                context.outcome.deployments = tuple(dict.fromkeys(f"{a.provider}:{a.upstream}" for a in attempts))
+                context.outcome.provider = attempts[-1].provider
+            state.budgets.settle(hold, spend.total)
+        _note_result(context, result)
+        return result
+
+    if asked.stream:
+        return streaming.EventStream(
+            execute(),
+            streaming.EventShape.of(mode, asked),
+            context=context,
+            keepalive_seconds=state.settings.stream_keepalive_seconds,
+            partial_images=asked.partial_images,
+            headers=_warning_headers([w.message for w in route.primary.warnings]),
         )
-    finally:
-        context.outcome.cost_usd = spend.total
-        if attempts:
-            context.outcome.deployments = tuple(dict.fromkeys(f"{a.provider}:{a.upstream}" for a in attempts))
-            context.outcome.provider = attempts[-1].provider
-        state.budgets.settle(hold, spend.total)
-    _note_result(context, result)
+    result = await execute()
     headers = {
         **_warning_headers(result.metadata.warnings),
         COST_HEADER: header_value(spend.total),

@@ -4,7 +4,8 @@
 :class:`~app.context.RequestContext`, outside every other: a 401, a 429 or a 503 is seen too. When
 the response is done it turns the context (principal, outcome, timings) into a record; from the
 response itself it reads only what the context cannot know: the ``idempotent-replayed`` header and,
-on an error, the OpenAI error body's ``code``. An edit or a generation becomes a ledger entry;
+on an error, the OpenAI error body's ``code`` (a stream's error event puts its status and code in the
+context, :attr:`~app.context.Outcome.stream_error`). An edit or a generation becomes a ledger entry;
 every request goes to the observers (the metrics, the request log). Recording is an append to the
 ledger's buffer; nothing here waits on the database.
 """
@@ -72,6 +73,8 @@ class UsageGuard:
             await self.app(scope, receive, observe)
         finally:
             error_code = _error_code(b"".join(error_body)) if status >= 400 else None
+            if context.outcome.stream_error is not None:  # the 200 of a stream that ended in an error event
+                status, error_code = context.outcome.stream_error
             record = _record(scope, context, status, error_code, replay=replay, created=created, image=image_request)
             if image_request:
                 self.ledger.record(_entry(record))

@@ -18,9 +18,9 @@ import pytest
 from tests.conftest import TEST_KEY
 from tests.images import decode, png_bytes
 from tests.live import LiveGateway
+from tests.node_client import node_modules
 
 ROOT = Path(__file__).resolve().parents[2]
-NODE_DIR = ROOT / "tests" / "node"
 
 
 def readme_example(name: str) -> str:
@@ -65,21 +65,8 @@ def test_python_example(gateway: LiveGateway, workdir: Path) -> None:
     _check_output(workdir, _run([sys.executable, str(script)], workdir, gateway))
 
 
-def _node_modules() -> Path:
-    modules = NODE_DIR / "node_modules"
-    if not (modules / "openai").exists():
-        subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=NODE_DIR,
-            check=True,
-            timeout=300,
-            capture_output=True,
-        )
-    return modules
-
-
 def test_node_example_streams_a_chunked_upload(gateway: LiveGateway, workdir: Path) -> None:
-    (workdir / "node_modules").symlink_to(_node_modules(), target_is_directory=True)
+    (workdir / "node_modules").symlink_to(node_modules(), target_is_directory=True)
     script = workdir / "example.mjs"
     script.write_text(readme_example("node"), encoding="utf-8")
     _check_output(workdir, _run(["node", str(script)], workdir, gateway, timeout=120))

@@ -1,0 +1,218 @@
+"""``stream=true``: an edit or a generation answered as OpenAI's image stream (server-sent events).
+
+What the official SDKs' ``stream=True`` iterators read (the wire contract, sections 1.5 and 3.6):
+frames ``event: <type>\\ndata: <json>\\n\\n``, the JSON's ``type`` naming the event. An
+:class:`EventStream` sends, with status 200 and ``content-type: text/event-stream``:
+
+- while the images are being made, a comment ``: keep-alive`` every ``PIXELGATE_STREAM_KEEPALIVE_SECONDS``,
+  so that a proxy's idle timeout does not cut a stream whose image takes minutes (SSE parsers skip
+  comments);
+- then one ``image_edit.completed`` / ``image_generation.completed`` event per image, in order, always
+  with ``b64_json`` (OpenAI's stream carries base64 whatever ``response_format`` says), ``created_at``,
+  ``size``, ``quality``, ``background``, ``output_format`` and ``usage``; plus pixelgate's ``seed``,
+  ``revised_prompt`` and ``metadata`` (the SDKs keep keys they do not know);
+- or, when the work fails, one ``error`` event, ``{"type": "error", "error": <the OpenAI error
+  object>}``, which both SDKs raise as ``APIError``; then the stream ends.
+
+Errors found before the stream starts (validation, auth, model, budget, rate limits, planning) stay
+ordinary JSON answers with their status: the image route makes an :class:`EventStream` only once the
+request is planned and its budget held. The work is the very awaitable the JSON answer awaits (the
+route's call of ``Gateway.execute``, which settles the budget and notes the ledger's outcome); this
+module runs it in a task beside the keep-alives and renders what it gives. A client that leaves
+cancels the task, and with it the upstream jobs, as on the JSON path; so does the server at the end
+of its shutdown drain.
+
+Not yet: ``partial_image`` events. ``partial_images`` (0-3) is validated and answered with a warning
+header when above 0; no provider's partial images are passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+from pydantic import JsonValue
+from starlette.datastructures import Headers
+from starlette.types import Message, Receive, Scope, Send
+
+from app.context import RequestContext
+from app.handlers import internal_error_response
+from app.idempotency import HEADER as IDEMPOTENCY_HEADER
+from core.errors import GatewayError, InvalidRequestError
+from normalization.catalog import Mode
+from normalization.request import ImageRequest
+from normalization.response import ImagesResponse
+
+log = logging.getLogger("pixelgate")
+
+KEEPALIVE = b": keep-alive\n\n"
+CANCEL_WAIT_SECONDS = 5.0
+"""How long a stream whose client left waits for its work to cancel its upstream jobs."""
+EVENT_QUALITIES = frozenset({"low", "medium", "high", "auto"})
+EVENT_BACKGROUNDS = frozenset({"transparent", "opaque", "auto"})
+ZERO_USAGE: dict[str, JsonValue] = {
+    "total_tokens": 0,
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "input_tokens_details": {"text_tokens": 0, "image_tokens": 0},
+}
+"""``usage`` is required in a completed event (``ImagesUsage``); pixelgate's providers bill per image,
+not per token, so every count is 0. The cost is in ``metadata.cost_usd``."""
+PARTIAL_WARNING = "partial_images: no partial images are streamed yet; the stream carries the final images only"
+
+
+def planned_request(request: ImageRequest, headers: Headers) -> ImageRequest:
+    """What to plan for a streamed ``request``: images inline (the events carry base64), and neither
+    ``stream`` nor ``partial_images``, which this module answers and no upstream is sent.
+
+    Raises a 400 naming ``stream`` when the request carries an ``Idempotency-Key``: a kept answer is a
+    JSON body and its replay would not be the stream the client asked for, while ignoring the key
+    would let a retry pay for a second image. A client that wants retries to be safe sends without
+    ``stream``.
+    """
+    if IDEMPOTENCY_HEADER in headers:
+        raise InvalidRequestError(
+            "stream=true cannot be combined with an Idempotency-Key header: send one or the other",
+            param="stream",
+            code="unsupported_parameter",
+        )
+    return request.model_copy(update={"stream": None, "partial_images": None, "response_format": "b64_json"})
+
+
+@dataclass(frozen=True)
+class EventShape:
+    """What the events say beside each image: their type prefix and the request's quality and background."""
+
+    prefix: str
+    quality: str
+    background: str
+
+    @classmethod
+    def of(cls, mode: Mode, request: ImageRequest) -> EventShape:
+        """``quality``/``background`` as the request asked when OpenAI's event enums have the value, else ``auto``."""
+        quality = request.quality if request.quality in EVENT_QUALITIES else "auto"
+        background = request.background if request.background in EVENT_BACKGROUNDS else "auto"
+        prefix = "image_edit" if mode == "edit" else "image_generation"
+        return cls(prefix=prefix, quality=quality or "auto", background=background or "auto")
+
+
+class EventStream(Response):
+    """A ``stream=true`` answer: keep-alives while ``work`` runs, then its images as events (see the module).
+
+    ``work`` starts at once, in its own task, so that whatever happens to this response (even never
+    being sent) the work ends and settles what it holds.
+    """
+
+    def __init__(
+        self,
+        work: Coroutine[Any, Any, ImagesResponse],
+        shape: EventShape,
+        *,
+        context: RequestContext,
+        keepalive_seconds: float,
+        partial_images: int | None,
+        headers: Mapping[str, str],
+    ) -> None:
+        warnings = [text for text in (headers.get("x-pixelgate-warnings"), partial_images and PARTIAL_WARNING) if text]
+        stream_headers = {**headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
+        if warnings:
+            stream_headers["x-pixelgate-warnings"] = " | ".join(warnings)
+        super().__init__(None, 200, stream_headers, "text/event-stream")
+        del self.headers["content-length"]  # the length is unknown: the server sends the body chunked
+        self._job: asyncio.Task[ImagesResponse] = asyncio.ensure_future(work)
+        self._job.add_done_callback(_retrieve)
+        self._shape = shape
+        self._context = context
+        self._keepalive = keepalive_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        job = self._job
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            while not job.done():
+                await asyncio.wait({job, gone}, timeout=self._keepalive, return_when=asyncio.FIRST_COMPLETED)
+                if gone.done():
+                    return  # the finally cancels the work, as a JSON request's disconnect does
+                if not job.done():
+                    await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+            if self._context.slot is not None:
+                self._context.slot.close()  # the images are made: sending them to a slow reader needs no slot
+            for chunk in self._frames(job):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            gone.cancel()
+            if not job.done():
+                job.cancel()
+                # Let the work cancel its upstream jobs (fal's cancel call) before the request ends.
+                await asyncio.wait({job}, timeout=CANCEL_WAIT_SECONDS)
+
+    def _frames(self, job: asyncio.Task[ImagesResponse]) -> list[bytes]:
+        """The finished work as frames: its completed events, or one error event (noted for the ledger)."""
+        try:
+            return completed_frames(job.result(), self._shape)
+        except GatewayError as exc:
+            body: dict[str, object] = {**exc.to_body()}
+            self._context.outcome.stream_error = (exc.status_code, exc.code)
+        except Exception:
+            log.exception("unhandled error in a streamed request")
+            # The same OpenAI-shaped 500 body a JSON answer gets, nothing internal revealed.
+            body = orjson.loads(bytes(internal_error_response().body))
+            self._context.outcome.stream_error = (500, None)
+        return [_frame("error", {"type": "error", **body})]
+
+
+def completed_frames(result: ImagesResponse, shape: EventShape) -> list[bytes]:
+    """One completed event per image, as chunks to send in order; each image's base64 is its own chunk,
+    made once and never copied into a larger one (see :meth:`ImagesResponse.wire_chunks`)."""
+    event = f"{shape.prefix}.completed"
+    metadata = result.metadata.model_dump(mode="json")
+    chunks: list[bytes] = []
+    for image in result.data:
+        b64 = image.base64()
+        if b64 is None:  # planned_request asked for b64_json: a hosted image here is a bug
+            raise RuntimeError("a streamed answer holds an image without its bytes")
+        head: dict[str, JsonValue] = {
+            "type": event,
+            "created_at": result.created,
+            "size": result.size,
+            "quality": shape.quality,
+            "background": shape.background,
+            "output_format": result.output_format,
+            "usage": ZERO_USAGE,
+        }
+        if image.seed is not None:
+            head["seed"] = image.seed
+        if image.revised_prompt is not None:
+            head["revised_prompt"] = image.revised_prompt
+        head["metadata"] = metadata
+        chunks += [
+            b"event: " + event.encode() + b"\ndata: " + orjson.dumps(head)[:-1] + b',"b64_json":"',
+            b64,  # base64 needs no JSON escaping
+            b'"}\n\n',
+        ]
+    return chunks
+
+
+def _frame(event: str, data: Mapping[str, object]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def _retrieve(job: asyncio.Task[ImagesResponse]) -> None:
+    """Mark a failure as seen: a stream whose client left renders none (asyncio would log it as lost)."""
+    if not job.cancelled():
+        job.exception()
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client has gone (the body was read before the stream started)."""
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
