@@ -141,7 +141,7 @@ class Model(_Frozen):
     @model_validator(mode="wrap")
     @classmethod
     def _flat_row(cls, data: object, handler: ModelWrapValidatorHandler[Model]) -> Model:
-        if isinstance(data, Mapping) and "deployments" not in data:
+        if isinstance(data, ModelEntry) or (isinstance(data, Mapping) and "deployments" not in data):
             # Validated as the entry it is, so a mistake is located in the row, not in a deployment list.
             entry = ModelEntry.model_validate(data)
             return handler(
