@@ -291,7 +291,8 @@ class FakeFal(LoopbackFake):
             return failure
         request_id = uuid.uuid4().hex
         record.request_id = request_id
-        latency = float(arg) if scenario == "slow" and arg else self.latency
+        timed = scenario == "slow" or scenario.startswith("stream_")  # ARG: the job's latency
+        latency = float(arg) if timed and arg else self.latency
         job = _Job(request_id, endpoint_id, payload, scenario, arg, latency, loop=asyncio.get_running_loop())
         # Rendered in a worker thread while the job "runs", as a real upstream has its result ready
         # when it says COMPLETED: rendering at the result GET would serialize a fan-out's images on
@@ -377,11 +378,11 @@ class FakeFal(LoopbackFake):
         job = self._job(request)
         if job is None:
             return error(404, "Request not found")
+        with self._lock:
+            self.status_streams += 1  # every stream request, refused ones too
+        job.streams += 1
         if not self.status_stream:
             return error(405, "Method Not Allowed")
-        with self._lock:
-            self.status_streams += 1
-        job.streams += 1
         if job.scenario == "stream_404":
             return error(404, "Not Found")
         return StatusStream(self, job)

@@ -9,8 +9,9 @@ is set.
 
 Failure modes, per job through its scenario: ``stream_drop`` (the connection is cut after the first
 event, mid-stream), ``stream_end`` (the stream ends cleanly after the first event, before COMPLETED),
-``stream_404`` (the stream endpoint answers 404, the status endpoint works); ``fake.status_stream =
-False`` answers every stream request 405.
+``stream_404`` (the stream endpoint answers 404, the status endpoint works), each with the job's
+latency as ARG (``[fake:stream_drop:60]``); ``fake.status_stream = False`` answers every stream
+request 405.
 """
 
 from __future__ import annotations
