@@ -59,8 +59,14 @@ from providers.registry import build_adapters
 
 CANCEL_GRACE_SECONDS = 5.0
 """At shutdown, how long cancelled requests get to cancel their upstream jobs before the client closes."""
-UPSTREAM_MAX_CONNECTIONS = 256
-"""Upstream connections open at once; more requests wait for one (cheaply on the aiohttp pool)."""
+UPSTREAM_SHORT_CONNECTIONS = 256
+"""Upstream connections for short requests (submits, polls, results, downloads) besides one per job.
+
+A job followed through a status stream (fal) holds a connection for its whole run, and up to
+``max_fanout_global`` jobs run at once; with a pool of 256 in all, the 257th of 1,000 waiting jobs
+would wait for a stream to end, and every result read behind it. So the pool is one connection per
+upstream job plus these; more requests wait for one (cheaply on the aiohttp pool).
+"""
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -134,7 +140,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log_configuration(providers, catalog, api_keys=len(settings.api_keys))
         log_operations(settings, database.describe())
         redactor = access_log.install()
-        client = build_upstream_client(settings.upstream_transport, UPSTREAM_MAX_CONNECTIONS)
+        client = build_upstream_client(
+            settings.upstream_transport, settings.max_fanout_global + UPSTREAM_SHORT_CONNECTIONS
+        )
         workers = ImageWorkers()
         await host.open()
         host.start_sweeping()

@@ -55,6 +55,8 @@ class Cell:
     jobs_seen_upstream: int = 0
     submits_per_job: float = float("nan")
     polls_per_job: float = float("nan")
+    streams_per_job: float = 0.0
+    """Status streams opened per job (runs stored before the gateway followed fal's stream have none)."""
     results_per_job: float = float("nan")
     cdn_per_job: float = float("nan")
     uploads_per_job: float = float("nan")
@@ -93,6 +95,7 @@ def fill(cell: Cell, shots: list[Shot], fake: dict[str, Any], overhead: ClientOv
     if seen:
         cell.submits_per_job = round(fake["bench_attempts"] / len(seen), 2)
         cell.polls_per_job = round(statistics.fmean(j["status_polls"] for j in seen), 2)
+        cell.streams_per_job = round(statistics.fmean(j.get("status_streams", 0) for j in seen), 2)
         cell.results_per_job = round(statistics.fmean(j["results"] for j in seen), 2)
         cell.cdn_per_job = round(statistics.fmean(j["cdn_fetches"] for j in seen), 2)
         cell.uploads_per_job = round(fake["bench_uploads"] / len(seen), 2)
@@ -109,19 +112,20 @@ def _errors(cell: Cell) -> str:
 def table(cells: list[Cell]) -> str:
     """The markdown table of ``cells``, one row each."""
     head = (
-        "| run | ok | errors | client p50 / p99 s | completion lag p50 / p99 ms | status polls / job |"
+        "| run | ok | errors | client p50 / p99 s | completion lag p50 / p99 ms | status requests / job |"
         " upstream requests / job | peak RSS MiB | RSS waiting MiB | gateway CPU s |\n"
         "|---|---:|---|---|---|---:|---|---:|---:|---:|\n"
     )
     rows = []
     for c in cells:
         upstream = (
-            f"{c.submits_per_job:g} submit, {c.polls_per_job:g} status, {c.results_per_job:g} result,"
-            f" {c.cdn_per_job:g} CDN"
+            f"{c.submits_per_job:g} submit, {c.streams_per_job:g} status stream, {c.polls_per_job:g} status poll,"
+            f" {c.results_per_job:g} result, {c.cdn_per_job:g} CDN"
         )
+        status_requests = round(c.streams_per_job + c.polls_per_job, 2)
         rows.append(
             f"| {c.label} | {c.ok}/{c.jobs} | {_errors(c)} | {c.client_p50_s:.2f} / {c.client_p99_s:.2f}"
-            f" | {c.lag_p50_ms:.0f} / {c.lag_p99_ms:.0f} | {c.polls_per_job:g} | {upstream}"
+            f" | {c.lag_p50_ms:.0f} / {c.lag_p99_ms:.0f} | {status_requests:g} | {upstream}"
             f" | {c.gateway_peak_rss_mib:.0f} | {c.gateway_rss_waiting_mib:.0f} | {c.gateway_cpu_seconds:.1f} |"
         )
     return head + "\n".join(rows) + "\n"

@@ -67,6 +67,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "PIXELGATE_DATA_DIR",
         "PIXELGATE_PUBLIC_URL",
         "PIXELGATE_FAL_BASE_URL",
+        "PIXELGATE_FAL_STATUS_STREAM",
         "PIXELGATE_OPENAI_BASE_URL",
         "REPLICATE_API_TOKEN",
         "PIXELGATE_REPLICATE_BASE_URL",

@@ -64,6 +64,21 @@ def test_each_kind_reads_the_variables_it_declares(config: Path, monkeypatch: py
     assert (openai.key, openai.base_url) == ("sk-env", "http://127.0.0.1:13/v1")
 
 
+def test_the_fal_status_stream_is_on_by_default_and_set_by_yaml_or_variable(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fal = _load(config, "{}\n").providers["fal"]
+    assert isinstance(fal, FalSettings) and fal.status_stream is True
+    fal = _load(config, "providers: {fal: {status_stream: false}}\n").providers["fal"]
+    assert isinstance(fal, FalSettings) and fal.status_stream is False
+    monkeypatch.setenv("PIXELGATE_FAL_STATUS_STREAM", "true")  # the variable wins over the file
+    fal = _load(config, "providers: {fal: {status_stream: false}}\n").providers["fal"]
+    assert isinstance(fal, FalSettings) and fal.status_stream is True
+    monkeypatch.setenv("PIXELGATE_FAL_STATUS_STREAM", "0")
+    fal = _load(config, "{}\n").providers["fal"]
+    assert isinstance(fal, FalSettings) and fal.status_stream is False
+
+
 def test_keyword_arguments_win_over_a_kinds_variables(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAL_KEY", "fal-env")
     settings = Settings(providers={"fal": {"api_key": "fal-kwarg"}})

@@ -1,7 +1,9 @@
 """The fal.ai adapter: one :class:`UpstreamCall` through fal's queue to image bytes.
 
 Steps: place the input images in the payload (data URIs up to ``upload_threshold_bytes``,
-fal storage above), submit, poll, read the result, download the images. On
+fal storage above), submit, follow the job's status stream until it completes (polling instead
+with ``status_stream: false``, or once a stream fails: :mod:`providers.fal.status_stream`), read the
+result, download the images. On
 ``asyncio.CancelledError`` (client gone, the pipeline's deadline, a sibling call failing) or a
 failure while the job is still running, the job is cancelled upstream (shielded, bounded by
 ``cancel_timeout_seconds``) before the exception propagates. A cancellation that arrives while
@@ -9,7 +11,7 @@ the submit itself is in flight lets the submit finish (shielded, at most ``cance
 more) so that the job it created is known and cancelled too.
 
 Tracked (:meth:`FalAdapter.run_tracked`, async jobs): the job's request id and URLs are reported
-as soon as the submit returns; a call with a recorded job polls that job instead of submitting; and a
+as soon as the submit returns; a call with a recorded job follows that job instead of submitting; and a
 cancellation while the tracker is detaching (the process stopping) leaves the fal job running for
 the next process to follow.
 
@@ -46,6 +48,7 @@ from providers.fal.queue import FalQueue, QueueHandle
 from providers.fal.results import collect_images
 from providers.fal.retry import FAL_RETRY
 from providers.fal.settings import FalSettings
+from providers.fal.status_stream import wait_for_completion
 from providers.fal.storage import upload_image
 from providers.fal.transport import FalHttp
 from providers.toolkit.results import ResultReader
@@ -112,7 +115,7 @@ class FalAdapter(ImageAdapter):
         try:
             if fresh and tracker is not None:
                 await _shielded(tracker.started(call, _upstream_handle(handle)), self.cancel_timeout_seconds)
-            completed = await queue.wait(handle, call.upstream)
+            completed = await wait_for_completion(queue, handle, call.upstream, stream=self._settings.status_stream)
         except asyncio.CancelledError:
             if tracker is None or not tracker.detaching:
                 await self._cancel(queue, handle)

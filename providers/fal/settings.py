@@ -1,4 +1,5 @@
-"""The fal kind's settings: its key variable, its two base URLs, when inputs go through storage."""
+"""The fal kind's settings: its key variable, its two base URLs, when inputs go through storage, and
+whether jobs are followed through fal's status stream."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class FalSettings(ProviderSettings):
         "api_key": "FAL_KEY",
         "base_url": "PIXELGATE_FAL_BASE_URL",
         "storage_url": "PIXELGATE_FAL_STORAGE_URL",
+        "status_stream": "PIXELGATE_FAL_STATUS_STREAM",
     }
 
     kind: str = "fal"
@@ -29,4 +31,9 @@ class FalSettings(ProviderSettings):
         default=4 * MiB,
         ge=0,
         description="inputs above this go through fal storage, not a data URI",
+    )
+    status_stream: bool = Field(
+        default=True,
+        description="follow each job through fal's status stream (one request per job, the result as soon "
+        "as fal has it); false, or a stream that fails, polls the status instead",
     )

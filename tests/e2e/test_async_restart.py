@@ -154,8 +154,8 @@ def test_a_job_in_flight_at_sigterm_completes_once_after_the_restart(
 ) -> None:
     first = Serve(tmp_path, fake, db_url)
     job_id = first.submit("a lighthouse [fake:never]")  # runs on fal until the test lets it finish
-    # The fal job exists and is being polled: its handle was recorded before the first poll.
-    wait_until(lambda: len(fake.submissions) == 1 and fake.status_polls >= 1, "the job is at fal", timeout=30)
+    # The fal job exists and is being followed: its handle was recorded before its status was asked for.
+    wait_until(lambda: len(fake.submissions) == 1 and fake.status_requests >= 1, "the job is at fal", timeout=30)
     assert first.job(job_id)["status"] == "in_progress"
     signalled = time.monotonic()
     first_log = first.stop()
@@ -163,9 +163,10 @@ def test_a_job_in_flight_at_sigterm_completes_once_after_the_restart(
     assert "detached 1 running jobs" in first_log
     assert fake.cancelled == []  # left running on fal for the next process
 
+    # Counted before the new process starts: it may open the job's one status stream while starting.
+    asked = fake.status_requests
     second = Serve(tmp_path, fake, db_url)
-    polls = fake.status_polls
-    wait_until(lambda: fake.status_polls > polls, "the new process follows the fal job", timeout=30)
+    wait_until(lambda: fake.status_requests > asked, "the new process follows the fal job", timeout=30)
     fake.finish(str(fake.submissions[0].request_id))
     wait_until(lambda: second.job(job_id)["status"] in ("completed", "failed"), "the job finished", timeout=30)
     finished = second.job(job_id)
@@ -193,13 +194,13 @@ def test_a_replica_killed_during_a_job_leaves_it_to_the_other_once_its_lease_end
     lease = {"PIXELGATE_JOB_LEASE_SECONDS": "2"}
     doomed = Serve(tmp_path / "a", fake, db_url, **lease)
     job_id = doomed.submit("a harbour [fake:never]")  # runs on fal until the test lets it finish
-    wait_until(lambda: len(fake.submissions) == 1 and fake.status_polls >= 1, "the job is at fal", timeout=30)
+    wait_until(lambda: len(fake.submissions) == 1 and fake.status_requests >= 1, "the job is at fal", timeout=30)
     survivor = Serve(tmp_path / "b", fake, db_url, **lease)
     try:
         assert survivor.job(job_id)["status"] == "in_progress"  # any replica answers for any job
         doomed.stop(signal.SIGKILL)
-        polls = fake.status_polls
-        wait_until(lambda: fake.status_polls > polls, "the survivor follows the fal job", timeout=30)
+        asked = fake.status_requests
+        wait_until(lambda: fake.status_requests > asked, "the survivor follows the fal job", timeout=30)
         fake.finish(str(fake.submissions[0].request_id))
         wait_until(lambda: survivor.job(job_id)["status"] in ("completed", "failed"), "taken over", timeout=30)
         finished = survivor.job(job_id)

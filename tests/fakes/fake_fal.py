@@ -1,7 +1,7 @@
 """A fake fal.ai: a real HTTP server on loopback speaking fal's queue and storage protocols.
 
 What it does NOT model: validation of a payload against the endpoint's schema (only the scripted
-422s), the sync host (``fal.run``), webhooks, streaming status (``/status/stream``), logs,
+422s), the sync host (``fal.run``), webhooks, logs,
 ``/storage/upload/initiate-multipart`` (fal-js's path for files over 90 MB), token expiry, and upload
 lifecycles (``X-Fal-Object-Lifecycle`` is ignored).
 
@@ -14,7 +14,8 @@ Run it standalone for offline development::
 In tests, ``with FakeFal() as fake:`` (or the ``fake_fal`` fixture of ``tests/providers/conftest.py``)
 gives ``fake.base_url`` and ``fake.storage_url`` (the same server), and records ``fake.submissions``
 (accepted jobs: endpoint id and JSON payload), ``fake.attempts`` (every submit request, failed ones
-too), ``fake.cancelled`` (request ids), ``fake.status_polls``, ``fake.cdn_fetches`` (result images
+too), ``fake.cancelled`` (request ids), ``fake.status_polls``, ``fake.status_streams`` (status
+streams opened; ``fake.status_requests`` is both), ``fake.open_streams``, ``fake.cdn_fetches`` (result images
 served from its CDN), ``fake.uploads`` and ``fake.cdn_tokens``. Per job it records when it completes
 (``time.monotonic()`` of the submit plus the latency: the system-wide monotonic clock, so another
 process on the machine can compare its own readings with it) and the status, result and CDN requests
@@ -24,7 +25,10 @@ it got: ``fake.job_records()``, also served as ``GET /_fake/jobs`` for a fake in
 What it serves (the fal reference, section 2): ``POST /{endpoint_id}`` submits and answers
 ``status_url``/``response_url``/``cancel_url`` with the endpoint's sub-path dropped, as fal does;
 ``GET .../requests/{id}/status`` answers 202 (IN_QUEUE, then IN_PROGRESS) and 200 once COMPLETED
-after ``fake.latency`` seconds; ``GET .../requests/{id}`` the output; ``PUT .../cancel``;
+after ``fake.latency`` seconds; ``GET .../requests/{id}/status/stream`` the same statuses as
+server-sent events, one per change until COMPLETED (:mod:`tests.fakes.fal_stream`, with its failure
+modes ``stream_drop``, ``stream_end``, ``stream_404``, and ``fake.status_stream = False`` for 405);
+``GET .../requests/{id}`` the output; ``PUT .../cancel``;
 ``POST /storage/upload/initiate`` (``storage_type`` ``fal-cdn-v3``, or ``gcs`` as fal-client's fallback)
 + ``PUT`` the bytes; fal-client's CDN v3 flow, ``POST /storage/auth/token?storage_type=fal-cdn-v3``
 (``{token, token_type, base_url, expires_at}``, ``base_url`` being this server) then ``POST
@@ -78,6 +82,7 @@ from starlette.routing import Route
 from tests.fakes.fal_images import data_uri_bytes, output_size, render, render_photo_sized, render_rotated
 from tests.fakes.fal_scenarios import HTML, RETRYABLE_ONCE, error, policy_detail, submit_failure
 from tests.fakes.fal_storage import FalStorage
+from tests.fakes.fal_stream import StatusStream
 from tests.fakes.loopback import MARKER, LoopbackFake
 
 JsonObject = dict[str, JsonValue]
@@ -107,8 +112,12 @@ class _Job:
     cancelled: bool = False
     output: asyncio.Future[JsonObject] | None = None
     polls: int = 0
+    streams: int = 0
     results: int = 0
     cdn_fetches: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set (on the fake's loop) when :meth:`FakeFal.finish` or a cancel changes the job's state."""
+    loop: asyncio.AbstractEventLoop | None = None
 
     def record(self) -> JsonObject:
         """What a benchmark needs of this job: its prompt, when it completed, the requests it got."""
@@ -119,6 +128,7 @@ class _Job:
             "submitted": self.created,
             "completes_at": self.created + self.latency,
             "status_polls": self.polls,
+            "status_streams": self.streams,
             "results": self.results,
             "cdn_fetches": self.cdn_fetches,
         }
@@ -158,6 +168,12 @@ class FakeFal(LoopbackFake):
         self.attempts: list[Submission] = []
         self.cancelled: list[str] = []
         self.status_polls = 0
+        self.status_streams = 0
+        self.open_streams = 0
+        self.status_stream = True
+        """Serve ``.../status/stream``; False answers it 405, as an upstream without it might."""
+        self.stream_keepalive_seconds: float | None = None
+        """Send a ``: keep-alive`` comment on a status stream after this long without an event."""
         self.cdn_fetches = 0
         self.storage = FalStorage(self.base_url, self._authorized)
         self._jobs: dict[str, _Job] = {}
@@ -169,6 +185,7 @@ class FakeFal(LoopbackFake):
                 *self.storage.routes(),
                 Route("/_fake/jobs", self._job_records, methods=["GET"]),
                 Route("/cdn/{request_id}/{index:int}/{name}", self._get_cdn, methods=["GET"]),
+                Route("/{owner}/{app}/requests/{request_id}/status/stream", self._status_stream, methods=["GET"]),
                 Route("/{owner}/{app}/requests/{request_id}/status", self._status, methods=["GET"]),
                 Route("/{owner}/{app}/requests/{request_id}/cancel", self._cancel, methods=["PUT"]),
                 Route("/{owner}/{app}/requests/{request_id}", self._result, methods=["GET"]),
@@ -203,15 +220,25 @@ class FakeFal(LoopbackFake):
             self.attempts.clear()
             self.cancelled.clear()
             self.status_polls = 0
+            self.status_streams = 0
+            self.status_stream = True
+            self.stream_keepalive_seconds = None
             self.cdn_fetches = 0
             self.storage.reset()
             self._seen.clear()
+
+    @property
+    def status_requests(self) -> int:
+        """Status polls plus status streams opened: how often the jobs' status was asked for."""
+        return self.status_polls + self.status_streams
 
     def finish(self, request_id: str) -> None:
         """Let a job complete now (a ``never`` job included): for a test that decides when a job ends."""
         with self._lock:
             job = self._jobs[request_id]
             job.scenario, job.latency = "ok", 0.0
+        if job.loop is not None:
+            job.loop.call_soon_threadsafe(job.changed.set)
 
     # -- scenario choice -----------------------------------------------------------------------
 
@@ -264,8 +291,9 @@ class FakeFal(LoopbackFake):
             return failure
         request_id = uuid.uuid4().hex
         record.request_id = request_id
-        latency = float(arg) if scenario == "slow" and arg else self.latency
-        job = _Job(request_id, endpoint_id, payload, scenario, arg, latency)
+        timed = scenario == "slow" or scenario.startswith("stream_")  # ARG: the job's latency
+        latency = float(arg) if timed and arg else self.latency
+        job = _Job(request_id, endpoint_id, payload, scenario, arg, latency, loop=asyncio.get_running_loop())
         # Rendered in a worker thread while the job "runs", as a real upstream has its result ready
         # when it says COMPLETED: rendering at the result GET would serialize a fan-out's images on
         # this event loop and charge the fake's own work to the gateway in benchmarks.
@@ -309,6 +337,30 @@ class FakeFal(LoopbackFake):
             return "COMPLETED"
         return "IN_QUEUE" if elapsed < job.latency / 2 else "IN_PROGRESS"
 
+    def status_body(self, job: _Job) -> JsonObject:
+        """The job's status object now, as the status endpoint and the status stream carry it."""
+        state = self._state(job)
+        body: JsonObject = {"status": state, "request_id": job.request_id, "logs": None}
+        if state == "IN_QUEUE":
+            body["queue_position"] = 0
+        if state != "COMPLETED":
+            return body
+        body["metrics"] = {"inference_time": job.latency}
+        if job.cancelled:
+            body.update(error="Request was cancelled", error_type="client_cancelled")
+        elif job.scenario == "completed_error":
+            body.update(error="CUDA out of memory on runner 7", error_type="runner_server_error")
+        elif job.scenario == "content_policy_late":
+            body.update(error="The content was flagged", error_type="content_policy_violation")
+        return body
+
+    def next_change_in(self, job: _Job) -> float | None:
+        """Seconds until the job's state changes by itself (None: only :meth:`finish` or a cancel)."""
+        if job.scenario == "never" and not job.cancelled:
+            return None
+        elapsed = time.monotonic() - job.created
+        return max(0.0, (job.latency / 2 if elapsed < job.latency / 2 else job.latency) - elapsed)
+
     async def _status(self, request: Request) -> Response:
         if not self._authorized(request):
             return error(401, "No user found for Key ID and Secret")
@@ -317,20 +369,23 @@ class FakeFal(LoopbackFake):
             return error(404, "Request not found")
         self.status_polls += 1
         job.polls += 1
-        state = self._state(job)
-        body: JsonObject = {"status": state, "request_id": job.request_id, "logs": None}
-        if state == "IN_QUEUE":
-            body["queue_position"] = 0
-        if state != "COMPLETED":
-            return JSONResponse(body, status_code=202)
-        body["metrics"] = {"inference_time": job.latency}
-        if job.cancelled:
-            body.update(error="Request was cancelled", error_type="client_cancelled")
-        elif job.scenario == "completed_error":
-            body.update(error="CUDA out of memory on runner 7", error_type="runner_server_error")
-        elif job.scenario == "content_policy_late":
-            body.update(error="The content was flagged", error_type="content_policy_violation")
-        return JSONResponse(body, status_code=200)
+        body = self.status_body(job)
+        return JSONResponse(body, status_code=200 if body["status"] == "COMPLETED" else 202)
+
+    async def _status_stream(self, request: Request) -> Response | StatusStream:
+        if not self._authorized(request):
+            return error(401, "No user found for Key ID and Secret")
+        job = self._job(request)
+        if job is None:
+            return error(404, "Request not found")
+        with self._lock:
+            self.status_streams += 1  # every stream request, refused ones too
+        job.streams += 1
+        if not self.status_stream:
+            return error(405, "Method Not Allowed")
+        if job.scenario == "stream_404":
+            return error(404, "Not Found")
+        return StatusStream(self, job)
 
     async def _result(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -368,6 +423,7 @@ class FakeFal(LoopbackFake):
         if self._state(job) == "COMPLETED" and not job.cancelled:
             return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)
         job.cancelled = True
+        job.changed.set()
         return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
 
     def job_records(self) -> list[JsonObject]:

@@ -46,7 +46,11 @@ def fast_adapter(settings: FalSettings, client: httpx.AsyncClient) -> FalAdapter
 @pytest.fixture
 def make_adapter(fake_fal: FakeFal, http_client: httpx.AsyncClient) -> AdapterMaker:
     def make(
-        *, api_key: str | None = FAL_TEST_KEY, max_retries: int = 3, upload_threshold_bytes: int = 4 * 1024 * 1024
+        *,
+        api_key: str | None = FAL_TEST_KEY,
+        max_retries: int = 3,
+        upload_threshold_bytes: int = 4 * 1024 * 1024,
+        status_stream: bool = True,
     ) -> FalAdapter:
         settings = FalSettings(
             api_key=api_key,
@@ -54,6 +58,7 @@ def make_adapter(fake_fal: FakeFal, http_client: httpx.AsyncClient) -> AdapterMa
             storage_url=fake_fal.storage_url,
             max_retries=max_retries,
             upload_threshold_bytes=upload_threshold_bytes,
+            status_stream=status_stream,
             connect_timeout_seconds=2.0,
             read_timeout_seconds=10.0,
         )

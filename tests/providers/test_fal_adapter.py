@@ -97,14 +97,14 @@ async def test_no_api_key_fails_before_any_request(fake_fal: FakeFal, make_adapt
 async def test_polling_adds_little_latency(fake_fal: FakeFal, make_adapter: AdapterMaker) -> None:
     fake_fal.latency = 0.0
     started = time.monotonic()
-    await make_adapter().run(generate_call())
+    await make_adapter(status_stream=False).run(generate_call())
     assert time.monotonic() - started < 0.5
     assert fake_fal.status_polls == 1
 
 
 async def test_slow_job_is_polled_with_backoff(fake_fal: FakeFal, make_adapter: AdapterMaker) -> None:
     started = time.monotonic()
-    await make_adapter().run(generate_call("[fake:slow:1.2]"))
+    await make_adapter(status_stream=False).run(generate_call("[fake:slow:1.2]"))
     elapsed = time.monotonic() - started
     assert 1.2 <= elapsed < 2.6
     # 20 ms doubling to a 1 s cap: about 7 polls for 1.2 s, not one per 20 ms.

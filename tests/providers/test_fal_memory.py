@@ -46,8 +46,8 @@ async def test_a_waiting_edit_does_not_keep_its_inputs_data_uri(fake_fal: FakeFa
     task = asyncio.create_task(make_adapter().run(call))
     try:
         deadline = time.monotonic() + 20
-        while fake_fal.status_polls == 0:  # the first poll follows the submit's answer
-            assert time.monotonic() < deadline, "the job was not submitted and polled"
+        while fake_fal.status_requests == 0:  # the status stream follows the submit's answer
+            assert time.monotonic() < deadline, "the job was not submitted and followed"
             await asyncio.sleep(0.01)
         # httpx's response and its stream refer to each other: the submit's request body is
         # garbage only a collection frees (the gateway's allocations trigger one soon enough).

@@ -67,6 +67,9 @@ class FalStub:
                     "cancel_url": f"{job}/cancel",
                 },
             )
+        if request.url.path.endswith("/status/stream"):
+            event = b'data: {"status": "COMPLETED", "request_id": "r1"}\n\n'
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=event)
         if url.endswith("/status"):
             return httpx.Response(200, json={"status": "COMPLETED"})
         return httpx.Response(200, json=self.output)
@@ -86,8 +89,11 @@ async def test_submit_url_auth_header_and_followed_urls() -> None:
     assert str(submit.url) == f"{BASE}/fal-ai/hidream-e1-1"
     assert submit.headers["authorization"] == f"Key {FAL_TEST_KEY}"
     assert json.loads(submit.content)["prompt"] == "make it blue"
-    # The returned URLs drop the sub-path; they are used as given, never rebuilt from the endpoint id.
-    assert str(status.url) == f"{BASE}/fal-ai/app/requests/r1/status"
+    # The returned URLs drop the sub-path; they are used as given, never rebuilt from the endpoint id
+    # (the status stream is the status URL plus /stream, as fal-js builds it).
+    assert str(status.url) == f"{BASE}/fal-ai/app/requests/r1/status/stream?logs=0"
+    assert status.headers["accept"] == "text/event-stream"
+    assert status.headers["authorization"] == f"Key {FAL_TEST_KEY}"
     assert str(fetched.url) == f"{BASE}/fal-ai/app/requests/r1"
     assert result.images[0].seed == 5 and result.upstream_request_id == "r1"
 
