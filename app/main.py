@@ -248,7 +248,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router, dependencies=[Depends(require_principal)])
     app.include_router(hosted_router(host))
     app.include_router(
-        admin_router(AdminGuard(settings.admin_key), key_store, database, provider_infos(providers, catalog))
+        admin_router(
+            AdminGuard(settings.admin_key), key_store, database, provider_infos(providers, catalog), state.breakers
+        )
     )
     app.include_router(metrics_router(metrics, settings.admin_key))
     app.include_router(pages.router(settings))

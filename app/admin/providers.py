@@ -9,14 +9,17 @@ state, say) is one more field there, filled in :func:`provider_health`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from app.usage.health import ProviderActivity
 from core.provider_settings import ProviderSettings
 from normalization.catalog import Catalog
+from normalization.routing.breaker import BreakerStore
 from providers.fetch import redact_url
 
 
@@ -48,6 +51,28 @@ def provider_infos(providers: Mapping[str, ProviderSettings], catalog: Catalog) 
     )
 
 
+class Cooling(BaseModel):
+    """A provider's circuit breaker when it is not closed: ``open`` until ``until`` (Unix seconds),
+    or ``half_open`` (cooled down; the next request is its trial)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: Literal["open", "half_open"]
+    until: float | None
+
+
+async def cooling_of(breakers: BreakerStore, names: Sequence[str]) -> dict[str, Cooling]:
+    """Each named provider's breaker that is not closed, as the shared store says now."""
+    found: dict[str, Cooling] = {}
+    for name in names:
+        state, left = await breakers.state(name)
+        if state == "open":
+            found[name] = Cooling(state="open", until=round(time.time() + left, 3))
+        elif state == "half_open":
+            found[name] = Cooling(state="half_open", until=None)
+    return found
+
+
 class ProviderHealth(BaseModel):
     """One provider as ``GET /admin/providers`` answers it. Times are Unix seconds."""
 
@@ -67,17 +92,22 @@ class ProviderHealth(BaseModel):
     last_request_at: float | None
     last_error_at: float | None
     last_error_code: str | None
+    cooling: Cooling | None = None
+    """The circuit breaker when routing skips (``open``) or is about to try (``half_open``) the provider;
+    None when closed."""
 
 
-def provider_health(infos: Sequence[ProviderInfo], activity: Mapping[str, ProviderActivity]) -> list[ProviderHealth]:
+def provider_health(
+    infos: Sequence[ProviderInfo], activity: Mapping[str, ProviderActivity], cooling: Mapping[str, Cooling]
+) -> list[ProviderHealth]:
     """The configured providers in name order, then any other the ledger names."""
     known = {info.name for info in infos}
     unknown = sorted(name for name in activity if name not in known)
     entries = [(info.name, info) for info in infos] + [(name, None) for name in unknown]
-    return [_health(name, info, activity.get(name) or ProviderActivity()) for name, info in entries]
+    return [_health(name, info, activity.get(name) or ProviderActivity(), cooling.get(name)) for name, info in entries]
 
 
-def _health(name: str, info: ProviderInfo | None, record: ProviderActivity) -> ProviderHealth:
+def _health(name: str, info: ProviderInfo | None, record: ProviderActivity, cooling: Cooling | None) -> ProviderHealth:
     return ProviderHealth(
         provider=name,
         kind=info.kind if info else None,
@@ -91,4 +121,5 @@ def _health(name: str, info: ProviderInfo | None, record: ProviderActivity) -> P
         last_request_at=record.last_request_at,
         last_error_at=record.last_error_at,
         last_error_code=record.last_error_code,
+        cooling=cooling,
     )

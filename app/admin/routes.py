@@ -29,7 +29,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from app.admin.guard import AdminGuard
-from app.admin.providers import ProviderInfo, provider_health
+from app.admin.providers import ProviderInfo, cooling_of, provider_health
 from app.db import Database
 from app.forms import read_limited
 from app.handlers import json_response
@@ -38,6 +38,7 @@ from app.usage import Grouping, parse_range, usage_totals
 from app.usage.health import provider_activity
 from app.usage.requests import MAX_PAGE, recent_requests
 from core.errors import InvalidRequestError
+from normalization.routing.breaker import BreakerStore
 
 MAX_BODY_BYTES = 64 * 1024
 LATEST_ROW_ID = 2**53
@@ -52,8 +53,15 @@ NEW_KEY_BODY = {
 """The body ``POST /admin/keys`` reads by hand (after the guard), described for /openapi.json."""
 
 
-def admin_router(guard: AdminGuard, keys: KeyStore, database: Database, providers: Sequence[ProviderInfo]) -> APIRouter:
-    """The ``/admin`` routes over ``keys``, the ledger in ``database`` and the configured ``providers``."""
+def admin_router(
+    guard: AdminGuard,
+    keys: KeyStore,
+    database: Database,
+    providers: Sequence[ProviderInfo],
+    breakers: BreakerStore,
+) -> APIRouter:
+    """The ``/admin`` routes over ``keys``, the ledger in ``database``, the configured ``providers`` and
+    their circuit ``breakers``."""
     # Published in /openapi.json only when there is an admin API to use.
     router = APIRouter(prefix="/admin", dependencies=[Depends(guard)], tags=["admin"], include_in_schema=guard.enabled)
 
@@ -111,7 +119,8 @@ def admin_router(guard: AdminGuard, keys: KeyStore, database: Database, provider
     ) -> Response:
         since_ms = int((time.time() - window_seconds) * 1000)
         activity = await provider_activity(database, since_ms=since_ms, max_rows=HEALTH_MAX_ROWS)
-        entries = provider_health(providers, activity)
+        cooling = await cooling_of(breakers, [*(info.name for info in providers), *activity])
+        entries = provider_health(providers, activity, cooling)
         return json_response(
             {
                 "object": "list",

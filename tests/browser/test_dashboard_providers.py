@@ -48,7 +48,9 @@ def test_a_failing_provider_shows_its_error_rate_and_last_error(watched_page: Op
         assert fal["Last error"] == "upstream_auth_failed just now"
         assert fal["Credentials"].startswith("key set") and FAL_KEY not in page.content()
         expect(page.get_by_label("Error rate of fal")).to_have_attribute("value", "0.5")
-        expect(page.locator("#providers-breaker-head")).to_be_hidden()  # no breaker reported: no column
+        # Two failures, not in a row (each followed by a 400 the provider answered): its breaker stays closed.
+        expect(page.locator("#providers-breaker-head")).to_be_visible()
+        assert fal["Breaker"] == "—"
 
         failed = [row for row in table_rows(page, "requests-table") if row["Status"].startswith("502")]
         assert [row["Provider"] for row in failed] == ["fal (failed)", "fal (failed)"]

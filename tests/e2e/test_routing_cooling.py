@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -25,11 +26,13 @@ TOKEN = "r8_cooling_token_0123456789abcdef"
 FAL_EDIT = "fal-ai/hidream-e1-1"
 QWEN = "qwen/qwen-image-edit"
 COOLDOWN = 1.0
+ADMIN = "admin-cooling-key-0123456789"
 
 
 def gateway_config(fal: FakeFal, replicate: FakeReplicate, extra: str = "") -> str:
     return f"""
 api_keys: [{TEST_KEY}]
+admin_key: {ADMIN}
 breaker_failures: 2
 breaker_cooldown_seconds: {COOLDOWN}
 {extra}
@@ -88,6 +91,12 @@ def test_a_failing_provider_is_skipped_while_it_cools_then_tried_once_and_back(
         opened = time.monotonic()
         assert providers_tried(client) == [("replicate", 200)]
         assert len(fal.attempts) == submits, "a cooling provider must not be called"
+        shown = httpx.get(f"{live.base_url}/admin/providers", headers={"authorization": f"Bearer {ADMIN}"}).json()
+        cooling = {entry["provider"]: entry["cooling"] for entry in shown["data"]}
+        assert cooling["replicate"] is None and cooling["fal"]["state"] == "open"
+        assert time.time() < cooling["fal"]["until"] <= time.time() + COOLDOWN
+        metrics = httpx.get(f"{live.base_url}/metrics", headers={"authorization": f"Bearer {ADMIN}"}).text
+        assert 'pixelgate_circuit_breaker_state{provider="fal",state="open"} 1.0' in metrics
         # A forced deployment is called regardless of its cooling period.
         with pytest.raises(openai.APIStatusError):
             providers_tried(client, "fal/cooled")
