@@ -7,6 +7,7 @@ open or close its breakers. Two replicas sharing Redis see one breaker: tests/e2
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,7 +89,6 @@ def test_a_failing_provider_is_skipped_while_it_cools_then_tried_once_and_back(
         assert providers_tried(client) == [("fal", 502), ("replicate", 200)]
         assert providers_tried(client) == [("fal", 502), ("replicate", 200)]  # the second failure opens it
         submits = len(fal.attempts)
-        opened = time.monotonic()
         assert providers_tried(client) == [("replicate", 200)]
         assert len(fal.attempts) == submits, "a cooling provider must not be called"
         shown = httpx.get(f"{live.base_url}/admin/providers", headers={"authorization": f"Bearer {ADMIN}"}).json()
@@ -101,6 +101,7 @@ def test_a_failing_provider_is_skipped_while_it_cools_then_tried_once_and_back(
         with pytest.raises(openai.APIStatusError):
             providers_tried(client, "fal/cooled")
         assert len(fal.attempts) == submits + 1
+        opened = time.monotonic()  # the forced call's failure counts too: it starts the cooling period anew
         fal.endpoint_scenarios.clear()  # fal recovers
         while time.monotonic() - opened < COOLDOWN + 0.05:
             assert providers_tried(client) == [("replicate", 200)]
@@ -124,3 +125,25 @@ def test_a_failed_trial_opens_the_breaker_again(fakes: tuple[FakeFal, FakeReplic
         time.sleep(COOLDOWN + 0.1)
         assert providers_tried(client) == [("fal", 502), ("replicate", 200)]  # the trial, failed
         assert providers_tried(client) == [("replicate", 200)]  # open again at once
+
+
+def test_replicas_sharing_redis_share_the_cooling_period(fakes: tuple[FakeFal, FakeReplicate], tmp_path: Any) -> None:
+    fal, replicate = fakes
+    fal.reset()
+    replicate.reset()
+    fal.endpoint_scenarios[FAL_EDIT] = "401"
+    shared = f"state_url: redis://127.0.0.1:6379/0\nstate_prefix: 'pixelgate-cooling-{uuid.uuid4().hex}:'"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        live_gateway(tmp_path / "a", gateway_config(fal, replicate, shared)) as first,
+        live_gateway(tmp_path / "b", gateway_config(fal, replicate, shared)) as second,
+        openai.OpenAI(base_url=first.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as on_first,
+        openai.OpenAI(base_url=second.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as on_second,
+    ):
+        assert providers_tried(on_first) == [("fal", 502), ("replicate", 200)]
+        assert providers_tried(on_second) == [("fal", 502), ("replicate", 200)]  # the second failure, counted together
+        submits = len(fal.attempts)
+        assert providers_tried(on_first) == [("replicate", 200)]
+        assert providers_tried(on_second) == [("replicate", 200)]
+        assert len(fal.attempts) == submits
