@@ -18,7 +18,6 @@ from playwright.sync_api import Page, expect
 from tests.conftest import TEST_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
-NODE_DIR = ROOT / "tests" / "node"
 INPUT_SIZE = (320, 200)
 SKY = (120, 180, 230)
 HILL = (125, 104, 92)
@@ -107,17 +106,3 @@ def run_code(command: list[str], workdir: Path, timeout: float = 60) -> str:
 def run_curl(code: str, workdir: Path) -> Any:
     """Runs the curl snippet and answers the JSON it printed."""
     return json.loads(run_code(["bash", "-euo", "pipefail", "-c", code], workdir))
-
-
-def node_modules() -> Path:
-    """tests/node/node_modules with the openai npm package, installed on first use."""
-    modules = NODE_DIR / "node_modules"
-    if not (modules / "openai").exists():
-        subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=NODE_DIR,
-            check=True,
-            timeout=300,
-            capture_output=True,
-        )
-    return modules

@@ -23,7 +23,6 @@ from tests.browser.conftest import OpenPage
 from tests.browser.playground import (
     INPUT_SIZE,
     input_image,
-    node_modules,
     open_playground,
     run_and_wait,
     run_code,
@@ -33,6 +32,7 @@ from tests.browser.playground import (
 from tests.conftest import TEST_KEY
 from tests.images import decode
 from tests.live import LiveGateway
+from tests.node_client import node_modules
 
 IMAGE_NAME = "my photo.png"
 PROMPT = "Paint it like a 'woodcut' print; keep the $HOME sky"  # quotes and $ must survive the shell
