@@ -131,7 +131,6 @@ def test_every_deployment_has_a_price_with_its_source() -> None:
             continue
         assert entry.price is not None, _name(entry)
         assert entry.price.source, _name(entry)
-        assert not entry.price.confirmed, f"{_name(entry)}: no price here is confirmed against a provider's page"
 
 
 # --- Replicate -----------------------------------------------------------------------------------------------
@@ -289,6 +288,7 @@ def test_the_structure_matches_the_schema(entry: ModelEntry) -> None:
 @pytest.mark.parametrize("entry", REPLICATE_ENTRIES, ids=_name)
 def test_the_required_fields_are_produced(entry: ModelEntry) -> None:
     data = _replicate_schema(entry)
+    # A field list has no required set: its callers all send the instruction and the image.
     required = set(data["input"].get("required", [])) if "input" in data else {"prompt", "image"}
     produced = {entry.prompt_field, *entry.fixed}
     if entry.images is not None:
