@@ -202,9 +202,12 @@ class _Planner:
         decision = resolve_size(size_request, self.entry.size, input_size)
         self.payload.update(decision.fields)
         self.target = decision.target
-        upstream = self.entry.size.field  # None when the model has no size field (kind none, or two fields)
+        spec = self.entry.size
         for name, behavior in decision.behaviors.items():
             note = "; ".join(decision.notes) or None
+            # A native resolution tier goes to its own field (seedream's size), as the model's table says.
+            tiered = name == "resolution" and spec.tier_field is not None and behavior is Behavior.CONVERTED
+            upstream = spec.tier_field if tiered else spec.field  # None: no size field (kind none, or two fields)
             self.handled[name] = ParamHandling(behavior=behavior, upstream=upstream, note=note)
         for param, note in decision.ignored:
             self.warnings.append(ParamWarning(param=param, code="parameter_ignored", message=note))

@@ -13,7 +13,9 @@ import pytest
 
 from app.settings import Settings
 from tests.fakes.fake_fal import FakeFal
+from tests.fakes.fake_gemini import FakeGemini
 from tests.fakes.fake_openai import FakeOpenAI, FakeOpenAIServer
+from tests.fakes.fake_replicate import FakeReplicate
 from tests.live import LiveGateway
 
 TEST_KEY = "sk-test-pixelgate"
@@ -37,10 +39,14 @@ def upstream_settings(
     fal_key: str | None = None,
     openai_server: FakeOpenAIServer | None = None,
     openai_key: str | None = None,
+    replicate: FakeReplicate | None = None,
+    replicate_token: str | None = None,
+    gemini: FakeGemini | None = None,
+    gemini_key: str | None = None,
     max_retries: int | None = None,
     **overrides: object,
 ) -> Settings:
-    """``make_settings`` with the fal and/or OpenAI provider pointed at the given fakes.
+    """``make_settings`` with the fal, OpenAI, Replicate and/or Gemini providers pointed at the given fakes.
 
     ``max_retries`` (when given) applies to each provider pointed at a fake; ``None`` keeps the default.
     """
@@ -49,6 +55,10 @@ def upstream_settings(
         providers["fal"] = {"api_key": fal_key, "base_url": fal.base_url, "storage_url": fal.storage_url}
     if openai_server is not None:
         providers["openai"] = {"api_key": openai_key, "base_url": openai_server.base_url}
+    if replicate is not None:
+        providers["replicate"] = {"api_key": replicate_token, "base_url": replicate.base_url}
+    if gemini is not None:
+        providers["gemini"] = {"api_key": gemini_key, "base_url": gemini.base_url}
     if max_retries is not None:
         for entry in providers.values():
             entry["max_retries"] = max_retries

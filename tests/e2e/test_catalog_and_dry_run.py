@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from normalization.catalog import Behavior, ModelEntry, ParamSpec, ParamType, load_builtin_catalog
+from normalization.catalog import Behavior, Model, ModelEntry, ParamSpec, ParamType, load_builtin_catalog
 from tests.conftest import TEST_KEY
 from tests.images import png_bytes
 from tests.live import LiveGateway
@@ -116,25 +116,37 @@ def _matrix() -> list[tuple[ModelEntry, str, ParamSpec]]:
     return cases
 
 
-def _dry_run(client: openai.OpenAI, entry: ModelEntry, extra: dict[str, object]) -> dict[str, Any]:
+def _name(entry: ModelEntry) -> str:
+    return f"{entry.provider}/{entry.id}/{entry.upstream}"
+
+
+def _model(entry: ModelEntry | Model) -> str:
+    """``model`` for the request: a routed model's deployment is forced with ``<provider>/<id>``."""
+    routed = CATALOG.get(entry.id)
+    if isinstance(entry, Model) or routed is None or len(routed.deployments) == 1:
+        return entry.id
+    return f"{entry.provider}/{entry.id}"
+
+
+def _dry_run(client: openai.OpenAI, entry: ModelEntry | Model, extra: dict[str, object]) -> dict[str, Any]:
     query = {"dry_run": "true"}
     if "edit" in entry.modes:
         result = client.images.edit(
-            model=entry.id,
+            model=_model(entry),
             image=("a.png", png_bytes(64, 48), "image/png"),
             prompt="make it blue",
             extra_body=extra,
             extra_query=query,
         )
     else:
-        result = client.images.generate(model=entry.id, prompt="a lighthouse", extra_body=extra, extra_query=query)
+        result = client.images.generate(model=_model(entry), prompt="a lighthouse", extra_body=extra, extra_query=query)
     body = result.model_extra or {}
     assert body.get("dry_run") is True
     return body
 
 
 @pytest.mark.parametrize(
-    ("entry", "name", "spec"), _matrix(), ids=lambda v: v.id if isinstance(v, ModelEntry) else None
+    ("entry", "name", "spec"), _matrix(), ids=lambda v: _name(v) if isinstance(v, ModelEntry) else None
 )
 def test_parameter_matrix(client: openai.OpenAI, entry: ModelEntry, name: str, spec: ParamSpec) -> None:
     sent, expected = _sample(spec)
@@ -148,7 +160,7 @@ def test_parameter_matrix(client: openai.OpenAI, entry: ModelEntry, name: str, s
     assert handled["behavior"] == ("passthrough" if upstream_name == name else "renamed")
 
 
-@pytest.mark.parametrize("entry", CATALOG.deployments(), ids=lambda e: e.id)
+@pytest.mark.parametrize("entry", CATALOG.deployments(), ids=_name)
 def test_dry_run_shows_the_upstream_payload_for_every_builtin_model(client: openai.OpenAI, entry: ModelEntry) -> None:
     body = _dry_run(client, entry, {"seed": 5})
     request = body["upstream_requests"][0]

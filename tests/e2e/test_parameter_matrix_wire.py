@@ -1,12 +1,12 @@
 """Issue 3's parameter matrix on the wire: every row of every model's table, as the upstream receives it.
 
-For every built-in model, every mode it serves and every row of the table ``GET /v1/models/{id}``
-shows, one request goes through the openai SDK to a live pixelgate whose fal and openai providers
-point at the fake upstreams (``tests/fakes/fake_fal.py``, ``tests/fakes/fake_openai.py``; see
-``tests/e2e/wire_harness.py``). The payload the fake *received* is compared with the one a baseline
-request (prompt and image only) produced: a row counts as forwarded when it moves the payload, and
-the table must say exactly where (pydantic-ai's ``tests/models/test_model_settings_support.py``
-pattern, both directions).
+For every deployment of every built-in model, every mode it serves and every row of its table in
+``GET /v1/models/{id}``, one request goes through the openai SDK to a live pixelgate whose fal, openai,
+Replicate and Gemini providers point at the fake upstreams (``tests/fakes/``; see
+``tests/e2e/wire_harness.py``). A deployment of a routed model is forced with ``<provider>/<id>``.
+The payload the fake *received* is compared with the one a baseline request (prompt and image only)
+produced: a row counts as forwarded when it moves the payload, and the table must say exactly where
+(pydantic-ai's ``tests/models/test_model_settings_support.py`` pattern, both directions).
 
 - passthrough / renamed: the value, typed as the row says, under the row's upstream name, and
   nothing else moved (never under the client's name when renamed);
@@ -32,7 +32,21 @@ from pydantic import JsonValue
 
 from normalization.catalog import Mode, ModelEntry, load_builtin_catalog
 from normalization.introspect import parameter_table
-from tests.e2e.wire_harness import MASK, SECOND, SOURCE, Exchange, Harness, Row, Wire, same_image, start_harness
+from providers import registry
+from tests.e2e.wire_harness import (
+    MASK,
+    SECOND,
+    SOURCE,
+    Exchange,
+    Harness,
+    Row,
+    Wire,
+    deployment_name,
+    find_deployment,
+    same_image,
+    start_harness,
+    unlisted_field,
+)
 
 CATALOG = load_builtin_catalog()
 UNLISTED = "(unlisted)"
@@ -63,12 +77,18 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
 
 @dataclass(frozen=True)
 class Case:
+    provider: str
     model: str
+    upstream: str
     mode: Mode
     param: str
 
     def __str__(self) -> str:
-        return f"{self.model}-{self.mode}-{self.param}"
+        return f"{self.provider}/{self.model}/{self.upstream}-{self.mode}-{self.param}"
+
+    @property
+    def deployment(self) -> str:
+        return f"{self.provider}/{self.model}/{self.upstream}"
 
 
 def _cases() -> list[Case]:
@@ -78,17 +98,15 @@ def _cases() -> list[Case]:
             for name in [*parameter_table(entry), UNLISTED]:
                 if mode == "generate" and name in ("image", "mask"):
                     continue
-                cases.append(Case(entry.id, mode, name))
+                cases.append(Case(entry.provider, entry.id, entry.upstream, mode, name))
     return cases
 
 
 CASES = _cases()
 
 
-def entry_of(model: str) -> ModelEntry:
-    found = CATALOG.get(model)
-    assert found is not None
-    return found.primary
+def entry_of(case: Case) -> ModelEntry:
+    return find_deployment(case.provider, case.model, case.upstream)
 
 
 def _sample(row: Row, mode: Mode) -> JsonValue:
@@ -239,14 +257,21 @@ def _check_size(h: Harness, entry: ModelEntry, case: Case, row: Row) -> None:
         sent = "0.5K"
         result = h.probe(entry, case.mode, {"resolution": sent})
     wire = result.wire
+    tier = spec.tier_field
     if "/" in upstream:  # free width/height sent as two fields
         width_field, height_field = upstream.split("/")
         assert wire.moved(base) == {width_field, height_field}
         native: JsonValue = {"width": wire.fields[width_field], "height": wire.fields[height_field]}
+    elif tier is not None and case.param == "size":  # an exact size: the nearest ratio and tier
+        assert wire.moved(base) == {upstream, tier}
+        native = wire.fields[upstream]
+        assert wire.fields[tier] == spec.tier_values[0]  # a small size: the smallest tier, then resized
     else:
         assert wire.moved(base) == {upstream}
         native = wire.fields[upstream]
-    if spec.kind == "aspect_ratio":
+    if tier is not None and case.param == "resolution":  # "0.5K" asks the nearest native tier
+        assert upstream == tier and native == spec.tier_values[0]
+    elif spec.kind == "aspect_ratio":
         expected = ratio if case.param == "size" else sent
         assert native == expected
     elif spec.kind == "pixel_enum":
@@ -300,20 +325,24 @@ def _check_standard(h: Harness, entry: ModelEntry, case: Case, row: Row) -> None
         assert result.wire.fields[str(upstream)] == result.wire.spelled(count)
         assert len(result.images()) == count
     elif name == "output_format":
-        fmt = next(f for f in entry.output_format.values if f != "png")
+        fmt = next((f for f in entry.output_format.values if f != "png"), "png")
         result = h.probe(entry, case.mode, {"output_format": fmt})
-        assert result.wire.moved(base) == {upstream}
+        # png is what the baseline asks already (a lossless source), so asking it moves nothing.
+        assert result.wire.moved(base) == (set() if fmt == "png" else {upstream})
         assert result.wire.fields[str(upstream)] == fmt
         assert result.body["output_format"] == fmt
+        assert result.handled("output_format") == {"behavior": behavior, "upstream": upstream, "note": None}
     else:
         assert name == "output_compression"
         _check_forwarded(h, entry, case, row)
 
 
 def _check_unlisted(h: Harness, entry: ModelEntry, case: Case) -> None:
-    result = h.probe(entry, case.mode, {"x_probe_field": "on"})
-    assert result.wire.moved(h.baseline(entry, case.mode).wire) == {"x_probe_field"}
-    assert result.wire.fields["x_probe_field"] == "on"
+    field, value = unlisted_field(entry)
+    assert field not in h.table(entry)
+    result = h.probe(entry, case.mode, {field: value}, strict_input=False)
+    assert result.wire.moved(h.baseline(entry, case.mode).wire) == {field}
+    assert result.wire.fields[field] == value
 
 
 STRUCTURAL = frozenset({"model", "prompt", "image", "mask", "n", "output_format", "output_compression"})
@@ -321,11 +350,11 @@ STRUCTURAL = frozenset({"model", "prompt", "image", "mask", "n", "output_format"
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_parameter_reaches_the_upstream_as_its_table_says(harness: Harness, case: Case) -> None:
-    entry = entry_of(case.model)
+    entry = entry_of(case)
     if case.param == UNLISTED:
         _check_unlisted(harness, entry, case)
         return
-    row = harness.table(entry.id)[case.param]
+    row = harness.table(entry)[case.param]
     behavior = row["behavior"]
     if behavior == "unsupported":
         _check_unsupported(harness, entry, case, row)
@@ -341,7 +370,11 @@ def test_parameter_reaches_the_upstream_as_its_table_says(harness: Harness, case
         _check_forwarded(harness, entry, case, row)
 
 
-@pytest.mark.parametrize("entry", CATALOG.deployments(), ids=lambda e: e.id)
+@pytest.mark.parametrize("entry", CATALOG.deployments(), ids=deployment_name)
 def test_the_matrix_covers_every_row_the_table_shows(harness: Harness, entry: ModelEntry) -> None:
-    covered = {case.param for case in CASES if case.model == entry.id}
-    assert set(harness.table(entry.id)) | {UNLISTED} == covered
+    covered = {case.param for case in CASES if case.deployment == deployment_name(entry)}
+    assert set(harness.table(entry)) | {UNLISTED} == covered
+
+
+def test_the_matrix_covers_every_provider_kind() -> None:
+    assert {case.provider for case in CASES} == set(registry.kinds())

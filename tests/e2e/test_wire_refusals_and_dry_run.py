@@ -1,7 +1,7 @@
 """What reaches the upstream, two more ways: bad values never do, and a dry run shows exactly what does.
 
-Through the openai SDK and a live pixelgate on the fake fal and openai upstreams
-(``tests/e2e/wire_harness.py``):
+Through the openai SDK and a live pixelgate on the fake fal, openai, Replicate and Gemini upstreams
+(``tests/e2e/wire_harness.py``; a routed model's deployment is forced with ``<provider>/<id>``):
 
 - a value outside a row's type, range or enum is a 400 naming the parameter as the client spelled
   it, for every typed row of every built-in model and the standard parameters, and nothing is sent;
@@ -19,7 +19,17 @@ import pytest
 from pydantic import JsonValue
 
 from normalization.catalog import Mode, ModelEntry, load_builtin_catalog
-from tests.e2e.wire_harness import PROMPT, SOURCE, Harness, Row, same_image, start_harness
+from tests.e2e.wire_harness import (
+    PROMPT,
+    SOURCE,
+    Harness,
+    Row,
+    deployment_name,
+    find_deployment,
+    same_image,
+    start_harness,
+    unlisted_field,
+)
 
 CATALOG = load_builtin_catalog()
 
@@ -62,8 +72,8 @@ def _bad_value(row: Row) -> JsonValue | None:
     return None
 
 
-def _bad_cases() -> list[tuple[str, str, JsonValue]]:
-    cases: list[tuple[str, str, JsonValue]] = []
+def _bad_cases() -> list[tuple[ModelEntry, str, JsonValue]]:
+    cases: list[tuple[ModelEntry, str, JsonValue]] = []
     for entry in CATALOG.deployments():
         for name, spec in entry.params.items():
             if spec.behavior in ("passthrough", "renamed"):
@@ -75,8 +85,12 @@ def _bad_cases() -> list[tuple[str, str, JsonValue]]:
                 }
                 bad = _bad_value(row)
                 if bad is not None:
-                    cases.append((entry.id, name, bad))
+                    cases.append((entry, name, bad))
     return cases
+
+
+def _no_upstream_request(h: Harness) -> bool:
+    return not (h.fal.attempts or h.upstream.app.requests or h.replicate.attempts or h.gemini.requests)
 
 
 def _refused(h: Harness, entry: ModelEntry, extra: dict[str, JsonValue]) -> dict[str, JsonValue]:
@@ -85,18 +99,22 @@ def _refused(h: Harness, entry: ModelEntry, extra: dict[str, JsonValue]) -> dict
     mode: Mode = entry.modes[0]
     with pytest.raises(openai.BadRequestError) as caught:
         h.probe(entry, mode, extra)
-    assert (h.fal.attempts, h.upstream.app.requests) == ([], [])
+    assert _no_upstream_request(h)
     body = caught.value.body
     assert isinstance(body, dict)
     assert set(body) == {"message", "type", "param", "code"} and body["type"] == "invalid_request_error"
     return body
 
 
-@pytest.mark.parametrize(("model", "param", "value"), _bad_cases(), ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    ("entry", "param", "value"),
+    _bad_cases(),
+    ids=lambda v: deployment_name(v) if isinstance(v, ModelEntry) else str(v),
+)
 def test_bad_value_is_a_400_naming_the_clients_parameter(
-    harness: Harness, model: str, param: str, value: JsonValue
+    harness: Harness, entry: ModelEntry, param: str, value: JsonValue
 ) -> None:
-    assert _refused(harness, entry_of(model), {param: value})["param"] == param
+    assert _refused(harness, entry, {param: value})["param"] == param
 
 
 @pytest.mark.parametrize("model", ["hidream-e1-1", "hidream-i1-full", "gpt-image-1"])
@@ -127,15 +145,17 @@ def test_the_upstream_spelling_is_checked_and_named_as_sent(harness: Harness) ->
 
 
 def _upstream_modes() -> list[tuple[str, Mode]]:
-    return [(e.id, mode) for e in CATALOG.deployments() if e.provider in ("fal", "openai") for mode in e.modes]
+    return [(deployment_name(e), mode) for e in CATALOG.deployments() if e.provider != "sandbox" for mode in e.modes]
 
 
-@pytest.mark.parametrize(("model", "mode"), _upstream_modes(), ids=lambda v: str(v))
-def test_dry_run_shows_exactly_what_the_upstream_then_receives(harness: Harness, model: str, mode: Mode) -> None:
-    entry = entry_of(model)
+@pytest.mark.parametrize(("deployment", "mode"), _upstream_modes(), ids=lambda v: str(v))
+def test_dry_run_shows_exactly_what_the_upstream_then_receives(harness: Harness, deployment: str, mode: Mode) -> None:
+    provider, model, upstream = deployment.split("/", 2)
+    entry = find_deployment(provider, model, upstream)
     native = entry.count.max
     n = native + 1 if native < 10 else 2  # beyond the native maximum where the API's 10 allows
-    extra: dict[str, JsonValue] = {"n": n, "x_probe_field": "on"}
+    unlisted, probe = unlisted_field(entry)
+    extra: dict[str, JsonValue] = {"n": n, unlisted: probe}
     seed = entry.params.get("seed")
     one_per_call = False
     if seed is not None and seed.behavior == "passthrough":
@@ -145,14 +165,16 @@ def test_dry_run_shows_exactly_what_the_upstream_then_receives(harness: Harness,
         extra["size"] = pixel_values(entry)[0] if entry.size.kind == "pixel_enum" else "96x64"
     harness.fal.reset()
     harness.upstream.app.reset()
+    harness.replicate.reset()
+    harness.gemini.reset()
     planned = harness.send(entry, mode, extra, images=1, mask=False, prompt=PROMPT, dry_run=True).body
-    assert (harness.fal.attempts, harness.upstream.app.requests) == ([], [])
+    assert _no_upstream_request(harness)
     emulation = planned["emulation"]
     assert isinstance(emulation, dict) and emulation["n"] == n
     calls = planned["upstream_requests"]
     assert isinstance(calls, list) and len(calls) == (n if one_per_call else -(-n // native))
 
-    sent = harness.probe(entry, mode, extra)
+    sent = harness.probe(entry, mode, extra, strict_input=False)
     assert len(sent.images()) == n
     image_field = entry.images.field if entry.images and mode == "edit" else None
     shown, received = [], []

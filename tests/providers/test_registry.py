@@ -89,8 +89,10 @@ async def test_a_kind_refuses_settings_of_another_kind() -> None:
             fal.build(OpenAISettings(), AdapterContext(client=client, image_workers=ImageWorkers(max_workers=1)))
 
 
-def test_every_built_in_model_names_a_registered_kind() -> None:
-    assert {entry.provider for entry in load_builtin_catalog().deployments()} <= set(registry.kinds())
+def test_every_built_in_model_names_a_registered_kind_and_every_kind_has_one() -> None:
+    """Every kind serves a built-in deployment, so the wire matrix (tests/e2e/test_parameter_matrix_wire.py,
+    which covers every deployment through the kind's fake upstream) covers every kind."""
+    assert {entry.provider for entry in load_builtin_catalog().deployments()} == set(registry.kinds())
 
 
 def test_a_registered_kind_is_a_provider_configured_like_the_built_in_ones(
