@@ -333,7 +333,7 @@ class _Planner:
             behavior=Behavior.EMULATED, note="answered as server-sent events by pixelgate"
         )
         wanted = request.partial_images
-        if wanted is None:
+        if not wanted:  # 0 is OpenAI's default (no partial images): nothing to ask, nothing to warn about
             return 0
         spec = self.entry.params.get("partial_images")
         if spec is not None and spec.behavior in (Behavior.PASSTHROUGH, Behavior.RENAMED):

@@ -248,5 +248,6 @@ def test_streamed_partial_images_on_a_model_without_the_row_is_a_warning_even_wh
     assert "streams no partial images" in warning.message
 
 
-def test_stream_false_is_no_warning() -> None:
+def test_stream_false_is_no_warning_nor_are_zero_partial_images_when_streamed() -> None:
     assert plan("sandbox-generate", stream=False).warnings == ()
+    assert plan("sandbox-generate", stream=True, partial_images=0).warnings == ()
