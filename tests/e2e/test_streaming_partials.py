@@ -13,6 +13,7 @@ model (the fake OpenAI first, the offline sandbox second). What is checked, as a
   already sent stays sent), which the SDK raises as ``APIError``;
 - a routed model whose first deployment fails mid-stream: its partial reached the client, then
   the second deployment's final image (previews of a failed attempt are acceptable);
+- a client that leaves after a partial closes the upstream stream;
 - the Node SDK's ``for await`` sees the same partial and completed events.
 """
 
@@ -37,6 +38,7 @@ from tests.fakes.fake_openai import FakeOpenAIServer, partial_png, result_png
 from tests.images import png_bytes
 from tests.live import LiveGateway
 from tests.node_client import node_modules
+from tests.polling import wait_until
 from tests.providers.openai_calls import API_KEY
 
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
@@ -202,6 +204,20 @@ def test_a_routed_model_fails_over_after_its_first_deployments_partial(
     assert isinstance(metadata, dict)
     assert [(a["provider"], a["status"]) for a in metadata["attempts"]] == [("openai", 502), ("sandbox", 200)]
     assert fake_openai.app.requests[0].json()["partial_images"] == 2
+
+
+def test_a_client_that_leaves_after_a_partial_closes_the_upstream_stream(
+    live: LiveGateway, fake_openai: FakeOpenAIServer
+) -> None:
+    fake_openai.app.hold_stream_next(after_partials=1)
+    body = {"model": "gpt-image-1", "prompt": "p", "stream": True, "partial_images": 2}
+    with httpx.stream("POST", f"{live.api_url}/images/generations", json=body, headers=AUTH, timeout=60) as answer:
+        lines = answer.iter_lines()
+        while not next(lines).startswith("event: image_generation.partial_image"):
+            pass
+        assert fake_openai.app.stream_disconnects == 0
+    # The client is gone with the upstream stream still open: pixelgate cancels it.
+    wait_until(lambda: fake_openai.app.stream_disconnects == 1, "the upstream stream was closed")
 
 
 NODE_SCRIPT = """

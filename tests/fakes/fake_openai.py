@@ -17,6 +17,8 @@ formats (always one fixed 1024x1024 PNG), auth, and failures other than the scri
   own body chunk; :meth:`FakeOpenAI.fail_stream_next` makes the next stream end in an ``error``
   event after some partials (OpenAI's exact error event shape is unconfirmed: nested by default,
   ``flat=True`` for the ``{"type": "error", "message", "code"}`` form);
+  :meth:`FakeOpenAI.hold_stream_next` makes it stop after some partials and wait until the client
+  disconnects (counted in ``stream_disconnects``);
 - :meth:`FakeOpenAI.fail_next` scripts the next answers: any status with an OpenAI error body, extra
   headers (``retry-after``), an optional delay (for timeouts); :meth:`FakeOpenAI.answer_next` any
   status and body (HTML, a cut image); :meth:`FakeOpenAI.reset_next` drops the connection mid-body.
@@ -83,6 +85,8 @@ class StreamFailure:
     after_partials: int
     error: dict[str, str | None]
     flat: bool = False
+    hold: bool = False
+    """Send no error: wait, the stream open, until the client disconnects."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,8 @@ class FakeOpenAI:
     requests: list[Captured] = field(default_factory=list)
     script: deque[Scripted] = field(default_factory=deque)
     stream_failures: deque[StreamFailure] = field(default_factory=deque)
+    stream_disconnects: int = 0
+    """Held streams (:meth:`hold_stream_next`) whose client went away."""
 
     def __post_init__(self) -> None:
         self._b64 = base64.b64encode(self.image).decode("ascii")
@@ -241,14 +247,20 @@ class FakeOpenAI:
         error = {"message": message, "type": error_type, "param": param, "code": code}
         self.stream_failures.append(StreamFailure(after_partials, error, flat))
 
+    def hold_stream_next(self, *, after_partials: int = 1) -> None:
+        """Stop the next streamed answer after ``after_partials`` partial events and hold it open until
+        the client disconnects (then ``stream_disconnects`` counts it)."""
+        self.stream_failures.append(StreamFailure(after_partials, {}, hold=True))
+
     def reset(self) -> None:
         """Forget captured requests, scripted answers and cached bodies (after changing settings)."""
         self.requests.clear()
         self.script.clear()
         self.stream_failures.clear()
+        self.stream_disconnects = 0
         self._bodies.clear()
 
-    async def _stream(self, send: Send, kind: str, count: int, partials: int) -> None:
+    async def _stream(self, receive: Receive, send: Send, kind: str, count: int, partials: int) -> None:
         """OpenAI's image stream: ``partials`` partial events, then ``count`` completed ones (or an error)."""
         failure = self.stream_failures.popleft() if self.stream_failures else None
         common = {"created_at": 1_700_000_000, "size": "1024x1024", "quality": "auto", "background": "auto"}
@@ -268,12 +280,12 @@ class FakeOpenAI:
                     },
                 )
             )
-        if failure is not None:
+        if failure is not None and not failure.hold:
             data: dict[str, object] = (
                 {"type": "error", **failure.error} if failure.flat else {"type": "error", "error": failure.error}
             )
             frames.append(("error", data))
-        else:
+        elif failure is None:
             event = f"{kind}.completed"
             usage = {
                 "total_tokens": 1,
@@ -292,6 +304,11 @@ class FakeOpenAI:
         for name, payload in frames:
             chunk = b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if failure is not None and failure.hold:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.stream_disconnects += 1
+            return
         await send({"type": "http.response.body", "body": b""})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -332,7 +349,7 @@ class FakeOpenAI:
             partials = _field(body, content_type, "partial_images")
             kind = "image_edit" if path.endswith("/edits") else "image_generation"
             asked = int(partials) if isinstance(partials, int | str) and str(partials).isdigit() else 0
-            await self._stream(send, kind, count, min(asked, 3))
+            await self._stream(receive, send, kind, count, min(asked, 3))
             return
         host = self.url_host or headers.get("host", "127.0.0.1")
         await _respond(send, 200, self._body(self.result, count, host))
