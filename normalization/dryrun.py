@@ -33,6 +33,8 @@ def _requests(plan: Plan) -> list[JsonValue]:
             "upstream": call.upstream,
             "expected_images": call.expected_images,
             "body": _call_body(call),
+            # A streamed request whose upstream streams previews: the call is made as a stream.
+            **({"partial_images": call.partial_images} if call.partial_images else {}),
         }
         for call in plan.calls
     ]

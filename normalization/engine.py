@@ -108,10 +108,14 @@ def plan_request(
             "response_format",
             "output_format",
             "output_compression",
+            "stream",
             *SIZE_FIELDS,
         ):
             continue
+        if name == "partial_images" and request.stream:
+            continue  # placed by place_stream
         state.place_param(name, value)
+    partial_images = state.place_stream(request)
     state.place_prompt(prompt, sent)
     native_max = entry.count.max if entry.count.field else 1
     if request.seed is not None and state.takes_seed() and not entry.count.seeds_per_image:
@@ -119,7 +123,7 @@ def plan_request(
         # reported seed reproduces it (such an upstream's batch reports one seed, not one per image).
         native_max = 1
     chunks = split(n, native_max)
-    calls = state.calls(mode, chunks, request.seed, n_sent=request.n is not None)
+    calls = state.calls(mode, chunks, request.seed, n_sent=request.n is not None, partial_images=partial_images)
     emulation = EmulationPlan(
         n=n,
         response_format=choose_response_format(request.response_format, entry, settings.default_response_format),
@@ -263,7 +267,7 @@ class _Planner:
             spec = self.entry.params[client_name]
         if spec is not None:
             self._place_row(name, client_name, value, spec)
-        elif name in OPENAI_ONLY_FIELDS or name in CONTRACT_TABLE_FIELDS or name == "stream":
+        elif name in OPENAI_ONLY_FIELDS or name in CONTRACT_TABLE_FIELDS:
             self.unsupported(name, "the model has no such setting")
         else:
             self._refuse_reserved(name)
@@ -315,6 +319,35 @@ class _Planner:
                 code="reserved_parameter",
             )
 
+    def place_stream(self, request: ImageRequest) -> int:
+        """``stream`` and, with it, ``partial_images``: how many partial images each call streams.
+
+        pixelgate answers ``stream`` itself (:mod:`app.api.streaming`), so it is never sent as a
+        field. An upstream is asked to stream only for partial images, and only when the model's
+        table has a ``partial_images`` row: the catalog's way of saying that the upstream streams
+        them (OpenAI's gpt-image models). The value is then also sent as the row says. Without a
+        row, a streamed ``partial_images`` is dropped with a warning, under strict mode too (as
+        before partial images were passed on): they are previews, and the images the client asked
+        for are made all the same. Without ``stream``, ``partial_images`` is an ordinary parameter.
+        """
+        if not request.stream:
+            return 0
+        self.handled["stream"] = ParamHandling(
+            behavior=Behavior.EMULATED, note="answered as server-sent events by pixelgate"
+        )
+        wanted = request.partial_images
+        if not wanted:  # 0 is OpenAI's default (no partial images): nothing to ask, nothing to warn about
+            return 0
+        spec = self.entry.params.get("partial_images")
+        if spec is not None and spec.behavior in (Behavior.PASSTHROUGH, Behavior.RENAMED):
+            self.place_param("partial_images", wanted)
+            return wanted
+        why = "its upstream streams no partial images; the stream carries the final images only"
+        message = f"'partial_images' is not supported by model '{self.entry.id}' and was ignored: {why}"
+        self.warnings.append(ParamWarning(param="partial_images", code="unsupported_parameter", message=message))
+        self.handled["partial_images"] = ParamHandling(behavior=Behavior.UNSUPPORTED, note=why)
+        return 0
+
     def place_prompt(self, prompt: str, sent: Mapping[str, JsonValue]) -> None:
         field = self.entry.prompt_field
         if field is None:
@@ -328,7 +361,9 @@ class _Planner:
         behavior = Behavior.PASSTHROUGH if field == "prompt" and not self.entry.prompt_template else Behavior.RENAMED
         self.handled["prompt"] = ParamHandling(behavior=behavior, upstream=field)
 
-    def calls(self, mode: Mode, chunks: list[int], seed: int | None, *, n_sent: bool) -> tuple[UpstreamCall, ...]:
+    def calls(
+        self, mode: Mode, chunks: list[int], seed: int | None, *, n_sent: bool, partial_images: int = 0
+    ) -> tuple[UpstreamCall, ...]:
         count = self.entry.count
         if n_sent or len(chunks) > 1:
             if count.field and len(chunks) == 1:
@@ -367,6 +402,7 @@ class _Planner:
                     result_field=self.entry.result_field,
                     expected_images=chunk,
                     index=index,
+                    partial_images=partial_images,
                 )
             )
             offset += chunk

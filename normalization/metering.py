@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 from core.errors import GatewayError
 from core.model_shape import PriceSpec
 from normalization.pricing import ZERO, call_actual
-from providers.base import ImageAdapter, ProviderResult, UpstreamCall, UpstreamTracker
+from providers.base import ImageAdapter, OnPartial, ProviderResult, UpstreamCall, UpstreamTracker
 
 log = logging.getLogger("pixelgate.upstream")
 
@@ -98,6 +98,10 @@ class MeteredAdapter(ImageAdapter):
     async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
         # The inner adapter's own resumable run (an async job): metering must not hide it.
         return await self._metered(call, self._inner.run_tracked(call, tracker))
+
+    async def run_streaming(self, call: UpstreamCall, on_partial: OnPartial) -> ProviderResult:
+        # The inner adapter's streamed run (its partial images): metering must not hide it either.
+        return await self._metered(call, self._inner.run_streaming(call, on_partial))
 
     async def _metered(self, call: UpstreamCall, work: Awaitable[ProviderResult]) -> ProviderResult:
         self._observer.call_started(call.provider)

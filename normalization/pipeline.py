@@ -46,7 +46,7 @@ from normalization.response import Attempt, ImagesResponse, ResponseMetadata
 from normalization.routing.breaker import BreakerStore, MemoryBreakers, ObservedBreakers
 from normalization.routing.route import Route, plan_route, resolve_model
 from normalization.routing.router import Router, Served
-from providers.base import ImageAdapter, UpstreamTracker
+from providers.base import ImageAdapter, OnPartial, UpstreamTracker
 
 UpstreamWait = Callable[[], AbstractAsyncContextManager[None]]
 """Entered around a request's upstream calls (see :meth:`Gateway.execute`)."""
@@ -134,6 +134,7 @@ class Gateway:
         spend: Spend | None = None,
         attempts: list[Attempt] | None = None,
         tracker: UpstreamTracker | None = None,
+        on_partial: OnPartial | None = None,
     ) -> ImagesResponse:
         """Run ``route`` within the request deadline. Raises GatewayError subclasses only.
 
@@ -142,7 +143,10 @@ class Gateway:
         it completes, also when the request fails afterwards (the caller charges it either way);
         ``attempts`` each upstream attempt as it ends (the ledger keeps the deployments tried).
         ``tracker`` (async jobs) records each call's upstream job and offers the ones recorded
-        before a restart (see :mod:`providers.base`).
+        before a restart (see :mod:`providers.base`). ``on_partial`` (a streamed request) is told each
+        partial image an upstream streams, as it arrives; they are passed on untouched (no size or
+        format emulation: they are previews), and a failed attempt's partials may precede a later
+        deployment's images (see :mod:`normalization.routing.router`).
         """
         spend = spend if spend is not None else Spend()
         attempts = attempts if attempts is not None else []
@@ -151,7 +155,9 @@ class Gateway:
             # that are in are not lost to the wait for a slot.
             async with while_upstream() if while_upstream else contextlib.nullcontext():
                 async with asyncio.timeout(self._config.request_timeout_seconds):
-                    served = await self._router.run(route, spend=spend, attempts=attempts, tracker=tracker)
+                    served = await self._router.run(
+                        route, spend=spend, attempts=attempts, tracker=tracker, on_partial=on_partial
+                    )
             return await self._emulate(route, served, base_url, spend, attempts)
         except TimeoutError as exc:
             raise UpstreamTimeoutError(

@@ -24,7 +24,7 @@ synchronous or free (the sandbox, an OpenAI-compatible upstream that answers in 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -66,6 +66,13 @@ class UpstreamCall(_Frozen):
     result_field: str = "images"
     expected_images: int = Field(default=1, ge=1, description="how many images this call should return")
     index: int = 0
+    partial_images: int = Field(
+        default=0,
+        ge=0,
+        le=3,
+        description="partial images (previews) to stream before the final ones; set by the engine only for a "
+        "streamed request to a deployment whose table lists partial_images (see ImageAdapter.run_streaming)",
+    )
 
 
 class GeneratedImage(_Frozen):
@@ -80,6 +87,26 @@ class GeneratedImage(_Frozen):
 class ProviderResult(_Frozen):
     images: tuple[GeneratedImage, ...]
     upstream_request_id: str | None = None
+
+
+class PartialImage(_Frozen):
+    """A preview an upstream streamed while it made a call's images (OpenAI's ``*.partial_image`` event).
+
+    Passed on as the upstream sent it: ``b64_json`` is not decoded or checked here (it is a preview,
+    re-encoded by the client's JSON reader anyway); ``size`` and ``output_format`` are the upstream's
+    words when it said them. ``index`` is the upstream's ``partial_image_index`` (0-based, per call);
+    ``call`` the :attr:`UpstreamCall.index` it belongs to.
+    """
+
+    b64_json: str = Field(repr=False)
+    index: int = Field(ge=0)
+    call: int = 0
+    size: str | None = None
+    output_format: str | None = None
+
+
+OnPartial = Callable[[PartialImage], None]
+"""Told each partial image as it arrives. Must not block or raise (it hands the preview to a queue)."""
 
 
 class UpstreamHandle(_Frozen):
@@ -134,6 +161,17 @@ class ImageAdapter(ABC):
 
         See the module docstring. This default makes the call again after a restart and reports
         nothing; an adapter whose upstream jobs outlive the request overrides it.
+        """
+        return await self.run(call)
+
+    async def run_streaming(self, call: UpstreamCall, on_partial: OnPartial) -> ProviderResult:
+        """:meth:`run`, telling ``on_partial`` each partial image the upstream streams before the result.
+
+        Asked for when the client streams (``stream=true``); ``call.partial_images`` says how many
+        partials the client wants (0: none, and an adapter may then simply :meth:`run`). This default
+        runs :meth:`run` and sends no partials: only an adapter whose upstream streams them overrides
+        it. Same failures and cancellation as :meth:`run`; a failure may come after some partials
+        were sent (they were previews, and stay sent).
         """
         return await self.run(call)
 

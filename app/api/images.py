@@ -180,11 +180,18 @@ async def _serve(
     spend = Spend()
     attempts: list[Attempt] = []
 
+    previews = streaming.Previews() if asked.stream else None
+
     async def execute() -> ImagesResponse:
         try:
             # The admission slot is for the gateway's own work; the provider's time is not spent holding it.
             result = await gateway.execute(
-                route, base_url=base_url, while_upstream=context.upstream, spend=spend, attempts=attempts
+                route,
+                base_url=base_url,
+                while_upstream=context.upstream,
+                spend=spend,
+                attempts=attempts,
+                on_partial=previews.add if previews is not None else None,
             )
         finally:
             context.outcome.cost_usd = spend.total
@@ -201,8 +208,8 @@ async def _serve(
             streaming.EventShape.of(mode, asked),
             context=context,
             keepalive_seconds=state.settings.stream_keepalive_seconds,
-            partial_images=asked.partial_images,
             headers=_warning_headers([w.message for w in route.primary.warnings]),
+            previews=previews,
         )
     result = await execute()
     headers = {

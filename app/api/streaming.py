@@ -7,32 +7,40 @@ frames ``event: <type>\\ndata: <json>\\n\\n``, the JSON's ``type`` naming the ev
 - while the images are being made, a comment ``: keep-alive`` every ``PIXELGATE_STREAM_KEEPALIVE_SECONDS``,
   so that a proxy's idle timeout does not cut a stream whose image takes minutes (SSE parsers skip
   comments);
+- as they arrive, the partial images an upstream streams (``partial_images`` 1-3 on a model whose
+  table lists it: OpenAI's gpt-image models) as ``image_edit.partial_image`` /
+  ``image_generation.partial_image`` events with ``b64_json``, ``partial_image_index``,
+  ``created_at``, ``size``, ``quality``, ``background`` and ``output_format``, passed on as the
+  upstream made them (no size or format emulation: they are previews);
 - then one ``image_edit.completed`` / ``image_generation.completed`` event per image, in order, always
   with ``b64_json`` (OpenAI's stream carries base64 whatever ``response_format`` says), ``created_at``,
   ``size``, ``quality``, ``background``, ``output_format`` and ``usage``; plus pixelgate's ``seed``,
   ``revised_prompt`` and ``metadata`` (the SDKs keep keys they do not know);
 - or, when the work fails, one ``error`` event, ``{"type": "error", "error": <the OpenAI error
-  object>}``, which both SDKs raise as ``APIError``; then the stream ends.
+  object>}``, which both SDKs raise as ``APIError``; then the stream ends. Partial images sent before
+  the failure stay sent; so do those of a deployment that failed before another one served (routing
+  fails over after the previews of the failed attempt reached the client; they are previews).
 
 Errors found before the stream starts (validation, auth, model, budget, rate limits, planning) stay
 ordinary JSON answers with their status: the image route makes an :class:`EventStream` only once the
 request is planned and its budget held. The work is the very awaitable the JSON answer awaits (the
-route's call of ``Gateway.execute``, which settles the budget and notes the ledger's outcome); this
-module runs it in a task beside the keep-alives and renders what it gives. A client that leaves
-cancels the task, and with it the upstream jobs, as on the JSON path; so does the server at the end
-of its shutdown drain.
+route's call of ``Gateway.execute``, which settles the budget and notes the ledger's outcome, given
+:meth:`Previews.add` as its ``on_partial``); this module runs it in a task beside the keep-alives and
+renders what it gives. A client that leaves cancels the task, and with it the upstream jobs, as on
+the JSON path; so does the server at the end of its shutdown drain.
 
-Not yet: ``partial_image`` events. ``partial_images`` (0-3) is validated and answered with a warning
-header when above 0; no provider's partial images are passed on.
+A model whose upstream streams no partial images answers ``partial_images`` with the final images
+only, and says so in the warning header (the engine's warning).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from fastapi.responses import Response
@@ -47,6 +55,7 @@ from core.errors import GatewayError, InvalidRequestError
 from normalization.catalog import Mode
 from normalization.request import ImageRequest
 from normalization.response import ImagesResponse
+from providers.base import PartialImage
 
 log = logging.getLogger("pixelgate")
 
@@ -63,12 +72,12 @@ ZERO_USAGE: dict[str, JsonValue] = {
 }
 """``usage`` is required in a completed event (``ImagesUsage``); pixelgate's providers bill per image,
 not per token, so every count is 0. The cost is in ``metadata.cost_usd``."""
-PARTIAL_WARNING = "partial_images: no partial images are streamed yet; the stream carries the final images only"
 
 
 def planned_request(request: ImageRequest, headers: Headers) -> ImageRequest:
-    """What to plan for a streamed ``request``: images inline (the events carry base64), and neither
-    ``stream`` nor ``partial_images``, which this module answers and no upstream is sent.
+    """What to plan for a streamed ``request``: images inline (the events carry base64). ``stream``
+    and ``partial_images`` stay: the engine asks an upstream that streams partial images for them
+    (and sends no ``stream`` field otherwise).
 
     Raises a 400 naming ``stream`` when the request carries an ``Idempotency-Key``: a kept answer is a
     JSON body and its replay would not be the stream the client asked for, while ignoring the key
@@ -81,7 +90,36 @@ def planned_request(request: ImageRequest, headers: Headers) -> ImageRequest:
             param="stream",
             code="unsupported_parameter",
         )
-    return request.model_copy(update={"stream": None, "partial_images": None, "response_format": "b64_json"})
+    return request.model_copy(update={"response_format": "b64_json"})
+
+
+class Previews:
+    """The partial images of one streamed request, on their way from the upstream calls to the stream.
+
+    :meth:`add` is the pipeline's ``on_partial``: it queues and returns at once (an upstream's stream
+    is never held up by a slow client; a request streams at most 3 partials per call). The stream
+    reads them in arrival order, then :data:`DONE` once the work has ended (:meth:`close`).
+    """
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[PartialImage | _Done] = asyncio.Queue()
+
+    def add(self, partial: PartialImage) -> None:
+        self._queue.put_nowait(partial)
+
+    def close(self) -> None:
+        """The work ended: nothing follows what is queued."""
+        self._queue.put_nowait(DONE)
+
+    async def next(self) -> PartialImage | _Done:
+        return await self._queue.get()
+
+
+class _Done:
+    """The end of a :class:`Previews` queue."""
+
+
+DONE: Final = _Done()
 
 
 @dataclass(frozen=True)
@@ -91,6 +129,8 @@ class EventShape:
     prefix: str
     quality: str
     background: str
+    output_format: str = "png"
+    """What a partial image's event says when its upstream did not say its format."""
 
     @classmethod
     def of(cls, mode: Mode, request: ImageRequest) -> EventShape:
@@ -98,14 +138,21 @@ class EventShape:
         quality = request.quality if request.quality in EVENT_QUALITIES else "auto"
         background = request.background if request.background in EVENT_BACKGROUNDS else "auto"
         prefix = "image_edit" if mode == "edit" else "image_generation"
-        return cls(prefix=prefix, quality=quality or "auto", background=background or "auto")
+        return cls(
+            prefix=prefix,
+            quality=quality or "auto",
+            background=background or "auto",
+            output_format=request.output_format or "png",
+        )
 
 
 class EventStream(Response):
-    """A ``stream=true`` answer: keep-alives while ``work`` runs, then its images as events (see the module).
+    """A ``stream=true`` answer: keep-alives and partial images while ``work`` runs, then its images as
+    events (see the module).
 
     ``work`` starts at once, in its own task, so that whatever happens to this response (even never
-    being sent) the work ends and settles what it holds.
+    being sent) the work ends and settles what it holds. ``previews``: where ``work`` puts the
+    partial images it is told (None: it streams none).
     """
 
     def __init__(
@@ -115,17 +162,17 @@ class EventStream(Response):
         *,
         context: RequestContext,
         keepalive_seconds: float,
-        partial_images: int | None,
         headers: Mapping[str, str],
+        previews: Previews | None = None,
     ) -> None:
-        warnings = [text for text in (headers.get("x-pixelgate-warnings"), partial_images and PARTIAL_WARNING) if text]
         stream_headers = {**headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
-        if warnings:
-            stream_headers["x-pixelgate-warnings"] = " | ".join(warnings)
         super().__init__(None, 200, stream_headers, "text/event-stream")
         del self.headers["content-length"]  # the length is unknown: the server sends the body chunked
+        self._previews = previews or Previews()
         self._job: asyncio.Task[ImagesResponse] = asyncio.ensure_future(work)
         self._job.add_done_callback(_retrieve)
+        # Queued after every partial the work added (they were added while it ran).
+        self._job.add_done_callback(lambda _: self._previews.close())
         self._shape = shape
         self._context = context
         self._keepalive = keepalive_seconds
@@ -133,14 +180,24 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         job = self._job
         gone = asyncio.ensure_future(_disconnected(receive))
+        waiting: asyncio.Future[PartialImage | _Done] | None = None
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            while not job.done():
-                await asyncio.wait({job, gone}, timeout=self._keepalive, return_when=asyncio.FIRST_COMPLETED)
-                if gone.done():
-                    return  # the finally cancels the work, as a JSON request's disconnect does
-                if not job.done():
+            while True:
+                waiting = asyncio.ensure_future(self._previews.next())
+                await asyncio.wait({waiting, gone}, timeout=self._keepalive, return_when=asyncio.FIRST_COMPLETED)
+                if not waiting.done():
+                    waiting.cancel()  # an item it had not taken yet stays queued for the next wait
+                    if gone.done():
+                        return  # the finally cancels the work, as a JSON request's disconnect does
                     await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+                    continue
+                item = waiting.result()
+                if isinstance(item, _Done):
+                    break
+                if gone.done():
+                    return
+                await send({"type": "http.response.body", "body": partial_frame(item, self._shape), "more_body": True})
             if self._context.slot is not None:
                 self._context.slot.close()  # the images are made: sending them to a slow reader needs no slot
             for chunk in self._frames(job):
@@ -148,6 +205,8 @@ class EventStream(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             gone.cancel()
+            if waiting is not None:
+                waiting.cancel()
             if not job.done():
                 job.cancel()
                 # Let the work cancel its upstream jobs (fal's cancel call) before the request ends.
@@ -198,6 +257,23 @@ def completed_frames(result: ImagesResponse, shape: EventShape) -> list[bytes]:
             b'"}\n\n',
         ]
     return chunks
+
+
+def partial_frame(partial: PartialImage, shape: EventShape) -> bytes:
+    """One ``*.partial_image`` event (the wire contract, section 1.5). The upstream's base64 is
+    serialized as JSON, not spliced in: it is passed on unchecked."""
+    event = f"{shape.prefix}.partial_image"
+    data: dict[str, JsonValue] = {
+        "type": event,
+        "b64_json": partial.b64_json,
+        "partial_image_index": partial.index,
+        "created_at": int(time.time()),
+        "size": partial.size or "auto",
+        "quality": shape.quality,
+        "background": shape.background,
+        "output_format": partial.output_format or shape.output_format,
+    }
+    return _frame(event, data)
 
 
 def _frame(event: str, data: Mapping[str, object]) -> bytes:

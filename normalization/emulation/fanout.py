@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 
 from core.errors import UpstreamError
-from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall, UpstreamTracker
+from providers.base import GeneratedImage, ImageAdapter, OnPartial, ProviderResult, UpstreamCall, UpstreamTracker
 
 
 def split(n: int, native_max: int) -> list[int]:
@@ -42,18 +42,23 @@ class FanOut:
         calls: Sequence[UpstreamCall],
         tracker: UpstreamTracker | None = None,
         per_request: asyncio.Semaphore | None = None,
+        on_partial: OnPartial | None = None,
     ) -> list[ProviderResult]:
         """Each call's result, in call order.
 
         All or error: the first call that fails (after the adapter's own retries), or a cancellation
         of this coroutine, cancels the other calls and with them their upstream jobs; its error is
-        raised. With a ``tracker`` (an async job) each call runs through ``adapter.run_tracked``.
+        raised. With a ``tracker`` (an async job) each call runs through ``adapter.run_tracked``;
+        with ``on_partial`` (a streamed request) through ``adapter.run_streaming``, which tells it
+        the partial images as they arrive. The two never meet: an async job is not streamed.
         ``per_request``: the request's bound when it runs several fan-outs (failover legs) at once.
         """
         per_request = per_request or self.request_slots()
 
         async def one(call: UpstreamCall) -> ProviderResult:
             async with per_request, self._global_slots:
+                if on_partial is not None:
+                    return await adapter.run_streaming(call, on_partial)
                 return await (adapter.run(call) if tracker is None else adapter.run_tracked(call, tracker))
 
         tasks = [asyncio.create_task(one(call)) for call in calls]

@@ -11,6 +11,10 @@ For every leg (a call of the primary plan) the router walks the route's options 
   :func:`~normalization.routing.failover.fails_over` moves on to the next deployment; any other
   failure, or any failure of a forced route, ends the request.
 
+With ``on_partial`` (a streamed request) the partial images of every attempt are passed on as they
+arrive, also those of an attempt that then fails over: they are previews, already sent to the client
+when the failure comes, and the final images (from whichever deployment served) follow them.
+
 Legs run concurrently, all or error: a leg that fails everywhere cancels the others (and with them
 their upstream jobs). When every deployment failed, the last failure is raised with a message naming
 each provider tried.
@@ -30,7 +34,7 @@ from normalization.response import Attempt
 from normalization.routing.breaker import BreakerStore
 from normalization.routing.failover import counts_against_provider, fails_over
 from normalization.routing.route import Option, Route
-from providers.base import GeneratedImage, ImageAdapter, UpstreamTracker, adapter_for
+from providers.base import GeneratedImage, ImageAdapter, OnPartial, UpstreamTracker, adapter_for
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,16 @@ class Served:
         return [image for leg in self.legs for image in leg.images]
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every attempt of one route's run shares."""
+
+    per_request: asyncio.Semaphore
+    attempts: list[Attempt]
+    tracker: UpstreamTracker | None
+    on_partial: OnPartial | None
+
+
 class Router:
     """Runs routes through the configured adapters. One per app; no per-request state."""
 
@@ -67,18 +81,26 @@ class Router:
         self._observer = observer
 
     async def run(
-        self, route: Route, *, spend: Spend, attempts: list[Attempt], tracker: UpstreamTracker | None = None
+        self,
+        route: Route,
+        *,
+        spend: Spend,
+        attempts: list[Attempt],
+        tracker: UpstreamTracker | None = None,
+        on_partial: OnPartial | None = None,
     ) -> Served:
         """Every leg of ``route`` served by some deployment, or the error that ends the request.
 
         Each attempt is appended to ``attempts`` as it ends (the caller keeps them when this raises);
-        each successful call's cost is added to ``spend`` as it completes.
+        each successful call's cost is added to ``spend`` as it completes. ``on_partial``: told the
+        partial images of every attempt's calls (see the module docstring).
         """
         per_request = self._fanout.request_slots()
         adapters = [self._metered(option, spend) for option in route.options]
+        run = _Run(per_request, attempts, tracker, on_partial)
 
         async def leg(index: int) -> ServedLeg:
-            return await self._leg(route, adapters, index, per_request, attempts, tracker)
+            return await self._leg(route, adapters, index, run)
 
         tasks = [asyncio.create_task(leg(index)) for index in range(len(route.options[0].legs))]
         try:
@@ -100,9 +122,7 @@ class Router:
         route: Route,
         adapters: list[ImageAdapter | ProviderNotConfiguredError],
         index: int,
-        per_request: asyncio.Semaphore,
-        attempts: list[Attempt],
-        tracker: UpstreamTracker | None,
+        run: _Run,
     ) -> ServedLeg:
         failures: list[tuple[str, GatewayError]] = []
         unconfigured: ProviderNotConfiguredError | None = None
@@ -113,7 +133,7 @@ class Router:
             if not route.forced and await self.breakers.admit(provider) == "skip":
                 cooling.append(j)
                 continue
-            outcome = await self._attempt(route, adapters[j], j, index, per_request, attempts, tracker)
+            outcome = await self._attempt(route, adapters[j], j, index, run)
             if isinstance(outcome, ServedLeg):
                 return outcome
             if isinstance(outcome, ProviderNotConfiguredError):
@@ -123,7 +143,7 @@ class Router:
             if route.forced or not fails_over(outcome):
                 raise outcome
         for j in cooling:  # nobody else could serve: a cooling provider is better than none
-            outcome = await self._attempt(route, adapters[j], j, index, per_request, attempts, tracker)
+            outcome = await self._attempt(route, adapters[j], j, index, run)
             if isinstance(outcome, ServedLeg):
                 return outcome
             if isinstance(outcome, ProviderNotConfiguredError):
@@ -141,9 +161,7 @@ class Router:
         adapter: ImageAdapter | ProviderNotConfiguredError,
         option_index: int,
         index: int,
-        per_request: asyncio.Semaphore,
-        attempts: list[Attempt],
-        tracker: UpstreamTracker | None,
+        run: _Run,
     ) -> ServedLeg | GatewayError:
         """One deployment's try at one leg: its images, or the error it failed with (returned so the
         caller decides between failing over and raising)."""
@@ -154,15 +172,16 @@ class Router:
         deployment = option.deployment
         started = time.monotonic()
         try:
-            results = await self._fanout.run(adapter, calls, tracker, per_request)
+            # Partials of this attempt reach the client as they come, even should it fail over later.
+            results = await self._fanout.run(adapter, calls, run.tracker, run.per_request, run.on_partial)
             images = collect(calls, results)
         except ProviderNotConfiguredError as exc:
             return exc
         except GatewayError as exc:
-            attempts.append(_attempt(deployment.provider, deployment.upstream, started, exc))
+            run.attempts.append(_attempt(deployment.provider, deployment.upstream, started, exc))
             await self.breakers.record(deployment.provider, failed=counts_against_provider(exc))
             return exc
-        attempts.append(_attempt(deployment.provider, deployment.upstream, started, None))
+        run.attempts.append(_attempt(deployment.provider, deployment.upstream, started, None))
         await self.breakers.record(deployment.provider, failed=False)
         return ServedLeg(option=option_index, images=images)
 

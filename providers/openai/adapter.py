@@ -10,6 +10,12 @@ edits), send it with ``Authorization: Bearer`` under :data:`providers.openai.ret
 map failures (:mod:`providers.openai.errors`), then turn ``data[]`` into image bytes
 (:mod:`providers.openai.results`).
 
+Streaming (:meth:`OpenAIAdapter.run_streaming`, a client's ``stream=true`` with ``partial_images``
+on a model whose table lists it): the same request with ``stream: true`` and ``partial_images``,
+its events read by :mod:`providers.openai.streaming`. Retries happen only before the stream: a
+refused or failed request is retried as above; once a 2xx stream has started, a failure is final
+(partial images may have reached the client, and a new request would be billed again).
+
 Credentials: without an API key the call fails with ``ProviderNotConfiguredError`` before any
 request, except when ``base_url`` points at a loopback host (``127.0.0.0/8``, ``::1``,
 ``localhost``): local servers (vLLM, LocalAI, a sidecar gateway) usually need no key, and a
@@ -25,16 +31,17 @@ import httpx
 import orjson
 
 from core.errors import ProviderNotConfiguredError
-from providers.base import AdapterContext, ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import AdapterContext, ImageAdapter, OnPartial, ProviderResult, UpstreamCall
 from providers.openai.errors import error_from_response, error_from_transport
 from providers.openai.results import collect_images, parse_body
 from providers.openai.retry import OPENAI_RETRY
 from providers.openai.settings import OpenAISettings
+from providers.openai.streaming import is_event_stream, read_stream
 from providers.openai.wire import ChunkedBody, generation_body, multipart_body
 from providers.toolkit.failures import with_cause
 from providers.toolkit.hosts import is_loopback_url
 from providers.toolkit.results import ResultReader
-from providers.toolkit.retry import send_with_retry
+from providers.toolkit.retry import RetryPolicy, send_with_retry
 
 
 class OpenAIAdapter(ImageAdapter):
@@ -75,23 +82,24 @@ class OpenAIAdapter(ImageAdapter):
         edit_headers = {**headers, "Content-Type": content_type, "Content-Length": str(len(multipart))}
         return f"{self.base_url}/images/edits", multipart, edit_headers
 
-    async def run(self, call: UpstreamCall) -> ProviderResult:
-        """Send ``call`` and return its images; see the module docstring for steps and failures."""
-        headers = self._headers()
-        retry = dataclasses.replace(
+    def _retry(self) -> RetryPolicy:
+        return dataclasses.replace(
             OPENAI_RETRY,
             max_attempts=self._settings.max_retries + 1,
             base_seconds=self.backoff_base_seconds,
             cap_seconds=self.backoff_cap_seconds,
         )
 
+    async def run(self, call: UpstreamCall) -> ProviderResult:
+        """Send ``call`` and return its images; see the module docstring for steps and failures."""
+        headers = self._headers()
         url, content, request_headers = self._request(call, headers)
 
         async def once() -> httpx.Response:
             return await self._client.post(url, content=content, headers=request_headers, timeout=self.timeout)
 
         try:
-            response = await send_with_retry(once, retry)
+            response = await send_with_retry(once, self._retry())
         except httpx.HTTPError as exc:
             raise error_from_transport(exc) from exc
         if not response.is_success:
@@ -102,3 +110,48 @@ class OpenAIAdapter(ImageAdapter):
         del response  # its 2-3 MB of JSON need not live on while the images are decoded
         images = await collect_images(body, self.results)
         return ProviderResult(images=images, upstream_request_id=request_id)
+
+    async def run_streaming(self, call: UpstreamCall, on_partial: OnPartial) -> ProviderResult:
+        """``call`` sent as a stream when it asks for partial images (each told to ``on_partial`` as it
+        arrives), else :meth:`run`. An upstream that answers JSON instead of events (it ignores
+        ``stream``) gives its images without partials. Same failures as :meth:`run`, plus an
+        ``error`` event's (see the module docstring)."""
+        if call.partial_images <= 0:
+            return await self.run(call)
+        secret = self._key or None
+        headers = {**self._headers(), "Accept": "text/event-stream, application/json"}
+        streamed = call.model_copy(
+            update={"payload": {**call.payload, "stream": True, "partial_images": call.partial_images}}
+        )
+        url, content, request_headers = self._request(streamed, headers)
+
+        async def once() -> httpx.Response:
+            request = self._client.build_request(
+                "POST", url, content=content, headers=request_headers, timeout=self.timeout
+            )
+            response = await self._client.send(request, stream=True)
+            if not response.is_success:
+                try:  # read the error body, for the retry policy and the mapping
+                    await response.aread()
+                finally:
+                    await response.aclose()
+            return response
+
+        try:
+            response = await send_with_retry(once, self._retry())
+        except httpx.HTTPError as exc:
+            raise error_from_transport(exc) from exc
+        try:
+            if not response.is_success:
+                error = error_from_response(response, upstream_model=call.upstream, secret=secret)
+                raise with_cause(error, response, secret)
+            if is_event_stream(response):
+                body = await read_stream(response, call, on_partial, secret=secret)
+            else:
+                body = parse_body(await response.aread())
+        except httpx.HTTPError as exc:  # the connection broke or stalled mid-stream: no retry now
+            raise error_from_transport(exc) from exc
+        finally:
+            await response.aclose()
+        images = await collect_images(body, self.results)
+        return ProviderResult(images=images, upstream_request_id=response.headers.get("x-request-id"))

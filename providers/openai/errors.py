@@ -22,6 +22,11 @@ moderation code
                                            the upstream's ``retry-after`` is passed on
 other status                               ``UpstreamError`` naming the status
 2xx that is not an images response         ``UpstreamError`` ``upstream_bad_response``
+an ``error`` event in an image stream      by its error object alone (:func:`error_from_event`):
+(after the 200)                            moderation, quota and rate-limit codes as above;
+                                           ``type`` ``invalid_request_error`` or
+                                           ``image_generation_user_error``: ``InvalidRequestError``;
+                                           else ``UpstreamError`` (502 ``upstream_error``)
 timeout                                    ``UpstreamTimeoutError``
 connection failure                         ``UpstreamError`` ``upstream_unreachable``
 =========================================  =========================================================
@@ -143,3 +148,33 @@ def error_from_response(response: httpx.Response, *, upstream_model: str, secret
 def error_from_transport(exc: httpx.HTTPError) -> GatewayError:
     """The gateway error for a connection failure or timeout that outlasted the retries."""
     return failures.transport_failure(exc, who=WHO)
+
+
+USER_ERROR_TYPES = frozenset({"invalid_request_error", "image_generation_user_error"})
+"""Error ``type`` values that blame the request (OpenAI's validation and image user errors)."""
+
+
+def error_from_event(error: ErrorObject, *, secret: str | None) -> GatewayError:
+    """The gateway error for an ``error`` event of an image stream: the status was 200 by then, so
+    the error object alone decides, by the same rules as :func:`error_from_response` (moderation,
+    quota, rate limit, the request's fault, else a 502). The upstream's own words reach the log as
+    a note, never the client unless it must act on them."""
+    code = _code(error)
+    if is_moderation(error):
+        mapped: GatewayError = ModerationBlockedError(
+            scrub(error.message or "the upstream model refused the request under its content policy", secret)
+        )
+    elif is_quota(error):
+        mapped = UpstreamError("the upstream account is out of quota", code="upstream_quota_exhausted")
+    elif code == "rate_limit_exceeded":
+        mapped = UpstreamError("the upstream is rate limiting the gateway", code="upstream_rate_limited")
+    elif error.type in USER_ERROR_TYPES:
+        mapped = InvalidRequestError(
+            scrub(error.message or "the upstream rejected the request", secret),
+            param=upstream_param(error.param),
+            code=code or "invalid_value",
+        )
+    else:
+        mapped = UpstreamError("the upstream failed while streaming its images")
+    mapped.add_note(scrub(f"upstream error event: type={error.type} code={code} message={error.message}", secret))
+    return mapped

@@ -10,9 +10,19 @@ formats (always one fixed 1024x1024 PNG), auth, and failures other than the scri
   1024x1024 PNG, as ``b64_json`` (the response bodies are precomputed for n = 1..10) or as ``url``
   pointing at ``GET {prefix}/files/result.png`` on the fake itself;
 - every request is captured (:class:`Captured`) unless ``capture=False``;
+- a request with ``stream: true`` (JSON, or the form field ``stream=true``) is answered as OpenAI's
+  image stream (``text/event-stream``, the wire contract section 1.5): ``partial_images`` partial
+  events (``image_generation.partial_image`` / ``image_edit.partial_image``, each a small PNG of
+  its own, :func:`partial_png`), then ``n`` completed events with the result PNG, each frame its
+  own body chunk; :meth:`FakeOpenAI.fail_stream_next` makes the next stream end in an ``error``
+  event after some partials (OpenAI's exact error event shape is unconfirmed: nested by default,
+  ``flat=True`` for the ``{"type": "error", "message", "code"}`` form);
+  :meth:`FakeOpenAI.hold_stream_next` makes it stop after some partials and wait until the client
+  disconnects (counted in ``stream_disconnects``);
 - :meth:`FakeOpenAI.fail_next` scripts the next answers: any status with an OpenAI error body, extra
   headers (``retry-after``), an optional delay (for timeouts); :meth:`FakeOpenAI.answer_next` any
   status and body (HTML, a cut image); :meth:`FakeOpenAI.reset_next` drops the connection mid-body.
+  Scripted answers come first, also for a streamed request.
 
 :class:`FakeOpenAIServer` runs it under uvicorn on a free port in a background thread (tests);
 ``python -m tests.fakes.fake_openai --port 9000`` runs it as its own process (benchmark).
@@ -58,6 +68,25 @@ def result_png() -> bytes:
     out = io.BytesIO()
     ImageChops.add(gradient, noise).save(out, format="PNG", compress_level=6)
     return out.getvalue()
+
+
+@functools.cache
+def partial_png() -> bytes:
+    """The fake's partial image: a small grey PNG, unlike the result (a preview is told apart)."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class StreamFailure:
+    """How the next stream fails: after ``after_partials`` partial events, one ``error`` event."""
+
+    after_partials: int
+    error: dict[str, str | None]
+    flat: bool = False
+    hold: bool = False
+    """Send no error: wait, the stream open, until the client disconnects."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +175,9 @@ class FakeOpenAI:
     """``host:port`` written into result URLs; None: the request's Host header."""
     requests: list[Captured] = field(default_factory=list)
     script: deque[Scripted] = field(default_factory=deque)
+    stream_failures: deque[StreamFailure] = field(default_factory=deque)
+    stream_disconnects: int = 0
+    """Held streams (:meth:`hold_stream_next`) whose client went away."""
 
     def __post_init__(self) -> None:
         self._b64 = base64.b64encode(self.image).decode("ascii")
@@ -201,11 +233,83 @@ class FakeOpenAI:
         body = self._body("b64_json", 1, "127.0.0.1")
         self.script.extend([Scripted(200, body, reset=True)] * times)
 
+    def fail_stream_next(
+        self,
+        *,
+        after_partials: int = 0,
+        message: str = "scripted stream failure",
+        error_type: str = "server_error",
+        code: str | None = None,
+        param: str | None = None,
+        flat: bool = False,
+    ) -> None:
+        """End the next streamed answer with an ``error`` event after ``after_partials`` partial events."""
+        error = {"message": message, "type": error_type, "param": param, "code": code}
+        self.stream_failures.append(StreamFailure(after_partials, error, flat))
+
+    def hold_stream_next(self, *, after_partials: int = 1) -> None:
+        """Stop the next streamed answer after ``after_partials`` partial events and hold it open until
+        the client disconnects (then ``stream_disconnects`` counts it)."""
+        self.stream_failures.append(StreamFailure(after_partials, {}, hold=True))
+
     def reset(self) -> None:
         """Forget captured requests, scripted answers and cached bodies (after changing settings)."""
         self.requests.clear()
         self.script.clear()
+        self.stream_failures.clear()
+        self.stream_disconnects = 0
         self._bodies.clear()
+
+    async def _stream(self, receive: Receive, send: Send, kind: str, count: int, partials: int) -> None:
+        """OpenAI's image stream: ``partials`` partial events, then ``count`` completed ones (or an error)."""
+        failure = self.stream_failures.popleft() if self.stream_failures else None
+        common = {"created_at": 1_700_000_000, "size": "1024x1024", "quality": "auto", "background": "auto"}
+        frames: list[tuple[str, dict[str, object]]] = []
+        partial_b64 = base64.b64encode(partial_png()).decode("ascii")
+        for index in range(partials if failure is None else min(partials, failure.after_partials)):
+            event = f"{kind}.partial_image"
+            frames.append(
+                (
+                    event,
+                    {
+                        "type": event,
+                        "b64_json": partial_b64,
+                        "partial_image_index": index,
+                        **common,
+                        "output_format": "png",
+                    },
+                )
+            )
+        if failure is not None and not failure.hold:
+            data: dict[str, object] = (
+                {"type": "error", **failure.error} if failure.flat else {"type": "error", "error": failure.error}
+            )
+            frames.append(("error", data))
+        elif failure is None:
+            event = f"{kind}.completed"
+            usage = {
+                "total_tokens": 1,
+                "input_tokens": 1,
+                "output_tokens": 0,
+                "input_tokens_details": {"text_tokens": 1, "image_tokens": 0},
+            }
+            completed = {"type": event, "b64_json": self._b64, **common, "output_format": "png", "usage": usage}
+            frames += [(event, completed)] * count
+        headers = [
+            (b"content-type", b"text/event-stream"),
+            (b"cache-control", b"no-cache"),
+            (b"x-request-id", b"req_fake"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for name, payload in frames:
+            chunk = b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if failure is not None and failure.hold:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.stream_disconnects += 1
+            return
+        await send({"type": "http.response.body", "body": b""})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -238,7 +342,16 @@ class FakeOpenAI:
                 await _respond_then_reset(send, scripted.body)
             await _respond(send, scripted.status, scripted.body, extra=scripted.headers)
             return
-        count = _count(body, headers.get("content-type", ""))
+        content_type = headers.get("content-type", "")
+        count = _count(body, content_type)
+        # A byte search first: the benchmark's requests (never streamed) are not parsed twice.
+        stream = _field(body, content_type, "stream") if b"stream" in body else None
+        if stream is True or stream == "true":
+            partials = _field(body, content_type, "partial_images")
+            kind = "image_edit" if path.endswith("/edits") else "image_generation"
+            asked = int(partials) if isinstance(partials, int | str) and str(partials).isdigit() else 0
+            await self._stream(receive, send, kind, count, min(asked, 3))
+            return
         host = self.url_host or headers.get("host", "127.0.0.1")
         await _respond(send, 200, self._body(self.result, count, host))
 
@@ -257,6 +370,22 @@ def _count(body: bytes, content_type: str) -> int:
     return min(max(n, 1), 10)
 
 
+def _field(body: bytes, content_type: str, name: str) -> object:
+    """A top-level field of a JSON body, or the text of a form field (multipart or urlencoded); None when absent."""
+    if content_type.startswith("application/json"):
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        return parsed.get(name) if isinstance(parsed, dict) else None
+    if content_type.startswith("multipart/form-data"):
+        # A search, not a parse: the benchmark sends multi-megabyte edits through this fake.
+        part = re.search(rb'name="' + re.escape(name.encode()) + rb'"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]*)\r\n', body)
+        return part[1].decode() if part else None
+    match = re.search(rb"(?:^|&)" + re.escape(name.encode()) + rb"=([^&]*)", body)
+    return match[1].decode() if match else None
+
+
 async def _respond(
     send: Send,
     status: int,
@@ -264,7 +393,9 @@ async def _respond(
     content_type: str = "application/json",
     extra: tuple[tuple[str, str], ...] = (),
 ) -> None:
-    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    # A scripted content-type replaces the default (a scripted event stream).
+    default = [] if any(k.lower() == "content-type" for k, _ in extra) else [(b"content-type", content_type.encode())]
+    headers = [*default, (b"content-length", str(len(body)).encode())]
     headers += [(b"x-request-id", b"req_fake")]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -219,3 +219,35 @@ def test_the_prompt_limit_is_the_configured_one() -> None:
     assert plan("sandbox-generate", settings=settings, prompt="x" * 10).calls[0].payload["prompt"] == "x" * 10
     error = refused("sandbox-generate", settings=settings, prompt="x" * 11)
     assert (error.param, error.code) == ("prompt", "string_above_max_length")
+
+
+# --- stream and partial_images --------------------------------------------------------------------
+
+
+def test_a_streamed_request_asks_a_model_with_a_partial_images_row_for_them() -> None:
+    result = plan("gpt-image-1", stream=True, partial_images=2)
+    [call] = result.calls
+    assert call.partial_images == 2 and call.payload["partial_images"] == 2
+    assert "stream" not in call.payload  # the adapter streams; the engine never sends the field
+    assert result.parameters["partial_images"].behavior is Behavior.PASSTHROUGH
+    assert result.parameters["stream"].behavior is Behavior.EMULATED
+    assert result.warnings == ()
+
+
+def test_without_stream_partial_images_is_an_ordinary_row() -> None:
+    [call] = plan("gpt-image-1", partial_images=2).calls
+    assert call.partial_images == 0 and call.payload["partial_images"] == 2
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_streamed_partial_images_on_a_model_without_the_row_is_a_warning_even_when_strict(strict: bool) -> None:
+    result = plan("sandbox-generate", stream=True, partial_images=2, strict=strict)
+    assert all(call.partial_images == 0 and "partial_images" not in call.payload for call in result.calls)
+    [warning] = result.warnings
+    assert (warning.param, warning.code) == ("partial_images", "unsupported_parameter")
+    assert "streams no partial images" in warning.message
+
+
+def test_stream_false_is_no_warning_nor_are_zero_partial_images_when_streamed() -> None:
+    assert plan("sandbox-generate", stream=False).warnings == ()
+    assert plan("sandbox-generate", stream=True, partial_images=0).warnings == ()

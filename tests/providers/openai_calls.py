@@ -11,7 +11,7 @@ from pydantic import JsonValue
 
 from core.image_workers import ImageWorkers
 from core.images import InputImage
-from providers.base import AdapterContext, ProviderResult, UpstreamCall
+from providers.base import AdapterContext, PartialImage, ProviderResult, UpstreamCall
 from providers.openai import OpenAIAdapter, OpenAISettings
 
 API_KEY = "sk-upstream-secret-0123456789"
@@ -68,3 +68,20 @@ def run_call(conf: OpenAISettings, call: UpstreamCall, *, backoff: float = 0.01)
             return await adapter.run(call)
 
     return asyncio.run(scenario())
+
+
+def run_streamed(
+    conf: OpenAISettings, call: UpstreamCall, *, told: list[PartialImage] | None = None, backoff: float = 0.01
+) -> tuple[ProviderResult, list[PartialImage]]:
+    """One ``run_streaming`` on a fresh client: its result and the partial images it told, in order
+    (also kept in ``told``, which still holds them when the run raises)."""
+    partials: list[PartialImage] = [] if told is None else told
+
+    async def scenario() -> ProviderResult:
+        async with httpx.AsyncClient() as client:
+            adapter = OpenAIAdapter(conf, AdapterContext(client=client, image_workers=ImageWorkers(max_workers=1)))
+            adapter.backoff_base_seconds = backoff
+            adapter.backoff_cap_seconds = backoff * 4
+            return await adapter.run_streaming(call, partials.append)
+
+    return asyncio.run(scenario()), partials
