@@ -1,15 +1,16 @@
-"""Turn an OpenAI images response into :class:`GeneratedImage` bytes.
+"""Turn an OpenAI images response into :class:`GeneratedImage` results.
 
 ``data[i]`` carries ``b64_json`` or ``url``, and optionally ``revised_prompt``. The toolkit's
-:class:`ResultReader` decodes or downloads each one (through the guarded fetch) and checks it is an
-image, whole and within the caps; anything else is an ``UpstreamError`` here rather than a broken
-file later.
+:class:`ResultReader` keeps each ``b64_json`` as its text or downloads each ``url`` (through the
+guarded fetch) and checks it is an image, whole and within the caps; anything else is an
+``UpstreamError`` here rather than a broken file later.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from core.image_payload import ImagePayload
 from providers.base import GeneratedImage
 from providers.openai.errors import bad_response
 from providers.toolkit.results import ResultReader, all_or_first_failure
@@ -42,7 +43,7 @@ def parse_body(content: bytes) -> ImagesBody:
     return body
 
 
-async def _image_bytes(item: ImageItem, reader: ResultReader) -> bytes:
+async def _image(item: ImageItem, reader: ResultReader) -> ImagePayload:
     if item.b64_json is not None:
         return reader.from_base64(item.b64_json)
     if item.url is not None:
@@ -51,13 +52,14 @@ async def _image_bytes(item: ImageItem, reader: ResultReader) -> bytes:
 
 
 async def collect_images(body: ImagesBody, reader: ResultReader) -> tuple[GeneratedImage, ...]:
-    """Every image of ``body`` as checked bytes, in the upstream's order (downloads in parallel).
+    """Every image of ``body``, checked, in the upstream's order (downloads in parallel); ``b64_json``
+    stays the upstream's text (see :meth:`ResultReader.from_base64`).
 
     Raises :class:`UpstreamError` for invalid base64, a refused or failed download, or a result
     that is not an image.
     """
-    data = await all_or_first_failure([_image_bytes(item, reader) for item in body.data])
+    data = await all_or_first_failure([_image(item, reader) for item in body.data])
     return tuple(
-        GeneratedImage(data=image, revised_prompt=item.revised_prompt)
+        GeneratedImage.of(image, revised_prompt=item.revised_prompt)
         for item, image in zip(body.data, data, strict=True)
     )
