@@ -141,7 +141,8 @@ def sniff_media_type(data: bytes) -> ImageMediaType | None:
 
 
 _PNG_END = b"IEND\xaeB`\x82"
-_TAIL = 1024
+COMPLETION_TAIL_BYTES = 1024
+"""How much of an image's end :func:`ends_look_complete` looks at."""
 
 
 def looks_complete(data: bytes, media_type: ImageMediaType) -> bool:
@@ -151,13 +152,18 @@ def looks_complete(data: bytes, media_type: ImageMediaType) -> bool:
     GIF: the trailer byte. Tolerates a little padding after the marker. AVIF is not checked.
     Catches a download cut short (the common failure), not corruption inside the data.
     """
-    tail = data[-_TAIL:]
+    return ends_look_complete(data[:12], data[-COMPLETION_TAIL_BYTES:], len(data), media_type)
+
+
+def ends_look_complete(head: bytes, tail: bytes, size: int, media_type: ImageMediaType) -> bool:
+    """:func:`looks_complete` from an image's ends only: its first 12 bytes (or more), its last
+    :data:`COMPLETION_TAIL_BYTES` (or fewer, for a smaller image) and its size in bytes."""
     if media_type == "image/png":
         return _PNG_END in tail
     if media_type == "image/jpeg":
         return tail.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
     if media_type == "image/webp":
-        return len(data) >= 12 and int.from_bytes(data[4:8], "little") + 8 <= len(data)
+        return len(head) >= 12 and int.from_bytes(head[4:8], "little") + 8 <= size
     if media_type == "image/gif":
         return tail.rstrip(b"\x00").endswith(b";")
     return True

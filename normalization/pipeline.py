@@ -184,9 +184,7 @@ class Gateway:
         images = served.images()
         spec = OutputSpec(format=emulation.output_format, compression=emulation.output_compression, target=target)
         started = time.monotonic()
-        encoded = await render(
-            self._workers, [image.data for image in images], spec, max_pixels=self._config.max_pixels
-        )
+        encoded = await render(self._workers, images, spec, max_pixels=self._config.max_pixels)
         self._observer.converted(time.monotonic() - started)
         delivered = await deliver(self._host, images, encoded, emulation, base_url)
         first = encoded[0]

@@ -27,11 +27,12 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from pydantic import JsonValue
 
-from core.images import ImageProblem, open_header
+from core.image_probe import probe_header
+from core.images import ImageProblem
 from core.model_shape import PriceSpec, SizeSpec
 from normalization.catalog import ModelEntry
 from normalization.plan import Plan
-from providers.base import ProviderResult, UpstreamCall
+from providers.base import GeneratedImage, ProviderResult, UpstreamCall
 
 ZERO = Decimal(0)
 MEGA = Decimal(1_000_000)
@@ -91,7 +92,7 @@ def call_actual(price: PriceSpec | None, call: UpstreamCall, result: ProviderRes
         return ZERO
     total_megapixels = ZERO
     if price.per_megapixel is not None:
-        total_megapixels = sum((_result_megapixels(image.data) for image in result.images), ZERO)
+        total_megapixels = sum((_result_megapixels(image) for image in result.images), ZERO)
     return cost(price, images=len(result.images), megapixels=total_megapixels, input_images=len(call.images))
 
 
@@ -129,15 +130,15 @@ def _sent_size(spec: SizeSpec, call: UpstreamCall) -> tuple[int, int] | None:
     return None
 
 
-def _result_megapixels(data: bytes) -> Decimal:
+def _result_megapixels(image: GeneratedImage) -> Decimal:
     try:
-        img, _ = open_header(data, max_pixels=HEADER_PIXEL_CAP)
+        # The header the result check read; read here for an image made without one.
+        header = image.header or probe_header(image.data, max_pixels=HEADER_PIXEL_CAP)
     except ImageProblem:
         # Results are checked before they get here; an unreadable one counts at the assumed size
         # rather than free.
         return megapixels(*ASSUMED_SIZE)
-    with img:
-        return megapixels(*img.size)
+    return megapixels(header.width, header.height)
 
 
 def usd(amount: Decimal) -> float:

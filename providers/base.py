@@ -2,9 +2,10 @@
 
 The normalization engine turns a client request into one or more :class:`UpstreamCall` (payload
 already translated by the catalog; images still bytes), and an adapter turns one call into a
-:class:`ProviderResult` (image bytes, never URLs). Adapters know their protocol only: where to send,
-how to authenticate, poll, retry, upload inputs and download results. They never emulate
-(``n`` fan-out, format conversion, resizing and hosting live in ``normalization/``).
+:class:`ProviderResult` (checked images, as bytes or as the upstream's base64 text, never URLs).
+Adapters know their protocol only: where to send, how to authenticate, poll, retry, upload inputs
+and download results. They never emulate (``n`` fan-out, format conversion, resizing and hosting
+live in ``normalization/``).
 
 Failure contract: an adapter raises :mod:`core.errors` exceptions only, having mapped its client
 library's exceptions in one place. On ``asyncio.CancelledError`` (client gone, deadline passed,
@@ -32,6 +33,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from core.errors import ProviderNotConfiguredError
+from core.image_payload import ImagePayload
 from core.image_workers import ImageWorkers
 from core.images import InputImage
 
@@ -75,13 +77,31 @@ class UpstreamCall(_Frozen):
     )
 
 
-class GeneratedImage(_Frozen):
-    """One result image, with what the upstream said about it."""
+class GeneratedImage(ImagePayload):
+    """One result image, with what the upstream said about it.
 
-    data: bytes = Field(repr=False)
+    The image is held as it arrived (see :class:`~core.image_payload.ImagePayload`): ``data=`` bytes
+    (a download) or ``b64=`` text (a base64 answer), with the ``header`` its check read; ``.data``
+    gives the bytes either way (decoding base64 text on first use).
+    """
+
     seed: int | None = None
     revised_prompt: str | None = None
     nsfw: bool | None = None
+
+    @classmethod
+    def of(
+        cls,
+        image: ImagePayload,
+        *,
+        seed: int | None = None,
+        revised_prompt: str | None = None,
+        nsfw: bool | None = None,
+    ) -> GeneratedImage:
+        """A checked image (a :class:`~providers.toolkit.results.ResultReader`'s) with its metadata."""
+        return cls(
+            data=image.raw, b64=image.b64, header=image.header, seed=seed, revised_prompt=revised_prompt, nsfw=nsfw
+        )
 
 
 class ProviderResult(_Frozen):
@@ -148,7 +168,7 @@ class ImageAdapter(ABC):
 
     @abstractmethod
     async def run(self, call: UpstreamCall) -> ProviderResult:
-        """Send ``call`` upstream and return its images as bytes.
+        """Send ``call`` upstream and return its images, checked (see :mod:`providers.result_check`).
 
         Raises :class:`core.errors.GatewayError` subclasses only: ``ProviderNotConfiguredError``
         without credentials, ``InvalidRequestError`` (with the upstream field in ``param``; the

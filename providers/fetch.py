@@ -270,6 +270,23 @@ async def _read_capped(response: httpx.Response, max_bytes: int, shown: str) -> 
     return b"".join(chunks)
 
 
+def data_uri_base64(uri: str, max_bytes: int) -> str | None:
+    """The base64 text of a ``data:[<type>];base64,<data>`` URI, undecoded; None for one without ``;base64``.
+
+    Raises :class:`UpstreamError` (``upstream_fetch_failed``) as :func:`decode_data_uri` does when
+    ``uri`` is not a data URI or its text stands for more than ``max_bytes``. The text itself is
+    checked by whoever decodes it.
+    """
+    if not uri[:5].lower() == "data:" or "," not in uri:
+        raise UpstreamError("not a data: URI", code=FETCH_FAILED)
+    header, payload = uri[5:].split(",", 1)
+    if not header.lower().endswith(";base64"):
+        return None
+    if len(payload) // 4 * 3 > max_bytes + 3:
+        raise UpstreamError(f"data: URI image larger than {max_bytes} bytes", code=FETCH_FAILED)
+    return payload.strip()
+
+
 def decode_data_uri(uri: str, max_bytes: int) -> bytes:
     """The bytes of a ``data:[<type>][;base64],<data>`` URI, at most ``max_bytes`` of them.
 

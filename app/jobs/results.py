@@ -43,7 +43,7 @@ def split_result(response: ImagesResponse) -> tuple[dict[str, Any], list[bytes]]
     for image in response.data:
         if image.image is None:  # the runner asks for inline images; a link here is a wiring bug
             raise GatewayError("an async job's answer lacks its image bytes")
-        images.append(image.image)
+        images.append(image.image.data)
     return body, images
 
 

@@ -19,6 +19,8 @@ from PIL import Image, ImageFile, ImageOps, PngImagePlugin
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from core.errors import GatewayError, UpstreamError
+from core.image_payload import ImagePayload
+from core.image_probe import check_pixels, probe_header
 from core.image_workers import ImageWorkers
 from core.images import FormatName, ImageFormat, ImageMediaType, ImageProblem, decode, format_named, open_header
 from normalization.emulation.exact_size import cover
@@ -45,10 +47,13 @@ class OutputSpec(_Frozen):
     target: tuple[PositiveInt, PositiveInt] | None = None
 
 
-class EncodedImage(_Frozen):
-    """An image ready to return to the client; ``reencoded`` is False when the input bytes passed as-is."""
+class EncodedImage(ImagePayload):
+    """An image ready to return to the client; ``reencoded`` is False when the input passed as-is.
 
-    data: bytes = Field(repr=False)
+    An image passed through keeps the form it came in (bytes or the upstream's base64 text); a
+    converted one is bytes.
+    """
+
     media_type: ImageMediaType
     width: int
     height: int
@@ -253,7 +258,7 @@ def _save(img: Image.Image, buffer: io.BytesIO, spec: OutputSpec, icc_profile: b
 
 async def render(
     workers: ImageWorkers,
-    images: Sequence[bytes],
+    images: Sequence[ImagePayload],
     spec: OutputSpec,
     *,
     max_pixels: int,
@@ -261,14 +266,53 @@ async def render(
 ) -> list[EncodedImage]:
     """:func:`convert` for each of ``images``, in order, in the ``workers`` pool; same errors.
 
-    An image that passes unchanged (:func:`passthrough`) is answered on the event loop: the hop to
-    a thread and back costs more than its header read.
+    An image that passes unchanged (:func:`pass_through`) is answered on the event loop from its
+    header, in the form it came in: the hop to a thread and back costs more than that. Base64 text
+    is decoded only for a conversion, in the pool.
     """
 
-    async def one(data: bytes) -> EncodedImage:
-        unchanged = passthrough(data, spec, max_pixels=max_pixels, error_class=error_class)
+    async def one(image: ImagePayload) -> EncodedImage:
+        unchanged = pass_through(image, spec, max_pixels=max_pixels, error_class=error_class)
         if unchanged is not None:
             return unchanged
-        return await workers.run(lambda: convert(data, spec, max_pixels=max_pixels, error_class=error_class))
+        return await workers.run(lambda: convert(image.data, spec, max_pixels=max_pixels, error_class=error_class))
 
-    return list(await asyncio.gather(*(one(data) for data in images)))
+    return list(await asyncio.gather(*(one(image) for image in images)))
+
+
+def pass_through(
+    image: ImagePayload,
+    spec: OutputSpec,
+    *,
+    max_pixels: int,
+    error_class: type[GatewayError] = UpstreamError,
+) -> EncodedImage | None:
+    """``image`` unchanged (bytes or base64 text, as it came) when its header says it already is what
+    ``spec`` asks, else None: then :func:`convert` decides (and may still pass it through, e.g. an
+    image whose EXIF this header read could not rule out).
+
+    Uses the header the result check read (``image.header``), or reads it (without Pillow, for all
+    formats but AVIF). Enforces ``max_pixels`` either way; raises ``error_class`` as :func:`convert`.
+    """
+    try:
+        header = image.header or probe_header(image.data, max_pixels=max_pixels)
+        check_pixels(header, max_pixels)
+    except ImageProblem as exc:
+        raise error_class(exc.reason, code=exc.code) from exc
+    if (
+        header.media_type != format_named(spec.format).media_type
+        or spec.compression is not None
+        or (spec.target is not None and (header.width, header.height) != spec.target)
+        or not header.upright
+    ):
+        return None
+    return EncodedImage(
+        data=image.raw,
+        b64=image.b64,
+        header=header,
+        media_type=header.media_type,
+        width=header.width,
+        height=header.height,
+        reencoded=False,
+        resized=False,
+    )

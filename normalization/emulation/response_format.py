@@ -56,9 +56,9 @@ async def deliver(
     """One :class:`ImageData` per image, in order, as ``emulation.response_format`` asks.
 
     ``sources`` carry what the upstream said about each image (seed, revised prompt); ``encoded``
-    the bytes to return. Raises :class:`ImageStoreUnavailableError` (503) when a ``url`` answer
-    cannot be stored and the client did not allow the fallback; images already stored for this
-    answer are deleted then.
+    the images to return (base64 text that passed through is decoded only to be stored). Raises
+    :class:`ImageStoreUnavailableError` (503) when a ``url`` answer cannot be stored and the client
+    did not allow the fallback; images already stored for this answer are deleted then.
     """
     if emulation.response_format == "b64_json":
         return Delivered(data=tuple(_inline(source, out) for source, out in zip(sources, encoded, strict=True)))
@@ -95,5 +95,5 @@ async def deliver(
 
 
 def _inline(source: GeneratedImage, out: EncodedImage) -> ImageData:
-    # Kept as bytes: base64-encoded when the body is written, straight into it.
-    return ImageData(image=out.data, revised_prompt=source.revised_prompt, seed=source.seed)
+    # Kept as it is (bytes, or the upstream's base64 text): base64-encoded, if need be, when the body is written.
+    return ImageData(image=out, revised_prompt=source.revised_prompt, seed=source.seed)

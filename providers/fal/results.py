@@ -1,9 +1,9 @@
-"""Turn a fal output object into :class:`GeneratedImage` bytes.
+"""Turn a fal output object into :class:`GeneratedImage` results.
 
 The images sit under the call's ``result_field``: a list of file objects (``images``, most
 models) or one object (``image``, e.g. SeedEdit). Each ``url`` is a ``data:`` URI (``sync_mode``)
-or an http(s) URL; the toolkit's :class:`ResultReader` downloads or decodes it and checks it
-without a decode (type, end marker, header, pixel cap), so a truncated or non-image download is an
+or an http(s) URL; the toolkit's :class:`ResultReader` downloads it (or keeps the URI's base64 text)
+and checks it without a decode (type, end marker, header, pixel cap), so a truncated or non-image download is an
 ``UpstreamError`` here rather than a broken file handed to the client.
 
 Seeds: fal returns one ``seed`` per job, the seed of the whole batch. fal does not document that
@@ -72,5 +72,5 @@ async def collect_images(
         if seed is None and i == 0:
             seed = meta.seed
         nsfw = meta.has_nsfw_concepts[i] if meta.has_nsfw_concepts and i < len(meta.has_nsfw_concepts) else None
-        images.append(GeneratedImage(data=image, seed=seed, revised_prompt=meta.prompt, nsfw=nsfw))
+        images.append(GeneratedImage.of(image, seed=seed, revised_prompt=meta.prompt, nsfw=nsfw))
     return tuple(images)

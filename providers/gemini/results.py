@@ -1,4 +1,4 @@
-"""A ``generateContent`` answer to :class:`GeneratedImage` bytes, or the refusal it is.
+"""A ``generateContent`` answer to :class:`GeneratedImage` results, or the refusal it is.
 
 The answer (the Gemini reference, sections 4 and 4.1) is always HTTP 200, images or not:
 
@@ -12,9 +12,9 @@ The answer (the Gemini reference, sections 4 and 4.1) is always HTTP 200, images
 - no image otherwise (``NO_IMAGE``, ``IMAGE_OTHER``, ``STOP`` with text only, no candidate) -> 502
   ``upstream_no_image``: never a 200 without images.
 
-Images are base64, never URLs; each is decoded and checked by the toolkit's :class:`ResultReader`
-(type, end marker, pixel cap), whatever ``mimeType`` says. Gemini reports no seed (its ``seed`` is
-best effort), so none is reported.
+Images are base64, never URLs; each is checked by the toolkit's :class:`ResultReader` (type, end
+marker, pixel cap, from the text's ends) whatever ``mimeType`` says, and kept as its text. Gemini
+reports no seed (its ``seed`` is best effort), so none is reported.
 """
 
 from __future__ import annotations
@@ -110,4 +110,4 @@ def collect_images(
             text = " ".join(part.text.strip() for part in parts if part.text and part.text.strip())
             raise refused(reason, text or None, secret)
         raise no_image(reason)
-    return tuple(GeneratedImage(data=reader.from_base64(blob.data)) for blob in blobs[-expected:])
+    return tuple(GeneratedImage.of(reader.from_base64(blob.data)) for blob in blobs[-expected:])

@@ -1,4 +1,4 @@
-"""A succeeded prediction's ``output`` to :class:`GeneratedImage` bytes.
+"""A succeeded prediction's ``output`` to :class:`GeneratedImage` results.
 
 The output's shape is the model's (the Replicate reference, section 5): one URL string (flux-kontext,
 nano-banana, hidream) or a list of them (flux-schnell, seedream, qwen-image-edit); an object output
@@ -54,4 +54,4 @@ async def collect_images(
         raise no_output(prediction.data_removed)
     data = await all_or_first_failure([reader.from_reference(reference) for reference in references])
     seed = _seed(prediction)
-    return tuple(GeneratedImage(data=image, seed=seed if i == 0 else None) for i, image in enumerate(data))
+    return tuple(GeneratedImage.of(image, seed=seed if i == 0 else None) for i, image in enumerate(data))

@@ -1,9 +1,11 @@
-"""Result references to image bytes: downloads, data URIs and base64, each checked the one way.
+"""Result references to checked images: downloads, data URIs and base64, each checked the one way.
 
-Every image an adapter hands back passed :func:`providers.result_check.checked_result` (type by
-magic bytes, end marker, header within the pixel cap; no decode). URLs are downloaded only through
-the guarded fetch (:mod:`providers.fetch`), from https on a public address or from the provider's
-own configured hosts; the byte cap bounds downloads, data URIs and base64 alike.
+Every image an adapter hands back passed :mod:`providers.result_check` (type by magic bytes, end
+marker, header within the pixel cap; no decode) and is an :class:`~core.image_payload.ImagePayload`
+in the form it came in: downloads as bytes, base64 (and base64 ``data:`` URIs) as their text. URLs
+are downloaded only through the guarded fetch (:mod:`providers.fetch`), from https on a public
+address or from the provider's own configured hosts; the byte cap bounds downloads, data URIs and
+base64 alike.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx
-import pybase64
 
+from core.image_payload import ImagePayload, base64_ends, base64_size
+from core.image_probe import HEADER_PREFIX_BYTES
+from core.images import COMPLETION_TAIL_BYTES
 from core.provider_settings import ProviderSettings
 from providers.base import ResultLimits
-from providers.fetch import FetchPolicy, decode_data_uri, fetch_image_bytes
-from providers.result_check import checked_result
+from providers.fetch import FetchPolicy, data_uri_base64, decode_data_uri, fetch_image_bytes
+from providers.result_check import checked_ends, checked_result
 from providers.toolkit.failures import bad_response
 from providers.toolkit.hosts import host_entry
 
@@ -62,32 +66,46 @@ class ResultReader:
             who=who,
         )
 
-    def checked(self, data: bytes) -> bytes:
-        """``data`` unchanged when it is a whole image within the pixel cap; ``UpstreamError`` otherwise."""
+    def checked(self, data: bytes) -> ImagePayload:
+        """``data`` with its header when it is a whole image within the pixel cap; ``UpstreamError`` otherwise."""
         return checked_result(data, upstream=self.who, max_pixels=self.max_pixels)
 
-    async def from_reference(self, reference: str) -> bytes:
-        """The image a result URL or ``data:`` URI names, downloaded (or decoded) and checked."""
-        if reference[:5].lower() == "data:":
-            data = decode_data_uri(reference, self.fetch_policy.max_bytes)
-        else:
-            data = await fetch_image_bytes(self.client, reference, self.fetch_policy)
-        return self.checked(data)
+    async def from_reference(self, reference: str) -> ImagePayload:
+        """The image a result URL or ``data:`` URI names, downloaded (or decoded) and checked.
 
-    def from_base64(self, text: str) -> bytes:
-        """A base64 image (OpenAI's ``b64_json``, Gemini's ``inlineData``), decoded and checked."""
-        too_large = bad_response(self.who, f"image (larger than {self.fetch_policy.max_bytes} bytes)")
-        # Checked before decoding (within the padding's 3 bytes) so an oversized answer costs no decode.
-        if len(text) // 4 * 3 > self.fetch_policy.max_bytes + 3:
-            raise too_large
+        A base64 ``data:`` URI (fal's ``sync_mode``) keeps its text: see :meth:`from_base64`.
+        """
+        if reference[:5].lower() == "data:":
+            text = data_uri_base64(reference, self.fetch_policy.max_bytes)
+            if text is not None:
+                return self.from_base64(text)
+            return self.checked(decode_data_uri(reference, self.fetch_policy.max_bytes))
+        return self.checked(await fetch_image_bytes(self.client, reference, self.fetch_policy))
+
+    def from_base64(self, text: str | bytes) -> ImagePayload:
+        """A base64 image (OpenAI's ``b64_json``, Gemini's ``inlineData``, a ``data:`` URI), checked, kept as text.
+
+        Only the text's ends are decoded (its header and its end marker, see
+        :func:`core.image_payload.base64_ends`); the whole is decoded only when its header lies beyond
+        :data:`~core.image_probe.HEADER_PREFIX_BYTES` or only Pillow reads it (AVIF). Raises
+        ``upstream_bad_response`` for text that is not padded base64 at its ends, too large, or not a
+        whole image within the pixel cap.
+        """
         try:
-            # pybase64's validating decode is SIMD: ~0.1 ms for a 1024x1024 PNG where binascii takes ~2.5 ms.
-            data = pybase64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError) as exc:
+            encoded = text.encode("ascii") if isinstance(text, str) else text
+            if base64_size(encoded) > self.fetch_policy.max_bytes:
+                raise bad_response(self.who, f"image (larger than {self.fetch_policy.max_bytes} bytes)")
+            head, tail = base64_ends(encoded, HEADER_PREFIX_BYTES, COMPLETION_TAIL_BYTES)
+        except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
             raise bad_response(self.who, "image (invalid base64)") from exc
-        if len(data) > self.fetch_policy.max_bytes:
-            raise too_large
-        return self.checked(data)
+        size = base64_size(encoded)
+        header = checked_ends(
+            head, tail, size, complete=len(head) >= size, upstream=self.who, max_pixels=self.max_pixels
+        )
+        if header is None:
+            whole = ImagePayload(b64=encoded).data
+            header = self.checked(whole).header
+        return ImagePayload(b64=encoded, header=header)
 
 
 async def all_or_first_failure(jobs: Sequence[Awaitable[T]]) -> list[T]:

@@ -177,7 +177,7 @@ ENCODED = [
 async def test_b64_json_inlines_the_encoded_bytes(tmp_path: Path) -> None:
     store = FailingStore(tmp_path)
     delivered = await deliver(host_for(store), SOURCES, ENCODED, emulation("b64_json"), "http://gw")
-    assert [(d.image, d.seed, d.revised_prompt, d.url) for d in delivered.data] == [
+    assert [(d.image and d.image.data, d.seed, d.revised_prompt, d.url) for d in delivered.data] == [
         (b"\x89PNG one", 1, "p", None),
         (b"\x89PNG two", 2, None, None),
     ]
@@ -209,7 +209,7 @@ async def test_a_store_that_cannot_write_is_a_503_and_nothing_is_left_stored(tmp
 async def test_the_client_may_allow_inline_images_instead(tmp_path: Path) -> None:
     store = FailingStore(tmp_path)
     delivered = await deliver(host_for(store), SOURCES, ENCODED, emulation("url", url_fallback=True), "http://gw")
-    assert [d.image for d in delivered.data] == [e.data for e in ENCODED]
+    assert [d.image and d.image.data for d in delivered.data] == [e.data for e in ENCODED]
     assert [d.url for d in delivered.data] == [None, None]
     [warning] = delivered.warnings
     assert (warning.param, warning.code) == ("response_format", "image_store_unavailable")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 
 import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
 from core.errors import InvalidRequestError, UpstreamError
+from core.image_payload import ImagePayload
+from core.image_probe import probe_header
 from core.image_workers import ImageWorkers
 from core.images import FormatName, looks_complete, sniff_media_type
 from normalization.emulation.output_format import EncodedImage, OutputSpec, convert, render
@@ -250,12 +253,12 @@ def test_render_converts_in_the_pool_off_the_event_loop() -> None:
     workers = ImageWorkers()
 
     async def run() -> list[EncodedImage]:
-        return await render(workers, [source] * 4, spec, max_pixels=MAX_PIXELS)
+        return await render(workers, [ImagePayload(data=source)] * 4, spec, max_pixels=MAX_PIXELS)
 
     try:
         results = asyncio.run(run())
         with pytest.raises(UpstreamError):
-            asyncio.run(render(workers, [b"junk"], spec, max_pixels=MAX_PIXELS))
+            asyncio.run(render(workers, [ImagePayload(data=b"junk")], spec, max_pixels=MAX_PIXELS))
     finally:
         workers.close()
     expected = convert(source, spec, max_pixels=MAX_PIXELS)
@@ -273,3 +276,30 @@ def test_looks_complete_spots_any_cut(fmt: str) -> None:
     assert looks_complete(data + b"\x00" * 8, media_type)
     for cut in (len(data) // 4, len(data) // 2, len(data) - 3):
         assert not looks_complete(data[:cut], media_type)
+
+
+def test_render_hands_base64_text_on_without_decoding_it() -> None:
+    png = encode(noisy(), "PNG")
+    header = probe_header(png, max_pixels=MAX_PIXELS)
+    text = base64.b64encode(png)
+    # Broken in the middle: a decode would fail, so only a pass-through without one succeeds.
+    broken = text[:400] + b"!!!!" + text[404:]
+    workers = ImageWorkers()
+
+    def run(spec: OutputSpec, max_pixels: int = MAX_PIXELS) -> EncodedImage:
+        [out] = asyncio.run(render(workers, [ImagePayload(b64=broken, header=header)], spec, max_pixels=max_pixels))
+        return out
+
+    try:
+        out = run(OutputSpec(format="png"))
+        assert out.base64_text is broken and out.raw is None and not out.reencoded
+        assert (out.media_type, out.width, out.height) == ("image/png", 96, 64)
+        with pytest.raises(UpstreamError, match="invalid base64"):
+            run(OutputSpec(format="webp"))  # a conversion needs the bytes
+        with pytest.raises(UpstreamError) as caught:
+            run(OutputSpec(format="png"), max_pixels=96 * 64 - 1)  # the cap holds from the header
+        assert caught.value.code == "image_too_large"
+        sized = run(OutputSpec(format="png", target=(96, 64)))
+        assert sized.base64_text is broken
+    finally:
+        workers.close()

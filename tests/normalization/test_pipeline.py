@@ -139,7 +139,7 @@ async def test_n_fans_out_and_every_stage_runs_in_order(served: Served) -> None:
     assert len(answer.data) == 3 and answer.size == "64x64" and answer.output_format == "webp"
     for item in answer.data:
         assert item.image is not None
-        with Image.open(io.BytesIO(item.image)) as img:
+        with Image.open(io.BytesIO(item.image.data)) as img:
             assert (img.format, img.size) == ("WEBP", (64, 64))
     assert answer.metadata.upstream_calls == 2
     assert answer.metadata.resized and answer.metadata.converted

@@ -6,6 +6,7 @@ import base64
 
 import orjson
 
+from core.image_payload import ImagePayload
 from normalization.response import ImageData, ImagesResponse, ResponseMetadata
 
 
@@ -21,7 +22,7 @@ def test_the_chunks_are_the_openai_body() -> None:
     prompt = 'a "quoted" prompt\nwith ünïcode and \\ backslash'
     response = _response(
         [
-            ImageData(image=image, revised_prompt=prompt, seed=7),
+            ImageData(image=ImagePayload(data=image), revised_prompt=prompt, seed=7),
             ImageData(url="https://example.test/i/abc.png?sig=x&exp=1"),
         ]
     )
@@ -39,5 +40,5 @@ def test_the_chunks_are_the_openai_body() -> None:
 
 def test_without_images_or_extra_fields() -> None:
     assert orjson.loads(b"".join(_response([]).wire_chunks()))["data"] == []
-    only_image = orjson.loads(b"".join(_response([ImageData(image=b"ABC")]).wire_chunks()))
+    only_image = orjson.loads(b"".join(_response([ImageData(image=ImagePayload(data=b"ABC"))]).wire_chunks()))
     assert only_image["data"] == [{"b64_json": "QUJD"}]

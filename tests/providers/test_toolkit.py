@@ -47,9 +47,9 @@ async def test_references_and_base64_become_checked_bytes() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(upstream)) as client:
         reader = _reader(client)
-        assert await reader.from_reference("http://127.0.0.1:9/ok.png") == PNG
-        assert await reader.from_reference("data:image/png;base64," + base64.b64encode(PNG).decode()) == PNG
-        assert reader.from_base64(base64.b64encode(PNG).decode()) == PNG
+        assert (await reader.from_reference("http://127.0.0.1:9/ok.png")).data == PNG
+        assert (await reader.from_reference("data:image/png;base64," + base64.b64encode(PNG).decode())).data == PNG
+        assert reader.from_base64(base64.b64encode(PNG).decode()).data == PNG
         with pytest.raises(UpstreamError, match="test returned a truncated image"):
             await reader.from_reference("http://127.0.0.1:9/cut.png")
         with pytest.raises(UpstreamError, match="private or loopback"):
