@@ -60,6 +60,18 @@ def test_b64_json_comes_back_as_the_upstream_sent_it(sdk: openai.OpenAI, fake_op
     assert _metadata(result)["converted"] is False and result.size == "1024x1024"
 
 
+def test_b64_json_is_not_decoded_and_encoded_again(sdk: openai.OpenAI, fake_openai: FakeOpenAIServer) -> None:
+    # The last character's unused low bits set: the text decodes to the same PNG, but a decode and an
+    # encode would give the canonical text back ("...gg==" where the upstream sent "...gh==").
+    canonical = base64.b64encode(result_png()).decode("ascii")
+    assert canonical.endswith("gg==")
+    sent = canonical[:-4] + "gh=="
+    assert base64.b64decode(sent) == result_png()
+    fake_openai.app.answer_next(200, orjson.dumps({"created": 1, "data": [{"b64_json": sent}]}))
+    result = _generate(sdk)
+    assert result.data is not None and result.data[0].b64_json == sent
+
+
 def test_a_downloaded_result_is_encoded_once_and_unchanged(sdk: openai.OpenAI, fake_openai: FakeOpenAIServer) -> None:
     fake_openai.app.result = "url"
     result = _generate(sdk)
