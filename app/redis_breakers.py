@@ -66,6 +66,13 @@ end
 return {'half_open', 0}
 """
 
+_ABANDON = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'trial_until', '0')
+end
+return 1
+"""
+
 FORGET_AFTER_MS = 3_600_000
 """A provider's breaker hash outlives its last change by at least its cooling period, and by this."""
 
@@ -80,6 +87,7 @@ class RedisBreakers:
         self._admit = redis.register_script(_ADMIT)
         self._record = redis.register_script(_RECORD)
         self._state = redis.register_script(_STATE)
+        self._abandon = redis.register_script(_ABANDON)
 
     async def admit(self, provider: str) -> Admission:
         try:
@@ -109,6 +117,13 @@ class RedisBreakers:
         if state == "open":
             return "open", int(left_ms) / 1000
         return ("half_open", 0.0) if state == "half_open" else ("closed", 0.0)
+
+    async def abandon(self, provider: str) -> None:
+        try:
+            await self._abandon(keys=[self._key(provider)])
+        except RedisError:
+            return None
+        return None
 
     def _key(self, provider: str) -> str:
         return f"{self._prefix}breaker:{provider}"

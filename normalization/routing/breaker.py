@@ -55,6 +55,11 @@ class BreakerStore(Protocol):
         """The provider's state and, when open, the seconds of cooling left."""
         ...
 
+    async def abandon(self, provider: str) -> None:
+        """Hand back a trial that ended without an outcome (its request was cancelled): the next
+        request may try the provider at once."""
+        ...
+
 
 @dataclass
 class _Provider:
@@ -94,6 +99,11 @@ class MemoryBreakers:
             return "open"
         return "closed"
 
+    async def abandon(self, provider: str) -> None:
+        entry = self._providers.get(provider)
+        if entry is not None:
+            entry.trial_until = 0.0
+
     async def state(self, provider: str) -> tuple[BreakerState, float]:
         entry = self._providers.get(provider)
         if entry is None or entry.open_until is None:
@@ -131,6 +141,9 @@ class ObservedBreakers:
         state, left = await self.store.state(provider)
         self._seen[provider] = state
         return state, left
+
+    async def abandon(self, provider: str) -> None:
+        await self.store.abandon(provider)
 
     def breaker_states(self) -> Mapping[str, BreakerState]:
         """:class:`normalization.metering.ProviderHealth`: each provider's last seen state."""

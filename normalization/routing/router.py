@@ -23,6 +23,7 @@ each provider tried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -130,10 +131,11 @@ class Router:
         candidates = [j for j, option in enumerate(route.options) if option.legs[index]]
         for j in candidates:
             provider = route.options[j].deployment.provider
-            if not route.forced and await self.breakers.admit(provider) == "skip":
+            admission = "go" if route.forced else await self.breakers.admit(provider)
+            if admission == "skip":
                 cooling.append(j)
                 continue
-            outcome = await self._attempt(route, adapters[j], j, index, run)
+            outcome = await self._attempt(route, adapters[j], j, index, run, trial=admission == "trial")
             if isinstance(outcome, ServedLeg):
                 return outcome
             if isinstance(outcome, ProviderNotConfiguredError):
@@ -162,10 +164,15 @@ class Router:
         option_index: int,
         index: int,
         run: _Run,
+        *,
+        trial: bool = False,
     ) -> ServedLeg | GatewayError:
         """One deployment's try at one leg: its images, or the error it failed with (returned so the
-        caller decides between failing over and raising)."""
+        caller decides between failing over and raising). ``trial``: the attempt holds its provider's
+        half-open trial, handed back should the attempt end without an outcome."""
         if isinstance(adapter, ProviderNotConfiguredError):
+            if trial:
+                await self.breakers.abandon(adapter_provider(route, option_index))
             return adapter
         option = route.options[option_index]
         calls = option.legs[index]
@@ -176,7 +183,15 @@ class Router:
             results = await self._fanout.run(adapter, calls, run.tracker, run.per_request, run.on_partial)
             images = collect(calls, results)
         except ProviderNotConfiguredError as exc:
+            if trial:
+                await self.breakers.abandon(deployment.provider)
             return exc
+        except asyncio.CancelledError:
+            # The client left or the deadline passed: the trial told nothing; let the next request try.
+            if trial:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.breakers.abandon(deployment.provider))
+            raise
         except GatewayError as exc:
             run.attempts.append(_attempt(deployment.provider, deployment.upstream, started, exc))
             await self.breakers.record(deployment.provider, failed=counts_against_provider(exc))
@@ -184,6 +199,10 @@ class Router:
         run.attempts.append(_attempt(deployment.provider, deployment.upstream, started, None))
         await self.breakers.record(deployment.provider, failed=False)
         return ServedLeg(option=option_index, images=images)
+
+
+def adapter_provider(route: Route, option_index: int) -> str:
+    return route.options[option_index].deployment.provider
 
 
 def _attempt(provider: str, upstream: str, started: float, error: GatewayError | None) -> Attempt:

@@ -35,10 +35,14 @@ def test_replicas_share_one_breaker_and_one_trial() -> None:
             assert (await second.state("fal"))[0] == "half_open"
             admissions = await asyncio.gather(first.admit("fal"), second.admit("fal"), first.admit("fal"))
             assert sorted(admissions) == ["skip", "skip", "trial"]  # exactly one trial across replicas
+            await first.abandon("fal")  # its request was cancelled: another may try at once
+            assert await second.admit("fal") == "trial"
             assert await second.record("fal", failed=False) == "closed"
             assert await first.admit("fal") == "go"
             ttl = await first_redis.pttl(f"{prefix}breaker:fal")
             assert ttl == -2  # closed: nothing left behind
+            await first.abandon("fal")
+            assert await first_redis.exists(f"{prefix}breaker:fal") == 0  # abandoning creates no key
             await first.record("fal", failed=True)
             assert 0 < await first_redis.pttl(f"{prefix}breaker:fal") <= 3_600_000  # never kept forever
         finally:

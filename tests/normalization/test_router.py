@@ -1,0 +1,122 @@
+"""The router in process, with adapters that answer as scripted: the order of tries, the cooling
+period's exceptions, and a trial handed back when its request is cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from core.errors import GatewayError, ProviderNotConfiguredError, UpstreamError
+from normalization.catalog import Model, ModelEntry
+from normalization.emulation.fanout import FanOut
+from normalization.engine import plan_request
+from normalization.metering import NoObserver, Spend
+from normalization.plan import Plan
+from normalization.request import ImageRequest
+from normalization.response import Attempt
+from normalization.routing.breaker import BreakerPolicy, MemoryBreakers
+from normalization.routing.route import Route, plan_route
+from normalization.routing.router import Router
+from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
+from tests.images import png_bytes
+
+MODEL = Model.model_validate(
+    {
+        "id": "m",
+        "modes": ["generate"],
+        "deployments": [{"provider": "a", "upstream": "ua"}, {"provider": "b", "upstream": "ub"}],
+    }
+)
+IMAGE = GeneratedImage(data=png_bytes(8, 8))
+
+
+class Scripted(ImageAdapter):
+    """Answers each call with ``answer()``: an error to raise, None for an image, or an Event to wait on."""
+
+    def __init__(self, answer: Callable[[], GatewayError | asyncio.Event | None]) -> None:
+        self.answer = answer
+        self.calls = 0
+
+    async def run(self, call: UpstreamCall) -> ProviderResult:
+        self.calls += 1
+        outcome = self.answer()
+        if isinstance(outcome, asyncio.Event):
+            await outcome.wait()
+        elif outcome is not None:
+            raise outcome
+        return ProviderResult(images=(IMAGE,) * call.expected_images)
+
+
+def route(n: int = 1, forced: str | None = None) -> Route:
+    def plan_for(request: ImageRequest, deployment: ModelEntry) -> Plan:
+        return plan_request(request, deployment, "generate", None)
+
+    return plan_route(MODEL, "generate", ImageRequest(prompt="p", n=n), plan_for, forced=forced)
+
+
+def router(adapters: dict[str, ImageAdapter], breakers: MemoryBreakers) -> Router:
+    return Router(adapters, breakers, FanOut(10, asyncio.Semaphore(10)), NoObserver())
+
+
+def run(r: Router, the_route: Route) -> tuple[list[str], list[Attempt]]:
+    attempts: list[Attempt] = []
+
+    async def go() -> list[str]:
+        served = await r.run(the_route, spend=Spend(), attempts=attempts)
+        return [the_route.options[leg.option].deployment.provider for leg in served.legs]
+
+    return asyncio.run(go()), attempts
+
+
+def test_a_provider_that_is_cooling_is_skipped_while_another_can_serve_and_tried_when_none_can() -> None:
+    breakers = MemoryBreakers(BreakerPolicy(failures=1, cooldown_seconds=60))
+    a, b = Scripted(lambda: UpstreamError("down")), Scripted(lambda: None)
+    served, attempts = run(router({"a": a, "b": b}, breakers), route())
+    assert served == ["b"] and [(x.provider, x.status) for x in attempts] == [("a", 502), ("b", 200)]
+    served, attempts = run(router({"a": a, "b": b}, breakers), route())
+    assert served == ["b"] and a.calls == 1  # a cools: not called
+    # b fails too: a cooling provider is better than none.
+    b.answer = lambda: UpstreamError("also down")
+    with pytest.raises(UpstreamError) as failed:
+        run(router({"a": a, "b": b}, breakers), route())
+    assert a.calls == 2 and "a: down" in failed.value.message and "b: also down" in failed.value.message
+
+
+def test_a_provider_without_credentials_is_passed_over_and_named_when_none_is_left() -> None:
+    breakers = MemoryBreakers()
+    served, attempts = run(router({"b": Scripted(lambda: None)}, breakers), route())
+    assert served == ["b"] and [x.provider for x in attempts] == ["b"]
+    with pytest.raises(ProviderNotConfiguredError):
+        run(router({}, breakers), route())
+
+
+def test_each_leg_fails_over_alone() -> None:
+    answers = iter([UpstreamError("one failed"), None, None])
+    a, b = Scripted(lambda: next(answers)), Scripted(lambda: None)
+    served, attempts = run(router({"a": a, "b": b}, MemoryBreakers()), route(n=3))
+    assert sorted(served) == ["a", "a", "b"] and b.calls == 1
+    assert sorted((x.provider, x.status) for x in attempts) == [("a", 200), ("a", 200), ("a", 502), ("b", 200)]
+
+
+def test_a_cancelled_trial_is_handed_back() -> None:
+    now = [0.0]
+    breakers = MemoryBreakers(BreakerPolicy(failures=1, cooldown_seconds=5, trial_seconds=300), clock=lambda: now[0])
+    hang = asyncio.Event()
+
+    async def go() -> None:
+        await breakers.record("a", failed=True)
+        now[0] = 10  # cooled: the next request is a's trial
+        a = Scripted(lambda: hang)
+        r = router({"a": a, "b": Scripted(lambda: None)}, breakers)
+        task = asyncio.create_task(r.run(route(), spend=Spend(), attempts=[]))
+        while a.calls == 0:  # the trial's call is running
+            await asyncio.sleep(0)
+        assert await breakers.admit("a") == "skip"  # the trial is held
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await breakers.admit("a") == "trial"  # handed back, not held for 300 s
+
+    asyncio.run(go())
