@@ -67,11 +67,29 @@ async function loadModel(id) {
   sessionStorage.setItem(MODEL_STORAGE, id);
   const { data } = await callApi(modelPath(id));
   state.detail = data;
-  // A routed model lists its deployments, each with its own table; the form follows the first.
+  // A routed model lists its deployments, each with its own table; the form follows the first, or
+  // the one the Provider picker forces.
   const deployments = Array.isArray(data.deployments) ? data.deployments : [];
-  state.parameters = data.parameters ?? deployments[0]?.parameters ?? {};
-  const routed = deployments.length > 1 ? ` Deployments, tried in order: ${deployments.map((d) => d.provider).join(", ")}.` : "";
+  const providers = [...new Set(deployments.map((d) => d.provider))];
+  const routed = providers.length > 1 ? ` Deployments, tried in order: ${providers.join(", ")}.` : "";
   byId("model-description").textContent = `${data.description ?? ""}${routed}`.trim();
+  const picker = byId("deployment");
+  picker.replaceChildren(
+    h("option", { value: "" }, `Any, in order (${providers.join(", ")})`),
+    ...providers.map((provider) => h("option", { value: provider }, provider)),
+  );
+  show(byId("deployment-field"), providers.length > 1);
+  buildForm(id);
+}
+
+/** The parameter form of the chosen deployment (the first one when the model is routed freely). */
+function buildForm(id) {
+  const data = state.detail;
+  const chosen = byId("deployment").value;
+  const mine = (data.deployments ?? []).filter((d) => d.provider === chosen);
+  // fal's nano-banana is two deployments, one per mode: the form follows the mode chosen.
+  const deployment = mine.find((d) => (d.modes ?? []).includes(currentMode())) ?? mine[0];
+  state.parameters = deployment?.parameters ?? data.parameters ?? {};
   const modes = data.modes ?? [];
   for (const mode of ["edit", "generate"]) {
     const radio = byId(`mode-${mode}`);
@@ -81,6 +99,7 @@ async function loadModel(id) {
   if (!keep) byId(modes.includes("edit") ? "mode-edit" : "mode-generate").checked = true;
   const { shown, skipped } = buildParamForm(byId("param-fields"), byId("ignored-list"), state.parameters);
   byId("param-fields").dataset.model = id; // which model's form this is (a page built for another is stale)
+  byId("param-fields").dataset.deployment = chosen;
   byId("params-count").textContent = `(${shown})`;
   byId("ignored-count").textContent = `(${skipped})`;
   show(byId("ignored"), skipped > 0);
@@ -128,7 +147,8 @@ function refreshPreviews() {
 /** The request as the form says, and the same as a description for the code snippets. */
 function buildRequest() {
   const mode = currentMode();
-  const model = byId("model").value;
+  const provider = byId("deployment").value;
+  const model = provider ? `${provider}/${byId("model").value}` : byId("model").value;
   const prompt = byId("prompt").value;
   const params = readParams(byId("param-fields"));
   const edit = mode === "edit";
@@ -295,6 +315,10 @@ function init() {
   byId("model").addEventListener("change", (event) => {
     clearResult();
     loadModel(event.target.value).catch((error) => showError(error));
+  });
+  byId("deployment").addEventListener("change", () => {
+    clearResult();
+    buildForm(byId("model").value);
   });
   for (const radio of form.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", applyMode);
   byId("image").addEventListener("change", (event) => {
