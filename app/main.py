@@ -52,6 +52,7 @@ from core.errors import ConfigError, InvalidRequestError, UpstreamError
 from core.image_workers import ImageWorkers
 from core.provider_settings import ProviderSettings
 from normalization.catalog import Catalog, load_builtin_catalog
+from normalization.input_spill import sweep as sweep_inputs
 from normalization.pipeline import Gateway, GatewayConfig
 from providers.base import AdapterContext, ResultLimits
 from providers.fetch import FetchPolicy, fetch_image_bytes
@@ -154,6 +155,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             call_deadline_seconds=settings.request_timeout_seconds,
         )
         adapters = build_adapters(providers, context)
+        # Waiting edits' inputs (normalization.input_spill); a previous process's leftovers go.
+        spill_dir = settings.data_dir / "inputs"
+        await asyncio.to_thread(sweep_inputs, spill_dir)
         gateway = Gateway(
             catalog=catalog,
             adapters=adapters,
@@ -166,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_request_pixels=settings.max_pixels_per_request,
                 max_prompt_chars=settings.max_prompt_chars,
                 default_response_format=settings.default_response_format,
+                spill_dir=spill_dir,
             ),
             global_slots=asyncio.Semaphore(settings.max_fanout_global),
             observer=metrics,
