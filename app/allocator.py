@@ -6,7 +6,7 @@ but glibc keeps freed blocks inside its heap unless they were served by ``mmap``
 mmap threshold rises to the size of the first such block freed (up to 32 MiB): from then on every
 1 MiB input, data URI and result is carved from the heap, and the heap's freed holes stay resident.
 Measured with 300 1 MiB edits waiting on 15 s jobs (``bench/bench_longjobs.py``): RSS while they waited
-was 105 MiB over idle with the dynamic threshold, 61 MiB with a fixed 128 KiB one.
+was 105 MiB over idle with the dynamic threshold, 57 MiB with a fixed 128 KiB one.
 """
 
 from __future__ import annotations

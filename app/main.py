@@ -9,6 +9,9 @@ a module-level singleton.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -155,8 +158,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             call_deadline_seconds=settings.request_timeout_seconds,
         )
         adapters = build_adapters(providers, context)
-        # Waiting edits' inputs (normalization.input_spill); a previous process's leftovers go.
-        spill_dir = settings.data_dir / "inputs"
+        # Waiting edits' inputs (normalization.input_spill), in a folder of this process's own: replicas
+        # may share the data dir. A restarted container (same host name and pid) removes its leftovers.
+        spill_dir = settings.data_dir / "inputs" / f"{socket.gethostname()}-{os.getpid()}"
         await asyncio.to_thread(sweep_inputs, spill_dir)
         gateway = Gateway(
             catalog=catalog,
@@ -238,6 +242,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await adapter.aclose()
             await host.aclose()
             workers.close()
+            with contextlib.suppress(OSError):  # emptied by every request's end; left alone otherwise
+                spill_dir.rmdir()
             await client.aclose()
             await state.aclose()
             access_log.uninstall(redactor)

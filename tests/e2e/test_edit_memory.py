@@ -105,7 +105,8 @@ def replicate(fakes: tuple[FakeFal, FakeReplicate]) -> FakeReplicate:
 
 @pytest.fixture
 def spill_dir(live: LiveGateway) -> Path:
-    return live.settings.data_dir / "inputs"
+    [own] = (live.settings.data_dir / "inputs").iterdir()  # this process's folder (replicas may share the dir)
+    return own
 
 
 @pytest.fixture
