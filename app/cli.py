@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":
         return operations.run(args)
 
+    from app.allocator import release_large_blocks
     from app.db import migrate_database
     from app.http_protocol import guarded_protocol
     from app.logs import log_config
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    release_large_blocks()  # a burst of edits' memory goes back to the system (app.allocator)
     try:
         app = create_app(settings)
     except ConfigError as exc:

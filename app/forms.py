@@ -48,6 +48,12 @@ class ParsedForm:
     images: list[tuple[str, bytes]] = field(default_factory=list)
     mask: tuple[str, bytes] | None = None
 
+    def drop_files(self) -> None:
+        """Forget the image and mask parts once the request's inputs hold them: the form lives as
+        long as the request, and an input's bytes may leave memory while its job waits."""
+        self.images = []
+        self.mask = None
+
 
 class _Collector:
     """Callbacks for python-multipart's push parser; raises GatewayError the moment a limit is crossed."""

@@ -9,6 +9,9 @@ a module-level singleton.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -52,6 +55,7 @@ from core.errors import ConfigError, InvalidRequestError, UpstreamError
 from core.image_workers import ImageWorkers
 from core.provider_settings import ProviderSettings
 from normalization.catalog import Catalog, load_builtin_catalog
+from normalization.input_spill import sweep as sweep_inputs
 from normalization.pipeline import Gateway, GatewayConfig
 from providers.base import AdapterContext, ResultLimits
 from providers.fetch import FetchPolicy, fetch_image_bytes
@@ -154,6 +158,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             call_deadline_seconds=settings.request_timeout_seconds,
         )
         adapters = build_adapters(providers, context)
+        # Waiting edits' inputs (normalization.input_spill), in a folder of this process's own: replicas
+        # may share the data dir. A restarted container (same host name and pid) removes its leftovers.
+        spill_dir = settings.data_dir / "inputs" / f"{socket.gethostname()}-{os.getpid()}"
+        await asyncio.to_thread(sweep_inputs, spill_dir)
         gateway = Gateway(
             catalog=catalog,
             adapters=adapters,
@@ -166,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_request_pixels=settings.max_pixels_per_request,
                 max_prompt_chars=settings.max_prompt_chars,
                 default_response_format=settings.default_response_format,
+                spill_dir=spill_dir,
             ),
             global_slots=asyncio.Semaphore(settings.max_fanout_global),
             observer=metrics,
@@ -233,6 +242,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await adapter.aclose()
             await host.aclose()
             workers.close()
+            with contextlib.suppress(OSError):  # emptied by every request's end; left alone otherwise
+                spill_dir.rmdir()
             await client.aclose()
             await state.aclose()
             access_log.uninstall(redactor)

@@ -24,9 +24,10 @@ from PIL import (
     PngImagePlugin,
     WebPImagePlugin,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from core.errors import InvalidRequestError
+from core.held_bytes import HeldBytes
 
 FormatName = Literal["png", "jpeg", "gif", "webp", "avif"]
 """An ``output_format`` value; also the file extension of a hosted image. Same order as the table."""
@@ -110,14 +111,41 @@ def format_for_extension(extension: str) -> ImageFormat | None:
 
 
 class InputImage(BaseModel):
-    """An input image whose type was sniffed from its bytes (never from a filename)."""
+    """An input image whose type was sniffed from its bytes (never from a filename).
+
+    The bytes live in one :class:`~core.held_bytes.HeldBytes` (:attr:`held`), shared by every copy
+    of the image (``model_copy`` of a call keeps it): the request may move them out of memory while
+    its upstream job waits (:mod:`normalization.input_spill`); :attr:`data` reads them back.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data: bytes = Field(repr=False)
     media_type: ImageMediaType
     width: int
     height: int
+    _held: HeldBytes = PrivateAttr()
+
+    def __init__(self, *, data: bytes, media_type: ImageMediaType, width: int, height: int) -> None:
+        super().__init__(media_type=media_type, width=width, height=height)
+        self._held = HeldBytes(data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, InputImage):
+            return NotImplemented
+        same = (self.media_type, self.width, self.height) == (other.media_type, other.width, other.height)
+        return same and (self._held is other._held or self.data == other.data)
+
+    def __hash__(self) -> int:
+        return hash((self.media_type, self.width, self.height, self._held.size))
+
+    @property
+    def data(self) -> bytes:
+        """The image's bytes (read back from disk should they have been spilled)."""
+        return self._held.data
+
+    @property
+    def held(self) -> HeldBytes:
+        return self._held
 
     @property
     def digest(self) -> str:

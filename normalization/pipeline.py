@@ -23,6 +23,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
@@ -38,6 +39,7 @@ from normalization.emulation.output_format import OutputSpec, render
 from normalization.emulation.response_format import deliver
 from normalization.engine import DEFAULT_MAX_PROMPT_CHARS, PlanSettings, plan_request
 from normalization.hosting import ImageHost
+from normalization.input_spill import InputSpill
 from normalization.metering import CallObserver, NoObserver, ProviderHealth, Spend
 from normalization.plan import Plan, ResponseFormat
 from normalization.pricing import usd
@@ -61,6 +63,9 @@ class GatewayConfig(BaseModel):
     max_request_pixels: int = 256_000_000
     max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
     default_response_format: ResponseFormat = "url"
+    spill_dir: Path | None = None
+    """Where a waiting request's input images go once their upstream jobs have them
+    (:mod:`normalization.input_spill`); ``None`` keeps them in memory."""
 
     def plan_settings(self) -> PlanSettings:
         return PlanSettings(
@@ -95,7 +100,7 @@ class Gateway:
         self._config = config
         self.plan_settings = config.plan_settings()
         fanout = FanOut(config.max_fanout_per_request, global_slots)
-        self._router = Router(adapters, self.breakers, fanout, self._observer)
+        self._router = Router(adapters, self.breakers, fanout, self._observer, InputSpill(config.spill_dir))
 
     def plan(
         self,

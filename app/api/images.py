@@ -79,6 +79,8 @@ async def create_edit(request: Request, state: AppStateDep, context: RequestCont
         async def multipart_edit() -> Response:
             image_request = build_request(form.fields)
             inputs = form_inputs(form, max_pixels=settings.max_pixels)
+            # The inputs hold the bytes now (the idempotency material was computed before the work).
+            form.drop_files()
             return await _serve(request, state, context, image_request, "edit", inputs)
 
         return await _respond(request, state, context, lambda: form_material(form), multipart_edit)

@@ -48,9 +48,11 @@ class FanOut:
 
         All or error: the first call that fails (after the adapter's own retries), or a cancellation
         of this coroutine, cancels the other calls and with them their upstream jobs; its error is
-        raised. With a ``tracker`` (an async job) each call runs through ``adapter.run_tracked``;
-        with ``on_partial`` (a streamed request) through ``adapter.run_streaming``, which tells it
-        the partial images as they arrive. The two never meet: an async job is not streamed.
+        raised. With a ``tracker`` (the router always passes one: an async job's, wrapped by the one
+        that lets the inputs leave memory, :mod:`normalization.input_spill`) each call runs through
+        ``adapter.run_tracked``; with ``on_partial`` (a streamed request) through
+        ``adapter.run_streaming`` instead, which tells it the partial images as they arrive (an async
+        job is not streamed; a streamed request's inputs stay in memory until it ends).
         ``per_request``: the request's bound when it runs several fan-outs (failover legs) at once.
         """
         per_request = per_request or self.request_slots()

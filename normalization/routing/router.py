@@ -29,13 +29,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.errors import GatewayError, ProviderNotConfiguredError
+from core.held_bytes import HeldBytes
 from normalization.emulation.fanout import FanOut, collect
+from normalization.input_spill import InputSpill, SpillingTracker, call_holders
 from normalization.metering import CallObserver, MeteredAdapter, Spend
 from normalization.response import Attempt
 from normalization.routing.breaker import BreakerStore
 from normalization.routing.failover import counts_against_provider, fails_over
 from normalization.routing.route import Option, Route
-from providers.base import GeneratedImage, ImageAdapter, OnPartial, UpstreamTracker, adapter_for
+from providers.base import GeneratedImage, ImageAdapter, OnPartial, UpstreamCall, UpstreamTracker, adapter_for
 
 
 @dataclass(frozen=True)
@@ -75,11 +77,13 @@ class Router:
         breakers: BreakerStore,
         fanout: FanOut,
         observer: CallObserver,
+        spill: InputSpill | None = None,
     ) -> None:
         self._adapters = adapters
         self.breakers = breakers
         self._fanout = fanout
         self._observer = observer
+        self._spill = spill or InputSpill(None)
 
     async def run(
         self,
@@ -109,6 +113,9 @@ class Router:
         except BaseException:
             await _cancel(tasks)
             raise
+        finally:
+            # Spilled inputs' files go with the run, however it ends (see normalization.input_spill).
+            await self._spill.release(_route_holders(route))
         return Served(legs=legs)
 
     def _metered(self, option: Option, spend: Spend) -> ImageAdapter | ProviderNotConfiguredError:
@@ -179,9 +186,7 @@ class Router:
         deployment = option.deployment
         started = time.monotonic()
         try:
-            # Partials of this attempt reach the client as they come, even should it fail over later.
-            results = await self._fanout.run(adapter, calls, run.tracker, run.per_request, run.on_partial)
-            images = collect(calls, results)
+            images = await self._calls(adapter, calls, run)
         except ProviderNotConfiguredError as exc:
             if trial:
                 await self.breakers.abandon(deployment.provider)
@@ -200,6 +205,20 @@ class Router:
         await self.breakers.record(deployment.provider, failed=False)
         return ServedLeg(option=option_index, images=images)
 
+    async def _calls(self, adapter: ImageAdapter, calls: tuple[UpstreamCall, ...], run: _Run) -> list[GeneratedImage]:
+        """One attempt's calls run, their images collected. The calls' inputs are in memory while they
+        are sent; each leaves memory once every attempt sending it was accepted upstream
+        (:mod:`normalization.input_spill`)."""
+        pinned = {call.index: call_holders(call) for call in calls}
+        tracker = SpillingTracker(run.tracker, self._spill, pinned)
+        try:
+            await self._spill.pin(held for group in pinned.values() for held in group)
+            # Partials of this attempt reach the client as they come, even should it fail over later.
+            results = await self._fanout.run(adapter, calls, tracker, run.per_request, run.on_partial)
+        finally:
+            await tracker.end()
+        return collect(calls, results)
+
 
 def adapter_provider(route: Route, option_index: int) -> str:
     return route.options[option_index].deployment.provider
@@ -213,6 +232,12 @@ def _attempt(provider: str, upstream: str, started: float, error: GatewayError |
         code=None if error is None else error.code,
         ms=round((time.monotonic() - started) * 1000),
     )
+
+
+def _route_holders(route: Route) -> list[HeldBytes]:
+    """Every input holder of ``route``'s calls, each once."""
+    calls = (call for option in route.options for leg in option.legs for call in leg)
+    return list({id(held): held for call in calls for held in call_holders(call)}.values())
 
 
 def _every_failure(failures: list[tuple[str, GatewayError]]) -> GatewayError:

@@ -1,0 +1,73 @@
+"""HeldBytes: an input's bytes in memory or in a file, read back on use, the file never leaked."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import pytest
+
+from core.held_bytes import HeldBytes
+from core.images import InputImage
+
+DATA = b"\x89PNG" + bytes(range(256)) * 16
+
+
+def test_spilled_bytes_leave_memory_and_come_back_on_use(tmp_path: Path) -> None:
+    held = HeldBytes(DATA)
+    path = held.write_file(tmp_path)
+    assert held.spilled_to(path) and not held.in_memory and held.spills == 1
+    assert path.read_bytes() == DATA
+    assert held.data == DATA and held.in_memory and held.sync_reloads == 1
+    assert held.drop_memory() and not held.in_memory  # the file still holds them: no second write
+    assert held.read_file() == DATA
+
+
+def test_pinned_bytes_stay_in_memory(tmp_path: Path) -> None:
+    held = HeldBytes(DATA)
+    held.pins = 1
+    assert not held.spilled_to(held.write_file(tmp_path))
+    assert held.in_memory and not held.drop_memory()
+
+
+def test_a_second_file_for_the_same_bytes_is_removed(tmp_path: Path) -> None:
+    held = HeldBytes(DATA)
+    held.pins = 1
+    first = held.write_file(tmp_path)
+    held.spilled_to(first)
+    held.pins = 0
+    second = held.write_file(tmp_path)
+    assert held.spilled_to(second)
+    assert held.path == first and not second.exists()
+
+
+def test_discard_hands_back_the_file_and_forgets_the_bytes(tmp_path: Path) -> None:
+    held = HeldBytes(DATA)
+    held.spilled_to(held.write_file(tmp_path))
+    path = held.discard()
+    assert path is not None and path.exists()  # the caller removes it, off the event loop
+    path.unlink()
+    with pytest.raises(RuntimeError):
+        _ = held.data
+
+
+def test_a_holder_that_is_collected_removes_its_file(tmp_path: Path) -> None:
+    held = HeldBytes(DATA)
+    held.spilled_to(held.write_file(tmp_path))
+    del held
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        HeldBytes(DATA).write_file(tmp_path / "missing")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_input_image_copies_share_one_holder(tmp_path: Path) -> None:
+    image = InputImage(data=DATA, media_type="image/png", width=1, height=1)
+    copy = image.model_copy()
+    assert copy.held is image.held and copy == image and "data" not in repr(image)
+    image.held.spilled_to(image.held.write_file(tmp_path))
+    assert not copy.held.in_memory and copy.data == DATA

@@ -1,0 +1,205 @@
+"""A waiting edit's input leaves memory: the openai SDK -> a live pixelgate -> fake fal (and Replicate).
+
+An edit of a ~1 MiB image whose fal job waits: while it waits, the input is in one file under
+``<data_dir>/inputs`` and no allocation of the gateway's code holds its bytes (tracemalloc, the
+gateway running in this process); the edit then succeeds and the file is gone. A job that fails
+after fal accepted it fails over to Replicate with the same image, read back from the file. A
+failed and a cancelled request leave no file either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import os
+import tracemalloc
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+
+from app.settings import Settings
+from tests.conftest import TEST_KEY
+from tests.fakes.fake_fal import FakeFal
+from tests.fakes.fake_replicate import FakeReplicate
+from tests.fakes.replicate_predictions import data_uri_input
+from tests.live import LiveGateway
+from tests.polling import wait_until
+
+FAL_KEY = "fal-memory-key"
+TOKEN = "r8_memory_token_0123456789abcdef"
+FAL_EDIT = "fal-ai/hidream-e1-1"
+QWEN = "qwen/qwen-image-edit"
+REPO = Path(__file__).resolve().parents[2]
+GATEWAY_CODE = [f"{REPO}/{package}/*" for package in ("app", "core", "normalization", "providers")]
+
+
+def config(fal: FakeFal, replicate: FakeReplicate) -> str:
+    return f"""
+api_keys: [{TEST_KEY}]
+providers:
+  fal: {{api_key: {FAL_KEY}, base_url: "{fal.base_url}", storage_url: "{fal.storage_url}", max_retries: 1}}
+  replicate: {{api_key: {TOKEN}, base_url: "{replicate.base_url}", wait_seconds: 1, max_retries: 1,
+              upload_threshold_bytes: 4194304}}
+models:
+  - id: waiting-edit
+    modes: [edit]
+    deployments:
+      - {{provider: fal, upstream: {FAL_EDIT}, images: {{field: image_url, kind: single}}}}
+  - id: failover-edit
+    modes: [edit]
+    deployments:
+      - {{provider: fal, upstream: {FAL_EDIT}, images: {{field: image_url, kind: single}}}}
+      - {{provider: replicate, upstream: {QWEN}}}
+"""
+
+
+def noise_png(side: int = 600) -> bytes:
+    """A PNG of random pixels: about ``side * side * 3`` bytes (600: ~1 MiB), as deflate cannot shrink it."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+SOURCE = noise_png()
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[tuple[FakeFal, FakeReplicate]]:
+    with FakeFal(api_key=FAL_KEY, latency=0.05) as fal, FakeReplicate(token=TOKEN, latency=0.05) as replicate:
+        yield fal, replicate
+
+
+@pytest.fixture(scope="module")
+def live(fakes: tuple[FakeFal, FakeReplicate], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    folder = tmp_path_factory.mktemp("edit-memory")
+    path = folder / "pixelgate.yaml"
+    path.write_text(config(*fakes), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PIXELGATE_CONFIG", str(path))
+        env.setenv("PIXELGATE_DATA_DIR", str(folder / "data"))
+        for variable in ("FAL_KEY", "REPLICATE_API_TOKEN", "GEMINI_API_KEY", "OPENAI_API_KEY"):
+            env.delenv(variable, raising=False)
+        settings = Settings.load()
+    with LiveGateway(settings) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def fal(fakes: tuple[FakeFal, FakeReplicate]) -> FakeFal:
+    fakes[0].reset()
+    return fakes[0]
+
+
+@pytest.fixture
+def replicate(fakes: tuple[FakeFal, FakeReplicate]) -> FakeReplicate:
+    fakes[1].reset()
+    fakes[1].max_output_side = 96
+    return fakes[1]
+
+
+@pytest.fixture
+def spill_dir(live: LiveGateway) -> Path:
+    [own] = (live.settings.data_dir / "inputs").iterdir()  # this process's folder (replicas may share the dir)
+    return own
+
+
+@pytest.fixture
+def sdk(live: LiveGateway, fal: FakeFal, replicate: FakeReplicate) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=live.api_url, api_key=TEST_KEY, max_retries=0, timeout=60) as client:
+        yield client
+
+
+def _files(directory: Path) -> list[Path]:
+    return list(directory.glob("input-*.bin"))
+
+
+def _fal_input(fal: FakeFal) -> bytes | None:
+    [submission] = [s for s in fal.submissions if s.request_id is not None]
+    url = submission.payload["image_url"]
+    assert isinstance(url, str)
+    if url.startswith("data:"):
+        return base64.b64decode(url.partition(",")[2])
+    return fal.storage.bytes_at(url)
+
+
+def _largest_gateway_allocation() -> int:
+    snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, p) for p in GATEWAY_CODE])
+    return max((trace.size for trace in snapshot.traces), default=0)
+
+
+def test_a_waiting_edits_input_is_on_disk_not_in_memory(sdk: openai.OpenAI, fal: FakeFal, spill_dir: Path) -> None:
+    tracemalloc.start()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(
+                sdk.images.edit,
+                model="waiting-edit",
+                image=("in.png", SOURCE, "image/png"),
+                prompt="[fake:never] make it blue",
+                response_format="b64_json",
+            )
+            wait_until(lambda: len(_files(spill_dir)) == 1, what="the input spilled to disk", timeout=30)
+            [path] = _files(spill_dir)
+            assert path.read_bytes() == SOURCE
+            assert _fal_input(fal) == SOURCE
+            # The multipart part, the input, the data URI: none of them is alive while the job waits.
+            assert _largest_gateway_allocation() < len(SOURCE) // 2
+            [submission] = [s for s in fal.submissions if s.request_id is not None]
+            assert submission.request_id is not None
+            fal.finish(submission.request_id)
+            result = answer.result(timeout=60)
+    finally:
+        tracemalloc.stop()
+    assert result.data and result.data[0].b64_json
+    assert _files(spill_dir) == []
+
+
+def test_a_failover_after_fal_accepted_and_failed_sends_the_same_image(
+    sdk: openai.OpenAI, fal: FakeFal, replicate: FakeReplicate, spill_dir: Path
+) -> None:
+    fal.endpoint_scenarios[FAL_EDIT] = "completed_error"
+    raw = sdk.images.with_raw_response.edit(
+        model="failover-edit", image=("in.png", SOURCE, "image/png"), prompt="make it blue", response_format="b64_json"
+    )
+    assert raw.headers["x-pixelgate-provider"] == "replicate"
+    assert _fal_input(fal) == SOURCE
+    [create] = replicate.creates
+    url = create.input["image"]
+    assert isinstance(url, str) and url.startswith("data:")  # inline (the threshold above), so it can be read here
+    assert data_uri_input(url) == SOURCE
+    assert _files(spill_dir) == []
+
+
+def test_a_failed_edit_leaves_no_file(sdk: openai.OpenAI, fal: FakeFal, spill_dir: Path) -> None:
+    fal.endpoint_scenarios[FAL_EDIT] = "completed_error"
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk.images.edit(model="waiting-edit", image=("in.png", SOURCE, "image/png"), prompt="make it blue")
+    assert caught.value.status_code == 502
+    assert _files(spill_dir) == []
+
+
+def test_a_cancelled_edit_leaves_no_file(live: LiveGateway, fal: FakeFal, spill_dir: Path) -> None:
+    async def leave_while_waiting() -> None:
+        async with httpx.AsyncClient(base_url=live.api_url, timeout=60) as client:
+            request = client.post(
+                "/images/edits",
+                headers={"authorization": f"Bearer {TEST_KEY}"},
+                data={"model": "waiting-edit", "prompt": "[fake:never] make it blue"},
+                files={"image": ("in.png", SOURCE, "image/png")},
+            )
+            task = asyncio.create_task(request)
+            while len(_files(spill_dir)) != 1:
+                assert not task.done(), task.result()
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(leave_while_waiting())
+    wait_until(lambda: _files(spill_dir) == [] and bool(fal.cancelled), what="the request's end", timeout=30)
