@@ -313,6 +313,8 @@ def test_a_key_is_held_to_its_unfinished_jobs_and_inputs_to_their_bound(
         refused = http.post("/images/generations", json={"model": "hidream-i1-fast", "prompt": "more"}, headers=ASYNC)
         assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_jobs"
         assert refused.headers["x-should-retry"] == "true" and refused.headers["retry-after"] == "1"
+        # Cancelled once fal has it (a job cancelled while still queued is never sent at all).
+        wait_until(lambda: len(fake.submissions) == 1, what="the first job submitted to fal", timeout=30)
         http.delete(f"/images/jobs/{first['id']}")
         big = http.post(
             "/images/edits",
