@@ -59,7 +59,9 @@ class FanOut:
 
         async def one(call: UpstreamCall) -> ProviderResult:
             async with per_request, self._global_slots:
-                if on_partial is not None:
+                # Only a call that asks its upstream for partial images streams; the others run as
+                # usual (tracked: their inputs can leave memory once the upstream has them).
+                if on_partial is not None and call.partial_images:
                     return await adapter.run_streaming(call, on_partial)
                 return await (adapter.run(call) if tracker is None else adapter.run_tracked(call, tracker))
 

@@ -203,3 +203,27 @@ def test_a_cancelled_edit_leaves_no_file(live: LiveGateway, fal: FakeFal, spill_
 
     asyncio.run(leave_while_waiting())
     wait_until(lambda: _files(spill_dir) == [] and bool(fal.cancelled), what="the request's end", timeout=30)
+
+
+def test_a_streamed_edits_input_leaves_memory_too(sdk: openai.OpenAI, fal: FakeFal, spill_dir: Path) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(
+            lambda: list(
+                sdk.images.edit(
+                    model="waiting-edit",
+                    image=("in.png", SOURCE, "image/png"),
+                    prompt="[fake:never] make it blue",
+                    stream=True,
+                )
+            )
+        )
+        try:
+            wait_until(lambda: any(s.request_id for s in fal.submissions), what="the job at fal", timeout=30)
+            wait_until(lambda: len(_files(spill_dir)) == 1, what="the streamed edit's input spilled", timeout=10)
+        finally:  # the job ends either way, so the stream (and this test) does
+            for submission in fal.submissions:
+                if submission.request_id is not None:
+                    fal.finish(submission.request_id)
+        events = answer.result(timeout=60)
+    assert [event.type for event in events] == ["image_edit.completed"]
+    assert _files(spill_dir) == []
