@@ -10,8 +10,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 
+import pytest
 import uvicorn
 
 from app.http_protocol import guarded_protocol
@@ -80,3 +82,20 @@ class LiveGateway:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+PROVIDER_VARIABLES = ("FAL_KEY", "REPLICATE_API_TOKEN", "GEMINI_API_KEY", "OPENAI_API_KEY", "PIXELGATE_STATE_URL")
+"""Variables of the machine that a YAML-configured test gateway must not pick up."""
+
+
+def settings_from_yaml(folder: Path, text: str) -> Settings:
+    """Settings as ``pixelgate serve --config`` reads them from ``text`` (written to ``folder``), with the
+    data dir under ``folder`` and none of the machine's provider variables."""
+    path = folder / "pixelgate.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PIXELGATE_CONFIG", str(path))
+        env.setenv("PIXELGATE_DATA_DIR", str(folder / "data"))
+        for variable in PROVIDER_VARIABLES:
+            env.delenv(variable, raising=False)
+        return Settings.load()

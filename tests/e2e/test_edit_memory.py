@@ -23,12 +23,11 @@ import openai
 import pytest
 from PIL import Image
 
-from app.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.fakes.fake_fal import FakeFal
 from tests.fakes.fake_replicate import FakeReplicate
 from tests.fakes.replicate_predictions import data_uri_input
-from tests.live import LiveGateway
+from tests.live import LiveGateway, settings_from_yaml
 from tests.polling import wait_until
 
 FAL_KEY = "fal-memory-key"
@@ -77,15 +76,7 @@ def fakes() -> Iterator[tuple[FakeFal, FakeReplicate]]:
 
 @pytest.fixture(scope="module")
 def live(fakes: tuple[FakeFal, FakeReplicate], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    folder = tmp_path_factory.mktemp("edit-memory")
-    path = folder / "pixelgate.yaml"
-    path.write_text(config(*fakes), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PIXELGATE_CONFIG", str(path))
-        env.setenv("PIXELGATE_DATA_DIR", str(folder / "data"))
-        for variable in ("FAL_KEY", "REPLICATE_API_TOKEN", "GEMINI_API_KEY", "OPENAI_API_KEY"):
-            env.delenv(variable, raising=False)
-        settings = Settings.load()
+    settings = settings_from_yaml(tmp_path_factory.mktemp("edit-memory"), config(*fakes))
     with LiveGateway(settings) as gateway:
         yield gateway
 

@@ -16,13 +16,12 @@ import httpx
 import openai
 import pytest
 
-from app.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.fakes.fake_fal import FakeFal
 from tests.fakes.fake_gemini import FakeGemini
 from tests.fakes.fake_replicate import FakeReplicate
 from tests.images import png_bytes
-from tests.live import LiveGateway, free_port
+from tests.live import LiveGateway, free_port, settings_from_yaml
 from tests.polling import wait_until
 
 FAL_KEY = "fal-routing-key"
@@ -95,15 +94,7 @@ def fakes() -> Iterator[tuple[FakeFal, FakeReplicate, FakeGemini]]:
 def live(
     fakes: tuple[FakeFal, FakeReplicate, FakeGemini], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveGateway]:
-    folder = tmp_path_factory.mktemp("routing")
-    path = folder / "pixelgate.yaml"
-    path.write_text(config(*fakes, closed_port=free_port()), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PIXELGATE_CONFIG", str(path))
-        env.setenv("PIXELGATE_DATA_DIR", str(folder / "data"))
-        for variable in ("FAL_KEY", "REPLICATE_API_TOKEN", "GEMINI_API_KEY", "OPENAI_API_KEY"):
-            env.delenv(variable, raising=False)
-        settings = Settings.load()
+    settings = settings_from_yaml(tmp_path_factory.mktemp("routing"), config(*fakes, closed_port=free_port()))
     with LiveGateway(settings) as gateway:
         yield gateway
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from app.settings import Settings
 from tests.conftest import TEST_KEY
 from tests.fakes.fake_fal import FakeFal
 from tests.fakes.fake_replicate import FakeReplicate
 from tests.images import png_bytes
-from tests.live import LiveGateway
+from tests.live import LiveGateway, settings_from_yaml
 
 FAL_KEY = "fal-cooling-key"
 TOKEN = "r8_cooling_token_0123456789abcdef"
@@ -56,15 +56,8 @@ def fakes() -> Iterator[tuple[FakeFal, FakeReplicate]]:
         yield fal, replicate
 
 
-def live_gateway(folder: Any, text: str) -> LiveGateway:
-    path = folder / "pixelgate.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PIXELGATE_CONFIG", str(path))
-        env.setenv("PIXELGATE_DATA_DIR", str(folder / "data"))
-        for variable in ("FAL_KEY", "REPLICATE_API_TOKEN", "PIXELGATE_STATE_URL"):
-            env.delenv(variable, raising=False)
-        return LiveGateway(Settings.load())
+def live_gateway(folder: Path, text: str) -> LiveGateway:
+    return LiveGateway(settings_from_yaml(folder, text))
 
 
 def providers_tried(client: openai.OpenAI, model: str = "cooled") -> list[tuple[str, int]]:
@@ -76,7 +69,7 @@ def providers_tried(client: openai.OpenAI, model: str = "cooled") -> list[tuple[
 
 
 def test_a_failing_provider_is_skipped_while_it_cools_then_tried_once_and_back(
-    fakes: tuple[FakeFal, FakeReplicate], tmp_path: Any
+    fakes: tuple[FakeFal, FakeReplicate], tmp_path: Path
 ) -> None:
     fal, replicate = fakes
     fal.reset()
@@ -111,7 +104,7 @@ def test_a_failing_provider_is_skipped_while_it_cools_then_tried_once_and_back(
         assert providers_tried(client) == [("fal", 200)]
 
 
-def test_a_failed_trial_opens_the_breaker_again(fakes: tuple[FakeFal, FakeReplicate], tmp_path: Any) -> None:
+def test_a_failed_trial_opens_the_breaker_again(fakes: tuple[FakeFal, FakeReplicate], tmp_path: Path) -> None:
     fal, replicate = fakes
     fal.reset()
     replicate.reset()
@@ -127,7 +120,7 @@ def test_a_failed_trial_opens_the_breaker_again(fakes: tuple[FakeFal, FakeReplic
         assert providers_tried(client) == [("replicate", 200)]  # open again at once
 
 
-def test_replicas_sharing_redis_share_the_cooling_period(fakes: tuple[FakeFal, FakeReplicate], tmp_path: Any) -> None:
+def test_replicas_sharing_redis_share_the_cooling_period(fakes: tuple[FakeFal, FakeReplicate], tmp_path: Path) -> None:
     fal, replicate = fakes
     fal.reset()
     replicate.reset()
