@@ -84,6 +84,15 @@ async def _once(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
+async def _streamed(stream: httpx.AsyncByteStream) -> AsyncIterator[bytes]:
+    # A body of known length given as chunks (an edit's multipart: the image is its own chunk) is
+    # written chunk by chunk; ``request.aread()`` would join it into one more copy of the image.
+    yield b""  # the headers on their own, as in _once
+    async for chunk in stream:
+        if chunk:
+            yield chunk
+
+
 class _ResponseStream(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
@@ -121,13 +130,23 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
-        body = await request.aread()
+        data: AsyncIterator[bytes] | None
+        stream = request.stream
+        if (
+            isinstance(stream, httpx.AsyncByteStream)
+            and not isinstance(stream, httpx.ByteStream)
+            and ("content-length" in request.headers)
+        ):
+            data = _streamed(stream)
+        else:  # bytes (read already: no copy), or a chunked upload of unknown length: as before
+            body = await request.aread()
+            data = _once(body) if body else None
         with _mapped(request):
             response = await self._open().request(
                 request.method,
                 str(request.url),
                 headers=list(request.headers.multi_items()),
-                data=_once(body) if body else None,
+                data=data,
                 allow_redirects=False,
                 auto_decompress=False,  # httpx decodes, as it does on httpcore
                 timeout=aiohttp.ClientTimeout(
