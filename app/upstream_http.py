@@ -84,15 +84,28 @@ async def _once(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
+async def _streamed(stream: httpx.AsyncByteStream) -> AsyncIterator[bytes]:
+    # A body of known length given as chunks (an edit's multipart: the image is its own chunk) is
+    # written chunk by chunk; ``request.aread()`` would join it into one more copy of the image.
+    yield b""  # the headers on their own, as in _once
+    async for chunk in stream:
+        if chunk:
+            yield chunk
+
+
 class _ResponseStream(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        # iter_chunks hands over each chunk the event loop received as it is; iter_any joins all the
+        # chunks buffered since the last read into a new bytes (a copy of most of a 2.4 MB answer,
+        # which httpx joins once more). Empty pieces (HTTP chunk ends) are dropped.
         with _mapped(self._request):
-            async for chunk in self._response.content.iter_any():
-                yield chunk
+            async for chunk, _ in self._response.content.iter_chunks():
+                if chunk:
+                    yield chunk
 
     async def aclose(self) -> None:
         # Back to the pool when the body was read whole, closed otherwise.
@@ -117,13 +130,23 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
-        body = await request.aread()
+        data: AsyncIterator[bytes] | None
+        stream = request.stream
+        if (
+            isinstance(stream, httpx.AsyncByteStream)
+            and not isinstance(stream, httpx.ByteStream)
+            and ("content-length" in request.headers)
+        ):
+            data = _streamed(stream)
+        else:  # bytes (read already: no copy), or a chunked upload of unknown length: as before
+            body = await request.aread()
+            data = _once(body) if body else None
         with _mapped(request):
             response = await self._open().request(
                 request.method,
                 str(request.url),
                 headers=list(request.headers.multi_items()),
-                data=_once(body) if body else None,
+                data=data,
                 allow_redirects=False,
                 auto_decompress=False,  # httpx decodes, as it does on httpcore
                 timeout=aiohttp.ClientTimeout(

@@ -25,7 +25,6 @@ over https, or the provider's ``fetch_hosts``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import logging
 from collections.abc import Coroutine
@@ -50,7 +49,9 @@ from providers.fal.retry import FAL_RETRY
 from providers.fal.settings import FalSettings
 from providers.fal.status_stream import wait_for_completion
 from providers.fal.storage import upload_image
+from providers.fal.submit_body import SubmitBody
 from providers.fal.transport import FalHttp
+from providers.toolkit.chunked_body import ChunkedBody
 from providers.toolkit.results import ResultReader
 
 log = logging.getLogger("pixelgate.fal")
@@ -111,7 +112,7 @@ class FalAdapter(ImageAdapter):
         fresh = handle is None
         if handle is None:
             # The payload (an edit's inputs as data URIs) is not kept past the submit.
-            handle = await self._submit(queue, call, await self._payload(http, call), tracker)
+            handle = await self._submit(queue, call, await self._body(http, call), tracker)
         try:
             if fresh and tracker is not None:
                 await _shielded(tracker.started(call, _upstream_handle(handle)), self.cancel_timeout_seconds)
@@ -128,11 +129,11 @@ class FalAdapter(ImageAdapter):
         return ProviderResult(images=images, upstream_request_id=handle.request_id)
 
     async def _submit(
-        self, queue: FalQueue, call: UpstreamCall, payload: dict[str, JsonValue], tracker: UpstreamTracker | None
+        self, queue: FalQueue, call: UpstreamCall, body: ChunkedBody, tracker: UpstreamTracker | None
     ) -> QueueHandle:
         """Submit; cancelled meanwhile, wait (bounded) for the job's id, then cancel that job too, or,
         when the request is detaching, record it so that the next process follows it."""
-        task = asyncio.create_task(queue.submit(call.upstream, payload))
+        task = asyncio.create_task(queue.submit(call.upstream, body))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -158,21 +159,24 @@ class FalAdapter(ImageAdapter):
         # Shielded: the cancel must go out although this task is being cancelled.
         await _shielded(bounded(), self.cancel_timeout_seconds)
 
-    async def _payload(self, http: FalHttp, call: UpstreamCall) -> dict[str, JsonValue]:
-        """``call.payload`` plus the images as URLs under ``image_field`` and ``mask_field``."""
+    async def _body(self, http: FalHttp, call: UpstreamCall) -> ChunkedBody:
+        """The submit's JSON: ``call.payload`` plus the images as URLs under ``image_field`` and
+        ``mask_field`` (inline ones spliced in by :class:`SubmitBody`, encoded once)."""
         payload: dict[str, JsonValue] = dict(call.payload)
+        body = SubmitBody()
         if call.images:
             if call.image_field is None:
                 raise GatewayError(f"model '{call.model_id}' sends images but its catalog entry names no image field")
-            urls = [await self._image_url(http, image, f"image-{i}") for i, image in enumerate(call.images)]
+            urls = [await self._image_url(http, body, image, f"image-{i}") for i, image in enumerate(call.images)]
             payload[call.image_field] = urls[0] if call.image_kind == "single" else list(urls)
         if call.mask is not None and call.mask_field is not None:
-            payload[call.mask_field] = await self._image_url(http, call.mask, "mask")
-        return payload
+            payload[call.mask_field] = await self._image_url(http, body, call.mask, "mask")
+        return body.encode(payload)
 
-    async def _image_url(self, http: FalHttp, image: InputImage, name: str) -> str:
-        if len(image.data) <= self._settings.upload_threshold_bytes:
-            return f"data:{image.media_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+    async def _image_url(self, http: FalHttp, body: SubmitBody, image: InputImage, name: str) -> str:
+        # held.size, not len(image.data): data reads a spilled image back from disk.
+        if image.held.size <= self._settings.upload_threshold_bytes:
+            return body.inline(image)
         return await upload_image(http, self.storage_url, image, f"{name}.{image.extension}")
 
 

@@ -22,7 +22,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from providers.fal.errors import bad_response, error_from_job, parse_model, parse_object
+from providers.fal.submit_body import encode_json
 from providers.fal.transport import FalHttp
+from providers.toolkit.chunked_body import ChunkedBody
 
 
 class QueueHandle(BaseModel):
@@ -69,10 +71,13 @@ class FalQueue:
             return False
         return (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
 
-    async def submit(self, endpoint_id: str, payload: dict[str, JsonValue]) -> QueueHandle:
-        """Queue ``payload`` for ``endpoint_id``; the handle to follow the job."""
+    async def submit(self, endpoint_id: str, payload: dict[str, JsonValue] | ChunkedBody) -> QueueHandle:
+        """Queue ``payload`` (or its JSON, already encoded) for ``endpoint_id``; the handle to follow the job."""
         url = f"{self.base_url.rstrip('/')}/{endpoint_id.strip('/')}"
-        response = await self.http.send("POST", url, phase="submit", endpoint_id=endpoint_id, json=payload)
+        body = payload if isinstance(payload, ChunkedBody) else ChunkedBody([encode_json(payload)])
+        response = await self.http.send(
+            "POST", url, phase="submit", endpoint_id=endpoint_id, content=body, content_type="application/json"
+        )
         handle = parse_model(response, QueueHandle, "submit response")
         if not self.owns(handle):
             raise bad_response("submit response (job URLs on another host)")

@@ -12,6 +12,7 @@ import httpx
 from pydantic import JsonValue
 
 from providers.fal.errors import Phase, error_from_response, error_from_transport
+from providers.toolkit.chunked_body import ChunkedBody
 from providers.toolkit.failures import with_cause
 from providers.toolkit.retry import RetryPolicy, send_with_retry
 
@@ -37,7 +38,7 @@ class FalHttp:
         phase: Phase,
         endpoint_id: str = "",
         json: JsonValue = None,
-        content: bytes | None = None,
+        content: bytes | ChunkedBody | None = None,
         content_type: str | None = None,
         authenticated: bool = True,
     ) -> httpx.Response:
@@ -48,6 +49,8 @@ class FalHttp:
         headers = dict(self.auth_headers) if authenticated else {}
         if content_type is not None:
             headers["Content-Type"] = content_type
+        if isinstance(content, ChunkedBody):
+            headers["Content-Length"] = str(len(content))  # else httpx would send it chunked
 
         async def once() -> httpx.Response:
             return await self.client.request(

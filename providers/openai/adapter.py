@@ -37,7 +37,8 @@ from providers.openai.results import collect_images, parse_body
 from providers.openai.retry import OPENAI_RETRY
 from providers.openai.settings import OpenAISettings
 from providers.openai.streaming import is_event_stream, read_stream
-from providers.openai.wire import ChunkedBody, generation_body, multipart_body
+from providers.openai.wire import generation_body, multipart_body
+from providers.toolkit.chunked_body import ChunkedBody
 from providers.toolkit.failures import with_cause
 from providers.toolkit.hosts import is_loopback_url
 from providers.toolkit.results import ResultReader

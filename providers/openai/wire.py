@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
 
 from pydantic import JsonValue
 
 from core.errors import GatewayError
 from core.images import InputImage
 from providers.base import JsonObject, UpstreamCall
+from providers.toolkit.chunked_body import ChunkedBody
 
 FormFields = dict[str, str | list[str]]
 FilePart = tuple[str, tuple[str, bytes, str]]
@@ -86,27 +86,6 @@ def file_parts(call: UpstreamCall) -> list[FilePart]:
 def _quote(name: str) -> str:
     # The escaping of the HTML form encoding (as httpx does): a quote or line break cannot end the name.
     return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-
-
-class ChunkedBody:
-    """A request body as a fixed list of byte chunks: async-iterable any number of times (retries).
-
-    Give httpx its ``Content-Length`` header explicitly (``len(body)``), or it sends chunked.
-    """
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
-        self.length = sum(len(chunk) for chunk in chunks)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __bytes__(self) -> bytes:
-        return b"".join(self.chunks)
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            yield chunk
 
 
 def multipart_body(call: UpstreamCall) -> tuple[ChunkedBody, str]:
