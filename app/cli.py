@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":
         return operations.run(args)
 
-    from app.allocator import release_large_blocks
+    from app.allocator import start_trimming
     from app.db import migrate_database
     from app.http_protocol import guarded_protocol
     from app.logs import log_config
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    release_large_blocks()  # a burst of edits' memory goes back to the system (app.allocator)
+    start_trimming()  # a burst of edits' memory goes back to the system (app.allocator)
     try:
         app = create_app(settings)
     except ConfigError as exc:

@@ -1,4 +1,4 @@
-"""The gateway's allocator setting: glibc's mmap threshold fixed, unless the operator chose one."""
+"""The gateway's allocator upkeep: the heap trimmed from a thread of its own, unless the operator tuned glibc."""
 
 from __future__ import annotations
 
@@ -6,15 +6,18 @@ import platform
 
 import pytest
 
-from app.allocator import release_large_blocks
+from app.allocator import start_trimming
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
-def test_glibc_gets_a_fixed_mmap_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    assert release_large_blocks()
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_trim")
+def test_glibc_gets_a_trimming_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    thread = start_trimming(interval_seconds=0.01)
+    assert thread is not None and thread.daemon and thread.is_alive()
 
 
-def test_an_operators_own_threshold_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
-    assert not release_large_blocks()
+@pytest.mark.parametrize("name", ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"])
+def test_an_operators_own_tuning_is_left_alone(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(name, "65536")
+    assert start_trimming() is None
