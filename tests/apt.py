@@ -21,20 +21,22 @@ class PackageUnavailable(RuntimeError):
     """A program a test needs is missing and its package could not be installed."""
 
 
-def ensure_program(path: Path, package: str) -> Path:
-    """``path``, after installing Debian's ``package`` if the file is missing."""
+def ensure_program(path: Path, package: str, *, recommends: bool = False) -> Path:
+    """``path``, after installing Debian's ``package`` (with its recommended packages when
+    ``recommends``) if the file is missing."""
     if path.exists():
         return path
     apt_get = shutil.which("apt-get")
     if apt_get is None:
         raise PackageUnavailable(f"{path} is missing and there is no apt-get to install the {package} package")
     command = [*_privileged(path), apt_get, "-o", f"DPkg::Lock::Timeout={LOCK_WAIT_SECONDS}"]
-    install = _run([*command, "install", "-y", "--no-install-recommends", package])
+    install_command = [*command, "install", "-y", *([] if recommends else ["--no-install-recommends"]), package]
+    install = _run(install_command)
     if install.returncode != 0:  # a fresh image often has no package lists yet
         update = _run([*command, "update"])
         if update.returncode != 0:
             raise PackageUnavailable(f"apt-get update failed:\n{_tail(update)}")
-        install = _run([*command, "install", "-y", "--no-install-recommends", package])
+        install = _run(install_command)
     if install.returncode != 0 or not path.exists():
         raise PackageUnavailable(f"apt-get install {package} failed:\n{_tail(install)}")
     return path

@@ -21,6 +21,21 @@ from tests.live import LiveGateway
 TEST_KEY = "sk-test-pixelgate"
 
 
+def priced_sandbox_generation(model_id: str, *, per_image: float, source: str) -> dict[str, object]:
+    """A catalog entry for the offline sandbox's generations with a price per image (for budget, cost
+    and metrics tests)."""
+    return {
+        "id": model_id,
+        "provider": "sandbox",
+        "upstream": "sandbox/generate",
+        "modes": ["generate"],
+        "size": {"kind": "dimensions", "encoding": "fields", "min_side": 64, "max_side": 512, "multiple_of": 16},
+        "count": {"field": "num_images", "max": 4, "seeds_per_image": True},
+        "output_format": {"values": ["png"], "default": "png"},
+        "price": {"per_image": per_image, "source": source},
+    }
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings isolated from the developer's environment and config file."""
     values: dict[str, object] = {

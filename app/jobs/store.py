@@ -77,6 +77,19 @@ def _job_row(row: Row[Any, *tuple[Any, ...]]) -> JobRow:
     )
 
 
+def _finished(now_ms: int, ttl_ms: int) -> dict[str, Any]:
+    """What every finished job records: when, until when it is kept, its inputs and lease let go, and
+    its webhook due."""
+    return {
+        "finished_ms": now_ms,
+        "expires_ms": now_ms + ttl_ms,
+        "inputs": None,
+        "lease_owner": None,
+        "lease_until_ms": None,
+        **_webhook_due(now_ms),
+    }
+
+
 def _webhook_due(now_ms: int) -> dict[str, Any]:
     """The columns that queue a finished job's webhook (when it has a URL) for delivery now."""
     has_url = jobs.c.webhook_url.is_not(None)
@@ -272,35 +285,15 @@ class JobStore:
         ttl_ms: int,
     ) -> bool:
         """Record the answer; False when ``owner`` no longer held the job (cancelled, taken over)."""
-        values = {
-            "status": "completed",
-            "result": result,
-            "result_images": blobs.pack(images),
-            "finished_ms": now_ms,
-            "expires_ms": now_ms + ttl_ms,
-            "inputs": None,
-            "lease_owner": None,
-            "lease_until_ms": None,
-            **_webhook_due(now_ms),
-        }
-        return await self._update_held(owner, job_id, values)
+        values = {"status": "completed", "result": result, "result_images": blobs.pack(images)}
+        return await self._update_held(owner, job_id, {**values, **_finished(now_ms, ttl_ms)})
 
     async def fail(
         self, owner: str, job_id: str, *, status: int, error: dict[str, Any], now_ms: int, ttl_ms: int
     ) -> bool:
         """Record the failure (the OpenAI error object); False when ``owner`` no longer held the job."""
-        values = {
-            "status": "failed",
-            "error": error,
-            "error_status": status,
-            "finished_ms": now_ms,
-            "expires_ms": now_ms + ttl_ms,
-            "inputs": None,
-            "lease_owner": None,
-            "lease_until_ms": None,
-            **_webhook_due(now_ms),
-        }
-        return await self._update_held(owner, job_id, values)
+        values = {"status": "failed", "error": error, "error_status": status}
+        return await self._update_held(owner, job_id, {**values, **_finished(now_ms, ttl_ms)})
 
     async def _update_held(self, owner: str, job_id: str, values: dict[str, Any]) -> bool:
         statement = update(jobs).where(self._held_by(owner, job_id)).values(values)

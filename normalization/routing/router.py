@@ -178,9 +178,7 @@ class Router:
         caller decides between failing over and raising). ``trial``: the attempt holds its provider's
         half-open trial, handed back should the attempt end without an outcome."""
         if isinstance(adapter, ProviderNotConfiguredError):
-            if trial:
-                await self.breakers.abandon(adapter_provider(route, option_index))
-            return adapter
+            return adapter  # never a trial: a provider without credentials is never counted as failing
         option = route.options[option_index]
         calls = option.legs[index]
         deployment = option.deployment
@@ -188,8 +186,6 @@ class Router:
         try:
             images = await self._calls(adapter, calls, run)
         except ProviderNotConfiguredError as exc:
-            if trial:
-                await self.breakers.abandon(deployment.provider)
             return exc
         except asyncio.CancelledError:
             # The client left or the deadline passed: the trial told nothing; let the next request try.
@@ -218,10 +214,6 @@ class Router:
         finally:
             await tracker.end()
         return collect(calls, results)
-
-
-def adapter_provider(route: Route, option_index: int) -> str:
-    return route.options[option_index].deployment.provider
 
 
 def _attempt(provider: str, upstream: str, started: float, error: GatewayError | None) -> Attempt:

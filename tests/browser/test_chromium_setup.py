@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import apt
 from tests.browser import chromium
 
 Calls = list[list[str]]
@@ -27,7 +28,7 @@ def fake_apt(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcomes: list[int
         return subprocess.CompletedProcess(command, code, stdout="", stderr=f"E: step {len(calls)} said {code}")
 
     monkeypatch.setattr(chromium, "CHROMIUM", browser)
-    monkeypatch.setattr(chromium, "_run", run)
+    monkeypatch.setattr(apt, "_run", run)
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     return calls

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import TEST_KEY, make_settings
+from tests.conftest import TEST_KEY, make_settings, priced_sandbox_generation
 from tests.databases import KINDS, database_url
 from tests.images import png_bytes
 from tests.live import LiveGateway
@@ -27,16 +27,7 @@ PRICED = "sandbox-priced"
 PRICED_EDIT = "sandbox-priced-edit"
 PRICE_SOURCE = "test: one cent per image"
 MODELS = [
-    {
-        "id": PRICED,
-        "provider": "sandbox",
-        "upstream": "sandbox/generate",
-        "modes": ["generate"],
-        "size": {"kind": "dimensions", "encoding": "fields", "min_side": 64, "max_side": 512, "multiple_of": 16},
-        "count": {"field": "num_images", "max": 4, "seeds_per_image": True},
-        "output_format": {"values": ["png"], "default": "png"},
-        "price": {"per_image": 0.01, "source": PRICE_SOURCE},
-    },
+    priced_sandbox_generation(PRICED, per_image=0.01, source=PRICE_SOURCE),
     {
         "id": PRICED_EDIT,
         "provider": "sandbox",

@@ -15,21 +15,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
-from tests.conftest import TEST_KEY, make_settings, upstream_settings
+from tests.conftest import TEST_KEY, make_settings, priced_sandbox_generation, upstream_settings
 from tests.fakes.fake_fal import FakeFal
 from tests.live import LiveGateway
 
 ADMIN_KEY = "admin-metrics-41f0"
-PRICED = {
-    "id": "sandbox-priced",
-    "provider": "sandbox",
-    "upstream": "sandbox/generate",
-    "modes": ["generate"],
-    "size": {"kind": "dimensions", "encoding": "fields", "min_side": 64, "max_side": 512, "multiple_of": 16},
-    "count": {"field": "num_images", "max": 4, "seeds_per_image": True},
-    "output_format": {"values": ["png"], "default": "png"},
-    "price": {"per_image": 0.25, "source": "test"},
-}
+PRICED = priced_sandbox_generation("sandbox-priced", per_image=0.25, source="test")
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -31,7 +31,7 @@ import pytest
 from openai.types import ImageEditCompletedEvent, ImageGenCompletedEvent
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import TEST_KEY, upstream_settings
+from tests.conftest import TEST_KEY, priced_sandbox_generation, upstream_settings
 from tests.e2e.conftest import FAL_KEY
 from tests.fakes.fake_fal import FakeFal
 from tests.images import decode, png_bytes
@@ -375,16 +375,7 @@ def test_the_node_sdk_iterates_the_stream(fal_gateway: LiveGateway, fake: FakeFa
 
 ADMIN_KEY = "admin-stream-5c1d"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-PRICED = {
-    "id": "sandbox-priced",
-    "provider": "sandbox",
-    "upstream": "sandbox/generate",
-    "modes": ["generate"],
-    "size": {"kind": "dimensions", "encoding": "fields", "min_side": 64, "max_side": 512, "multiple_of": 16},
-    "count": {"field": "num_images", "max": 4, "seeds_per_image": True},
-    "output_format": {"values": ["png"], "default": "png"},
-    "price": {"per_image": 0.01, "source": "test: one cent per image"},
-}
+PRICED = priced_sandbox_generation("sandbox-priced", per_image=0.01, source="test: one cent per image")
 
 
 def _usage_row(live: LiveGateway, key_id: object, requests: int) -> dict[str, object]:
