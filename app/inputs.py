@@ -7,10 +7,10 @@ means absent). Input images are sniffed and size-checked here; JSON edits may re
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Awaitable, Callable
 
+import pybase64
 from pydantic import JsonValue, ValidationError
 
 from app.forms import ParsedForm
@@ -101,6 +101,6 @@ def decode_data_url(url: str, *, param: str, max_bytes: int) -> bytes:
     if len(payload) * 3 // 4 > max_bytes:
         raise PayloadTooLargeError(f"'{param}' is larger than the {max_bytes}-byte limit", param=param)
     try:
-        return base64.b64decode(payload, validate=True)
+        return pybase64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidRequestError(f"'{param}' is not valid base64", param=param) from exc

@@ -6,7 +6,8 @@ the gateway its size per waiting request. :class:`HeldBytes` is the one holder o
 image's users read :attr:`HeldBytes.data` as before; the request's owner (see
 :mod:`normalization.input_spill`) pins it around each attempt, writes it to a file once every
 attempt has been accepted upstream (:meth:`HeldBytes.spilled_to`), and removes the file when the
-request ends (:meth:`HeldBytes.discard`).
+request ends (:meth:`HeldBytes.discard`). When no later attempt can need the bytes (a model with
+one deployment cannot fail over), the owner drops them instead (:meth:`HeldBytes.forget`).
 
 Every state change happens on the event loop; the file I/O itself (:meth:`write_file`,
 :meth:`read_file`) is the caller's to run off the loop. Reading :attr:`data` while the bytes are on
@@ -30,12 +31,13 @@ class HeldBytes:
     """One input's bytes: in memory, or in a file (then reloaded on use). Not thread-safe: use it on
     one event loop."""
 
-    __slots__ = ("__weakref__", "_data", "_finalizer", "_path", "pins", "size", "spills", "sync_reloads")
+    __slots__ = ("__weakref__", "_data", "_finalizer", "_forgotten", "_path", "pins", "size", "spills", "sync_reloads")
 
     def __init__(self, data: bytes) -> None:
         self._data: bytes | None = data
         self._path: Path | None = None
         self._finalizer: weakref.finalize[[Path], HeldBytes] | None = None
+        self._forgotten = False
         self.size = len(data)
         self.pins = 0
         """Attempts that need the bytes in memory now (they are sending them upstream)."""
@@ -93,6 +95,17 @@ class HeldBytes:
         self.spills += 1
         return True
 
+    def forget(self) -> bool:
+        """Drop the bytes for good, when nobody pinned them and no file holds them: for a request whose
+        every possible attempt has already sent them. :attr:`data` then raises. Returns whether they
+        left memory."""
+        if self.pins or self._data is None or self._path is not None:
+            return False
+        self._data = None
+        self._forgotten = True
+        self.spills += 1
+        return True
+
     def drop_memory(self) -> bool:
         """Drop the in-memory copy when a file already holds the bytes and nobody pinned them."""
         if self._path is None or self.pins or self._data is None:
@@ -103,6 +116,8 @@ class HeldBytes:
 
     def read_file(self) -> bytes:
         """The bytes from the file (blocking I/O: call it off the loop)."""
+        if self._forgotten:
+            raise RuntimeError("the bytes were forgotten: every attempt that needed them has sent them")
         if self._path is None:
             raise RuntimeError("the bytes were discarded")
         return self._path.read_bytes()

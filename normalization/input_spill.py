@@ -9,7 +9,9 @@ its size in memory per waiting request. The router (:mod:`normalization.routing.
 - unpins a call's images once its upstream has accepted the job: the adapter reports that through
   :meth:`providers.base.UpstreamTracker.started` (fal, Replicate), which :class:`SpillingTracker`
   hears for every request, async job or not; an image nobody pins any more is written to a file
-  under the spill directory (off the loop) and dropped from memory;
+  under the spill directory (off the loop) and dropped from memory; when the route cannot fail over
+  (one deployment, or one forced), no later attempt can need it, so it is dropped without a file
+  (writing 1 MiB per waiting edit cost a burst of edits a quarter of the gateway's CPU);
 - unpins the rest when the attempt ends (without spilling: an adapter that never reports a job
   answered within the attempt, and the request is about to end or fail over);
 - removes the request's files when its run ends, however it ends (success, failure, cancellation);
@@ -65,12 +67,16 @@ class InputSpill:
             if not held.in_memory:
                 held.reloaded(await asyncio.to_thread(held.read_file))
 
-    async def unpin(self, holders: Iterable[HeldBytes], *, spill: bool) -> None:
-        """An attempt no longer needs ``holders``; with ``spill``, those nobody pins leave memory."""
+    async def unpin(self, holders: Iterable[HeldBytes], *, spill: bool, needed_later: bool = True) -> None:
+        """An attempt no longer needs ``holders``; with ``spill``, those nobody pins leave memory: to a
+        file when ``needed_later`` (a failover may send them again), else for good."""
         for held in holders:
             held.pins -= 1
             if spill and held.pins == 0:
-                await self._spill(held)
+                if needed_later:
+                    await self._spill(held)
+                elif self.directory is not None:
+                    held.forget()
 
     async def release(self, holders: Iterable[HeldBytes]) -> None:
         """The request's run ended: remove the files (off the loop). Spilled bytes are then gone."""
@@ -103,9 +109,18 @@ class SpillingTracker(UpstreamTracker):
     """Hears that an attempt's call was accepted upstream and lets its images leave memory; passes
     everything on to the request's own tracker (an async job's), if any."""
 
-    def __init__(self, inner: UpstreamTracker | None, spill: InputSpill, pinned: dict[int, list[HeldBytes]]) -> None:
+    def __init__(
+        self,
+        inner: UpstreamTracker | None,
+        spill: InputSpill,
+        pinned: dict[int, list[HeldBytes]],
+        *,
+        needed_later: bool = True,
+    ) -> None:
         self._inner = inner
         self._spill = spill
+        self._needed_later = needed_later
+        """Whether a later attempt (a failover) may send these images again."""
         self.pinned = pinned
         """Each call's (by ``call.index``) pinned holders, until accepted upstream or the attempt ends."""
 
@@ -128,7 +143,7 @@ class SpillingTracker(UpstreamTracker):
         holders = self.pinned.pop(call.index, None)
         if holders:
             try:
-                await self._spill.unpin(holders, spill=True)
+                await self._spill.unpin(holders, spill=True, needed_later=self._needed_later)
             except Exception:  # started never raises (see UpstreamTracker): the image stays in memory
                 log.exception("could not move an input image out of memory")
 

@@ -21,7 +21,6 @@ message names scheme, host and path only: query strings of signed URLs are crede
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import ipaddress
 import socket
@@ -30,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
+import pybase64
 
 from core.errors import UpstreamError
 
@@ -301,7 +301,7 @@ def decode_data_uri(uri: str, max_bytes: int) -> bytes:
         if len(payload) // 4 * 3 > max_bytes + 3:
             raise UpstreamError(f"data: URI image larger than {max_bytes} bytes", code=FETCH_FAILED)
         try:
-            data = base64.b64decode(payload.strip(), validate=True)
+            data = pybase64.b64decode(payload.strip(), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise UpstreamError("data: URI with invalid base64", code=FETCH_FAILED) from exc
     else:

@@ -184,7 +184,7 @@ class Router:
         deployment = option.deployment
         started = time.monotonic()
         try:
-            images = await self._calls(adapter, calls, run)
+            images = await self._calls(adapter, calls, run, needed_later=not route.forced and len(route.options) > 1)
         except ProviderNotConfiguredError as exc:
             return exc
         except asyncio.CancelledError:
@@ -201,12 +201,15 @@ class Router:
         await self.breakers.record(deployment.provider, failed=False)
         return ServedLeg(option=option_index, images=images)
 
-    async def _calls(self, adapter: ImageAdapter, calls: tuple[UpstreamCall, ...], run: _Run) -> list[GeneratedImage]:
+    async def _calls(
+        self, adapter: ImageAdapter, calls: tuple[UpstreamCall, ...], run: _Run, *, needed_later: bool
+    ) -> list[GeneratedImage]:
         """One attempt's calls run, their images collected. The calls' inputs are in memory while they
-        are sent; each leaves memory once every attempt sending it was accepted upstream
+        are sent; each leaves memory once every attempt sending it was accepted upstream, to a file
+        when ``needed_later`` (another deployment may take a leg), else for good
         (:mod:`normalization.input_spill`)."""
         pinned = {call.index: call_holders(call) for call in calls}
-        tracker = SpillingTracker(run.tracker, self._spill, pinned)
+        tracker = SpillingTracker(run.tracker, self._spill, pinned, needed_later=needed_later)
         try:
             await self._spill.pin(held for group in pinned.values() for held in group)
             # Partials of this attempt reach the client as they come, even should it fail over later.

@@ -11,11 +11,11 @@ never joined. The bytes on the wire are exactly those ``httpx``'s ``json=`` woul
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 from dataclasses import dataclass, field
 
+import pybase64
 from pydantic import JsonValue
 
 from core.images import InputImage
@@ -45,7 +45,7 @@ class SubmitBody:
     def inline(self, image: InputImage) -> str:
         """The ``data:`` URI of ``image`` as it stands in the payload passed to :meth:`encode`."""
         index = len(self._images)
-        self._images.append(base64.b64encode(image.data))
+        self._images.append(pybase64.b64encode(image.data))
         return f"data:{image.media_type};base64,{self._nonce}{index:0{_INDEX_DIGITS}d}"
 
     def encode(self, payload: dict[str, JsonValue]) -> ChunkedBody:

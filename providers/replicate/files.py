@@ -9,11 +9,11 @@ prediction is over (best effort; Replicate also expires them, after about an hou
 
 from __future__ import annotations
 
-import base64
 import urllib.parse
 from dataclasses import dataclass
 
 import httpx
+import pybase64
 from pydantic import BaseModel, ConfigDict
 
 from core.images import InputImage
@@ -38,7 +38,7 @@ class UploadedFile(BaseModel):
 
 
 def data_uri(image: InputImage) -> str:
-    return f"data:{image.media_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+    return f"data:{image.media_type};base64,{pybase64.b64encode(image.data).decode('ascii')}"
 
 
 @dataclass(frozen=True)

@@ -71,3 +71,16 @@ def test_input_image_copies_share_one_holder(tmp_path: Path) -> None:
     assert copy.held is image.held and copy == image and "data" not in repr(image)
     image.held.spilled_to(image.held.write_file(tmp_path))
     assert not copy.held.in_memory and copy.data == DATA
+
+
+def test_forgotten_bytes_are_gone_for_good(tmp_path: Path) -> None:
+    held = HeldBytes(b"abc")
+    held.pins = 1
+    assert not held.forget()  # an attempt still sends them
+    held.pins = 0
+    assert held.forget() and not held.in_memory and held.spills == 1
+    with pytest.raises(RuntimeError, match="forgotten"):
+        _ = held.data
+    spilled = HeldBytes(b"abc")
+    spilled.spilled_to(spilled.write_file(tmp_path))
+    assert not spilled.forget()  # a file holds them: a later attempt reads it back

@@ -1,10 +1,11 @@
 """A waiting edit's input leaves memory: the openai SDK -> a live pixelgate -> fake fal (and Replicate).
 
-An edit of a ~1 MiB image whose fal job waits: while it waits, the input is in one file under
-``<data_dir>/inputs`` and no allocation of the gateway's code holds its bytes (tracemalloc, the
-gateway running in this process); the edit then succeeds and the file is gone. A job that fails
-after fal accepted it fails over to Replicate with the same image, read back from the file. A
-failed and a cancelled request leave no file either.
+An edit of a ~1 MiB image whose fal job waits: while it waits, no allocation of the gateway's code
+holds its bytes (tracemalloc, the gateway running in this process). A model with one deployment
+cannot fail over, so its input is dropped and no file is written; a routed model's input is in one
+file under ``<data_dir>/inputs`` while it waits, and a job that fails after fal accepted it fails
+over to Replicate with the same image, read back from that file. Each edit then succeeds and the
+file is gone; a failed and a cancelled request leave no file either.
 """
 
 from __future__ import annotations
@@ -124,7 +125,11 @@ def _largest_gateway_allocation() -> int:
     return max((trace.size for trace in snapshot.traces), default=0)
 
 
-def test_a_waiting_edits_input_is_on_disk_not_in_memory(sdk: openai.OpenAI, fal: FakeFal, spill_dir: Path) -> None:
+def _accepted(fal: FakeFal) -> str | None:
+    return next((s.request_id for s in fal.submissions if s.request_id is not None), None)
+
+
+def test_a_waiting_edits_input_leaves_memory_without_a_file(sdk: openai.OpenAI, fal: FakeFal, spill_dir: Path) -> None:
     tracemalloc.start()
     try:
         with ThreadPoolExecutor(1) as pool:
@@ -135,15 +140,50 @@ def test_a_waiting_edits_input_is_on_disk_not_in_memory(sdk: openai.OpenAI, fal:
                 prompt="[fake:never] make it blue",
                 response_format="b64_json",
             )
-            wait_until(lambda: len(_files(spill_dir)) == 1, what="the input spilled to disk", timeout=30)
-            [path] = _files(spill_dir)
-            assert path.read_bytes() == SOURCE
+            wait_until(lambda: _accepted(fal) is not None, what="the job at fal", timeout=30)
+            # The multipart part, the input, the data URI: none of them stays alive while the job waits.
+            wait_until(
+                lambda: _largest_gateway_allocation() < len(SOURCE) // 2, what="the input out of memory", timeout=10
+            )
             assert _fal_input(fal) == SOURCE
-            # The multipart part, the input, the data URI: none of them is alive while the job waits.
-            assert _largest_gateway_allocation() < len(SOURCE) // 2
-            [submission] = [s for s in fal.submissions if s.request_id is not None]
-            assert submission.request_id is not None
-            fal.finish(submission.request_id)
+            assert _files(spill_dir) == []  # nothing could send it again: no file either
+            request_id = _accepted(fal)
+            assert request_id is not None
+            fal.finish(request_id)
+            result = answer.result(timeout=60)
+    finally:
+        tracemalloc.stop()
+    assert result.data and result.data[0].b64_json
+    assert _files(spill_dir) == []
+
+
+def test_a_waiting_routed_edits_input_is_on_disk_not_in_memory(
+    sdk: openai.OpenAI, fal: FakeFal, spill_dir: Path
+) -> None:
+    tracemalloc.start()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(
+                sdk.images.edit,
+                model="failover-edit",
+                image=("in.png", SOURCE, "image/png"),
+                prompt="[fake:never] make it blue",
+                response_format="b64_json",
+            )
+            # mkstemp makes the file before its bytes are written: wait for the whole of them.
+            wait_until(
+                lambda: [path.read_bytes() for path in _files(spill_dir)] == [SOURCE],
+                what="the input spilled to disk",
+                timeout=30,
+            )
+            assert _fal_input(fal) == SOURCE
+            # The submit's body goes a moment after the job is accepted (its request is collected).
+            wait_until(
+                lambda: _largest_gateway_allocation() < len(SOURCE) // 2, what="the input out of memory", timeout=10
+            )
+            request_id = _accepted(fal)
+            assert request_id is not None
+            fal.finish(request_id)
             result = answer.result(timeout=60)
     finally:
         tracemalloc.stop()
@@ -181,7 +221,7 @@ def test_a_cancelled_edit_leaves_no_file(live: LiveGateway, fal: FakeFal, spill_
             request = client.post(
                 "/images/edits",
                 headers={"authorization": f"Bearer {TEST_KEY}"},
-                data={"model": "waiting-edit", "prompt": "[fake:never] make it blue"},
+                data={"model": "failover-edit", "prompt": "[fake:never] make it blue"},
                 files={"image": ("in.png", SOURCE, "image/png")},
             )
             task = asyncio.create_task(request)
@@ -201,7 +241,7 @@ def test_a_streamed_edits_input_leaves_memory_too(sdk: openai.OpenAI, fal: FakeF
         answer = pool.submit(
             lambda: list(
                 sdk.images.edit(
-                    model="waiting-edit",
+                    model="failover-edit",
                     image=("in.png", SOURCE, "image/png"),
                     prompt="[fake:never] make it blue",
                     stream=True,

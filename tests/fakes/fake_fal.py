@@ -66,13 +66,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import random
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 
+import orjson
 from pydantic import JsonValue
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -178,7 +178,7 @@ class FakeFal(LoopbackFake):
         self.storage = FalStorage(self.base_url, self._authorized)
         self._jobs: dict[str, _Job] = {}
         self._cdn: dict[str, tuple[bytes, str]] = {}
-        self._seen: dict[str, int] = {}
+        self._seen: dict[tuple[str, str, bytes], int] = {}
         self._lock = threading.Lock()
         self.app = Starlette(
             routes=[
@@ -255,15 +255,15 @@ class FakeFal(LoopbackFake):
         scenario, _, arg = name.partition(":")
         return scenario, arg or None, True
 
-    def _fails_now(self, scenario: str, standing: bool, fingerprint: str) -> bool:
+    def _fails_now(self, scenario: str, standing: bool, fingerprint: tuple[str, bytes]) -> bool:
         base = scenario.removesuffix("_always")
         if base not in RETRYABLE_ONCE:
             return True
         if not standing or scenario.endswith("_always"):
             return True
         with self._lock:
-            seen = self._seen.get(f"{scenario}/{fingerprint}", 0)
-            self._seen[f"{scenario}/{fingerprint}"] = seen + 1
+            seen = self._seen.get((scenario, *fingerprint), 0)
+            self._seen[(scenario, *fingerprint)] = seen + 1
         return seen == 0
 
     def _authorized(self, request: Request) -> bool:
@@ -275,7 +275,7 @@ class FakeFal(LoopbackFake):
         endpoint_id = request.path_params["endpoint_id"]
         raw = await request.body()
         try:
-            payload = json.loads(raw)
+            payload = orjson.loads(raw)
         except ValueError:
             return error(422, "body is not JSON")
         if not isinstance(payload, dict):
@@ -283,8 +283,8 @@ class FakeFal(LoopbackFake):
         scenario, arg, standing = self._choose(endpoint_id, payload)
         if scenario == "slow_submit":  # the job is queued only after ARG seconds (default 1)
             await asyncio.sleep(float(arg or 1))
-        fingerprint = endpoint_id + "\n" + raw.decode("utf-8", "replace")
-        failure = self._submit_failure(request, scenario, arg, standing, fingerprint)
+        # The payload identifies a retried submit; a tuple key, so a 1 MiB body is not copied to do so.
+        failure = self._submit_failure(request, scenario, arg, standing, (endpoint_id, raw))
         record = Submission(endpoint_id, payload, scenario, failure.status_code if failure else 200)
         self.attempts.append(record)
         if failure is not None:
@@ -317,7 +317,7 @@ class FakeFal(LoopbackFake):
         )
 
     def _submit_failure(
-        self, request: Request, scenario: str, arg: str | None, standing: bool, fingerprint: str
+        self, request: Request, scenario: str, arg: str | None, standing: bool, fingerprint: tuple[str, bytes]
     ) -> Response | None:
         if not self._authorized(request):
             return error(401, "No user found for Key ID and Secret")

@@ -5,12 +5,12 @@ Used by the fake fal, the fake Replicate and the fake Gemini servers.
 
 from __future__ import annotations
 
-import base64
 import io
 import random
 from collections.abc import Callable
 from typing import Literal
 
+import pybase64
 from PIL import Image, ImageDraw, PngImagePlugin
 from pydantic import JsonValue
 
@@ -49,7 +49,7 @@ def output_size(
 
 def data_uri_bytes(url: str) -> bytes | None:
     if url.startswith("data:") and "," in url:
-        return base64.b64decode(url.split(",", 1)[1])
+        return pybase64.b64decode(url.split(",", 1)[1])
     return None
 
 

@@ -99,6 +99,33 @@ def test_a_waiting_jobs_input_is_on_disk_and_the_file_goes_with_the_request(tmp_
     assert first.sent == [SOURCE] and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("how", ["one deployment", "one forced"])
+def test_an_input_no_failover_can_need_leaves_memory_without_a_file(tmp_path: Path, how: str) -> None:
+    first, second = WaitingAdapter(), WaitingAdapter()
+    image = _image()
+    inputs = EditInputs(images=(image,))
+    model = MODEL if how == "one forced" else MODEL.model_copy(update={"deployments": MODEL.deployments[:1]})
+
+    def plan_for(request: ImageRequest, deployment: ModelEntry) -> Plan:
+        return plan_request(request, deployment, "edit", inputs)
+
+    forced = "first" if how == "one forced" else None
+    route = plan_route(model, "edit", ImageRequest(prompt="p", model="routed"), plan_for, forced=forced)
+
+    async def run() -> None:
+        task = asyncio.create_task(_router(tmp_path, first, second).run(route, spend=Spend(), attempts=[]))
+        await first.waiting.wait()
+        assert not image.held.in_memory and image.held.spills == 1
+        assert list(tmp_path.iterdir()) == []
+        with pytest.raises(RuntimeError, match="forgotten"):
+            _ = image.data
+        first.release.set()
+        assert len((await task).images()) == 1
+
+    asyncio.run(run())
+    assert first.sent == [SOURCE] and second.sent == [] and list(tmp_path.iterdir()) == []
+
+
 def test_a_failover_after_the_first_provider_accepted_sends_the_same_image(tmp_path: Path) -> None:
     first, second = WaitingAdapter(fail=True), WaitingAdapter()
     second.release.set()
