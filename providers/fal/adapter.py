@@ -134,6 +134,8 @@ class FalAdapter(ImageAdapter):
         """Submit; cancelled meanwhile, wait (bounded) for the job's id, then cancel that job too, or,
         when the request is detaching, record it so that the next process follows it."""
         task = asyncio.create_task(queue.submit(call.upstream, body))
+        # Its retries are inside the task: once it ends, the inputs' base64 can go.
+        task.add_done_callback(lambda _: body.release())
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:

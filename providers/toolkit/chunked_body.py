@@ -14,6 +14,14 @@ class ChunkedBody:
     def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = chunks
         self.length = sum(len(chunk) for chunk in chunks)
+        self._released = False
+
+    def release(self) -> None:
+        """Drop the chunks once the body is sent for good: the HTTP client's request objects may
+        outlive the send (httpx's request and response refer to each other until the garbage
+        collector runs), and an edit's body is megabytes. Iterating afterwards raises."""
+        self.chunks = []
+        self._released = True
 
     def __len__(self) -> int:
         return self.length
@@ -22,5 +30,7 @@ class ChunkedBody:
         return b"".join(self.chunks)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._released:
+            raise RuntimeError("this request body was released after it was sent")
         for chunk in self.chunks:
             yield chunk

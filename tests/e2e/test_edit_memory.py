@@ -177,7 +177,7 @@ def test_a_waiting_routed_edits_input_is_on_disk_not_in_memory(
                 timeout=30,
             )
             assert _fal_input(fal) == SOURCE
-            # The submit's body goes a moment after the job is accepted (its request is collected).
+            # The input goes once the job is accepted, a moment after fal answered the submit.
             wait_until(
                 lambda: _largest_gateway_allocation() < len(SOURCE) // 2, what="the input out of memory", timeout=10
             )

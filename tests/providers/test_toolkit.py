@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from core.errors import UpstreamError, UpstreamTimeoutError
 from core.provider_settings import ProviderSettings
 from providers.base import ResultLimits
+from providers.toolkit.chunked_body import ChunkedBody
 from providers.toolkit.failures import (
     MAX_QUOTED,
     bad_response,
@@ -129,3 +130,13 @@ def test_transport_failures_and_passed_retry_after() -> None:
 )
 def test_host_entries(url: str, entry: str, loopback: bool) -> None:
     assert (host_entry(url), is_loopback_url(url)) == (entry, loopback)
+
+
+async def test_a_released_body_holds_nothing_and_cannot_be_sent_again() -> None:
+    body = ChunkedBody([b"abc", b"de"])
+    assert [chunk async for chunk in body] == [b"abc", b"de"]  # any number of times before
+    assert [chunk async for chunk in body] == [b"abc", b"de"]
+    body.release()
+    assert body.chunks == []
+    with pytest.raises(RuntimeError, match="released"):
+        _ = [chunk async for chunk in body]
