@@ -13,8 +13,16 @@ Two ways out were measured (``bench/bench_longjobs.py``, ``python -m bench.run -
   several megabytes of large temporaries: 3 to 10 ms more added latency per 1 MiB edit on this host;
 - the heap as glibc grows it, and ``malloc_trim(0)`` four times a second from a thread of its own:
   freed pages anywhere in the heap go back to the system (``madvise``), allocation stays as fast as
-  glibc makes it (1,000 1 MiB edits sent at once: peak RSS 384 MiB trimming every 0.25 s, 410 MiB
-  every second). This is what ``pixelgate serve`` does.
+  glibc makes it. But 1,000 1 MiB edits sent at once then peaked anywhere from 354 to 494 MiB: a
+  quarter of a second of intake frees 100 MB and more before the next trim.
+
+``pixelgate serve`` therefore reads how much the heap holds free (glibc's ``mallinfo2``) every
+:data:`CHECK_SECONDS` and trims when it is over :data:`TRIM_FREE_BYTES`. A light load reuses its own
+free memory and stays under that (no trim, no page faults); a burst is trimmed within 50 ms of
+passing it; an idle heap left fragmented is checked less and less often. Measured (1,000
+1 MiB edits at once, ``python -m bench.bench_longjobs``; CPU per 4 MiB edit at concurrency 16): see
+the README's "Long jobs". Without ``mallinfo2`` (glibc before 2.33) it trims every
+:data:`TRIM_INTERVAL_SECONDS`.
 
 An operator's own glibc tuning (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``) turns it off.
 """
@@ -30,6 +38,12 @@ from collections.abc import Callable
 log = logging.getLogger("pixelgate")
 
 TRIM_INTERVAL_SECONDS = 0.25
+CHECK_SECONDS = 0.05
+IDLE_CHECK_SECONDS = 1.0
+_GAVE_BACK_BYTES = 1024 * 1024
+"""A trim that gives back less found the heap idle."""
+TRIM_FREE_BYTES = 64 * 1024 * 1024
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 OPERATOR_TUNING = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
 
@@ -44,22 +58,125 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return call
 
 
-def start_trimming(interval_seconds: float = TRIM_INTERVAL_SECONDS) -> threading.Thread | None:
-    """Start a daemon thread that returns the heap's free pages to the system every ``interval_seconds``.
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [  # ctypes' own declaration style
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
-    Returns the thread, or None: not on another C library, nor when the operator tuned glibc himself.
+
+def _rss_bytes() -> int:
+    """This process's resident memory (Linux's ``/proc``); 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _free_heap_bytes() -> Callable[[], int] | None:
+    """A function giving the bytes free inside glibc's heaps (every arena), or None before glibc 2.33."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.argtypes = ()
+    mallinfo2.restype = _MallInfo2
+
+    def free_bytes() -> int:
+        info: _MallInfo2 = mallinfo2()
+        return int(info.fordblks)
+
+    return free_bytes
+
+
+class Trimmer:
+    """The trimming thread: how often it trimmed, and how to stop it (a test's; ``pixelgate serve``
+    lets it run). See :func:`start_trimming`."""
+
+    def __init__(
+        self,
+        trim: Callable[[int], int],
+        free_bytes: Callable[[], int] | None,
+        *,
+        check_seconds: float,
+        free_bytes_over: int,
+        interval_seconds: float,
+    ) -> None:
+        self._trim = trim
+        self._free_bytes = free_bytes
+        self.check_seconds = check_seconds
+        self.free_bytes_over = free_bytes_over
+        self.interval_seconds = interval_seconds
+        self.trims = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="pixelgate-malloc-trim", daemon=True)
+
+    wait_seconds: float = CHECK_SECONDS
+    """The wait before the next check: longer while trims give little back."""
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        free_bytes = self._free_bytes
+        if free_bytes is None:
+            while not self._stop.wait(self.interval_seconds):
+                self._trim(0)
+                self.trims += 1
+            return
+        # mallinfo2 counts trimmed pages as free still, so a heap left fragmented after a burst stays
+        # over the bar though idle: a trim that gives back little doubles the wait (up to
+        # IDLE_CHECK_SECONDS), as each check and trim walks every free block with the arena locked.
+        self.wait_seconds = self.check_seconds
+        while not self._stop.wait(self.wait_seconds):
+            if free_bytes() <= self.free_bytes_over:
+                self.wait_seconds = self.check_seconds
+                continue
+            before = _rss_bytes()
+            self._trim(0)
+            self.trims += 1
+            if before - _rss_bytes() >= _GAVE_BACK_BYTES:
+                self.wait_seconds = self.check_seconds
+            else:
+                self.wait_seconds = min(2 * self.wait_seconds, IDLE_CHECK_SECONDS)
+
+
+def start_trimming(
+    *,
+    check_seconds: float = CHECK_SECONDS,
+    free_bytes_over: int = TRIM_FREE_BYTES,
+    interval_seconds: float = TRIM_INTERVAL_SECONDS,
+) -> Trimmer | None:
+    """Start a daemon thread that gives the heap's free pages back to the system whenever more than
+    ``free_bytes_over`` bytes are free (checked every ``check_seconds``, less often while trims give
+    little back); without ``mallinfo2``, every ``interval_seconds``.
+
+    Returns it, or None: not on another C library, nor when the operator tuned glibc himself.
     """
     if any(name in os.environ for name in OPERATOR_TUNING):
         return None
     trim = _malloc_trim()
     if trim is None:
         return None
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(interval_seconds):
-            trim(0)
-
-    thread = threading.Thread(target=loop, name="pixelgate-malloc-trim", daemon=True)
-    thread.start()
-    return thread
+    trimmer = Trimmer(
+        trim,
+        _free_heap_bytes(),
+        check_seconds=check_seconds,
+        free_bytes_over=free_bytes_over,
+        interval_seconds=interval_seconds,
+    )
+    trimmer.thread.start()
+    return trimmer
