@@ -17,11 +17,11 @@ Two ways out were measured (``bench/bench_longjobs.py``, ``python -m bench.run -
   quarter of a second of intake frees 100 MB and more before the next trim.
 
 ``pixelgate serve`` therefore reads how much the heap holds free (glibc's ``mallinfo2``) every
-:data:`CHECK_SECONDS` and trims when it is over :data:`TRIM_FREE_BYTES`. A light load reuses its own
-free memory and stays under that (no trim, no page faults); a burst is trimmed within 50 ms of
-passing it; an idle heap left fragmented is checked less and less often. Measured (1,000
-1 MiB edits at once, ``python -m bench.bench_longjobs``; CPU per 4 MiB edit at concurrency 16): see
-the README's "Long jobs". Without ``mallinfo2`` (glibc before 2.33) it trims every
+:data:`CHECK_SECONDS`: over :data:`TRIM_FREE_BYTES` (a burst) it trims at once; over
+:data:`STEADY_TRIM_BYTES`, at most every :data:`TRIM_INTERVAL_SECONDS` as before; an idle heap left
+fragmented (trims that give nothing back) is checked less and less often. Measured (1,000 1 MiB
+edits at once, ``python -m bench.bench_longjobs``; CPU per 4 MiB edit at concurrency 16): see the
+README's "Long jobs". Without ``mallinfo2`` (glibc before 2.33) it trims every
 :data:`TRIM_INTERVAL_SECONDS`.
 
 An operator's own glibc tuning (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``) turns it off.
@@ -33,6 +33,7 @@ import ctypes
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger("pixelgate")
@@ -40,6 +41,8 @@ log = logging.getLogger("pixelgate")
 TRIM_INTERVAL_SECONDS = 0.25
 CHECK_SECONDS = 0.05
 IDLE_CHECK_SECONDS = 1.0
+STEADY_TRIM_BYTES = 8 * 1024 * 1024
+"""Free memory worth a trim on the steady schedule (every :data:`TRIM_INTERVAL_SECONDS`)."""
 _GAVE_BACK_BYTES = 1024 * 1024
 """A trim that gives back less found the heap idle."""
 TRIM_FREE_BYTES = 64 * 1024 * 1024
@@ -141,10 +144,15 @@ class Trimmer:
         # over the bar though idle: a trim that gives back little doubles the wait (up to
         # IDLE_CHECK_SECONDS), as each check and trim walks every free block with the arena locked.
         self.wait_seconds = self.check_seconds
+        last_trim = time.monotonic()
         while not self._stop.wait(self.wait_seconds):
-            if free_bytes() <= self.free_bytes_over:
+            free = free_bytes()
+            burst = free > self.free_bytes_over
+            steady = free > STEADY_TRIM_BYTES and time.monotonic() - last_trim >= self.interval_seconds
+            if not (burst or steady):
                 self.wait_seconds = self.check_seconds
                 continue
+            last_trim = time.monotonic()
             before = _rss_bytes()
             self._trim(0)
             self.trims += 1
@@ -160,9 +168,10 @@ def start_trimming(
     free_bytes_over: int = TRIM_FREE_BYTES,
     interval_seconds: float = TRIM_INTERVAL_SECONDS,
 ) -> Trimmer | None:
-    """Start a daemon thread that gives the heap's free pages back to the system whenever more than
-    ``free_bytes_over`` bytes are free (checked every ``check_seconds``, less often while trims give
-    little back); without ``mallinfo2``, every ``interval_seconds``.
+    """Start a daemon thread that gives the heap's free pages back to the system: at once when more
+    than ``free_bytes_over`` bytes are free, at most every ``interval_seconds`` when more than
+    :data:`STEADY_TRIM_BYTES` are (checked every ``check_seconds``, less often while trims give
+    nothing back); without ``mallinfo2``, every ``interval_seconds``.
 
     Returns it, or None: not on another C library, nor when the operator tuned glibc himself.
     """

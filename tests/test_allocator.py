@@ -35,7 +35,8 @@ def test_glibc_gets_a_trimming_thread() -> None:
 def test_memory_freed_in_bulk_goes_back_to_the_system_and_a_little_stays() -> None:
     free_bytes = _free_heap_bytes()
     assert free_bytes is not None
-    trimmer = start_trimming(check_seconds=0.02, free_bytes_over=free_bytes() + 32 * MiB)
+    # No steady-schedule trims here (interval_seconds): only the burst rule is under test.
+    trimmer = start_trimming(check_seconds=0.02, free_bytes_over=free_bytes() + 32 * MiB, interval_seconds=3600)
     assert trimmer is not None
     try:
         small = [bytearray(64 * 1024) for _ in range(16 * 16)]  # 16 MiB freed: under the bar, kept
@@ -56,6 +57,21 @@ def test_memory_freed_in_bulk_goes_back_to_the_system_and_a_little_stays() -> No
         trims = trimmer.trims
         time.sleep(0.3)
         assert trimmer.trims - trims <= 2
+    finally:
+        trimmer.stop()
+    del sentinel
+
+
+@pytest.mark.skipif(not GLIBC or _free_heap_bytes() is None, reason="glibc 2.33's mallinfo2")
+@pytest.mark.usefixtures("untuned")
+def test_a_steady_loads_free_memory_is_trimmed_on_the_interval() -> None:
+    trimmer = start_trimming(check_seconds=0.02, free_bytes_over=1 << 40, interval_seconds=0.1)
+    assert trimmer is not None
+    try:
+        blocks = [bytearray(64 * 1024) for _ in range(16 * 16)]
+        sentinel = bytearray(64 * 1024)
+        del blocks  # 16 MiB free: far under the burst bar, over the steady one
+        wait_until(lambda: trimmer.trims >= 1, what="a trim on the interval", timeout=5)
     finally:
         trimmer.stop()
     del sentinel
