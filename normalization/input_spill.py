@@ -11,7 +11,8 @@ its size in memory per waiting request. The router (:mod:`normalization.routing.
   hears for every request, async job or not; an image nobody pins any more is written to a file
   under the spill directory (off the loop) and dropped from memory; when the route cannot fail over
   (one deployment, or one forced), no later attempt can need it, so it is dropped without a file
-  (writing 1 MiB per waiting edit cost a burst of edits a quarter of the gateway's CPU);
+  (writing 1 MiB per waiting edit cost a burst of edits a quarter of the gateway's CPU); such a
+  route's calls are all pinned before its legs start, so no leg drops what a later one still sends;
 - unpins the rest when the attempt ends (without spilling: an adapter that never reports a job
   answered within the attempt, and the request is about to end or fail over);
 - removes the request's files when its run ends, however it ends (success, failure, cancellation);

@@ -66,6 +66,8 @@ class _Run:
     attempts: list[Attempt]
     tracker: UpstreamTracker | None
     on_partial: OnPartial | None
+    needed_later: bool
+    """Whether another deployment may take a leg later (see :func:`_may_fail_over`)."""
 
 
 class Router:
@@ -102,7 +104,14 @@ class Router:
         """
         per_request = self._fanout.request_slots()
         adapters = [self._metered(option, spend) for option in route.options]
-        run = _Run(per_request, attempts, tracker, on_partial)
+        run = _Run(per_request, attempts, tracker, on_partial, needed_later=_may_fail_over(route))
+        if not run.needed_later:
+            # Every call's inputs pinned before any leg starts: a leg whose call was accepted drops
+            # them only once no other leg still has to send them (a leg may start late: a breaker's
+            # admission can wait on Redis).
+            for call in (call for leg in route.options[0].legs for call in leg):
+                for held in call_holders(call):
+                    held.pins += 1
 
         async def leg(index: int) -> ServedLeg:
             return await self._leg(route, adapters, index, run)
@@ -184,7 +193,7 @@ class Router:
         deployment = option.deployment
         started = time.monotonic()
         try:
-            images = await self._calls(adapter, calls, run, needed_later=not route.forced and len(route.options) > 1)
+            images = await self._calls(adapter, calls, run)
         except ProviderNotConfiguredError as exc:
             return exc
         except asyncio.CancelledError:
@@ -201,17 +210,16 @@ class Router:
         await self.breakers.record(deployment.provider, failed=False)
         return ServedLeg(option=option_index, images=images)
 
-    async def _calls(
-        self, adapter: ImageAdapter, calls: tuple[UpstreamCall, ...], run: _Run, *, needed_later: bool
-    ) -> list[GeneratedImage]:
+    async def _calls(self, adapter: ImageAdapter, calls: tuple[UpstreamCall, ...], run: _Run) -> list[GeneratedImage]:
         """One attempt's calls run, their images collected. The calls' inputs are in memory while they
-        are sent; each leaves memory once every attempt sending it was accepted upstream, to a file
-        when ``needed_later`` (another deployment may take a leg), else for good
-        (:mod:`normalization.input_spill`)."""
+        are sent; each leaves memory once every attempt sending it was accepted upstream: to a file
+        when another deployment may take a leg later, else for good (:mod:`normalization.input_spill`;
+        such a route's calls were pinned by :meth:`run`)."""
         pinned = {call.index: call_holders(call) for call in calls}
-        tracker = SpillingTracker(run.tracker, self._spill, pinned, needed_later=needed_later)
+        tracker = SpillingTracker(run.tracker, self._spill, pinned, needed_later=run.needed_later)
         try:
-            await self._spill.pin(held for group in pinned.values() for held in group)
+            if run.needed_later:
+                await self._spill.pin(held for group in pinned.values() for held in group)
             # Partials of this attempt reach the client as they come, even should it fail over later.
             results = await self._fanout.run(adapter, calls, tracker, run.per_request, run.on_partial)
         finally:
@@ -227,6 +235,13 @@ def _attempt(provider: str, upstream: str, started: float, error: GatewayError |
         code=None if error is None else error.code,
         ms=round((time.monotonic() - started) * 1000),
     )
+
+
+def _may_fail_over(route: Route) -> bool:
+    """Whether a leg may be sent again to another deployment (so its inputs must stay at hand). A
+    forced route with two deployments of its provider counts: the second is tried when the first
+    is not configured."""
+    return len(route.options) > 1
 
 
 def _route_holders(route: Route) -> list[HeldBytes]:

@@ -15,7 +15,7 @@ import base64
 import io
 import os
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -129,24 +129,30 @@ def _accepted(fal: FakeFal) -> str | None:
     return next((s.request_id for s in fal.submissions if s.request_id is not None), None)
 
 
-def test_a_waiting_edits_input_leaves_memory_without_a_file(sdk: openai.OpenAI, fal: FakeFal, spill_dir: Path) -> None:
+def _edit_while_its_job_waits(
+    sdk: openai.OpenAI, fal: FakeFal, spill_dir: Path, model: str, while_waiting: Callable[[], None]
+) -> None:
+    """An edit of SOURCE on ``model`` whose fal job waits: once fal has it and the input has left the
+    gateway's memory, ``while_waiting`` looks; then the job finishes, the edit succeeds and no file
+    is left."""
     tracemalloc.start()
     try:
         with ThreadPoolExecutor(1) as pool:
             answer = pool.submit(
                 sdk.images.edit,
-                model="waiting-edit",
+                model=model,
                 image=("in.png", SOURCE, "image/png"),
                 prompt="[fake:never] make it blue",
                 response_format="b64_json",
             )
             wait_until(lambda: _accepted(fal) is not None, what="the job at fal", timeout=30)
-            # The multipart part, the input, the data URI: none of them stays alive while the job waits.
+            # The multipart part, the input, the data URI: none of them stays alive while the job
+            # waits (they go a moment after fal answered the submit).
             wait_until(
                 lambda: _largest_gateway_allocation() < len(SOURCE) // 2, what="the input out of memory", timeout=10
             )
             assert _fal_input(fal) == SOURCE
-            assert _files(spill_dir) == []  # nothing could send it again: no file either
+            while_waiting()
             request_id = _accepted(fal)
             assert request_id is not None
             fal.finish(request_id)
@@ -155,40 +161,27 @@ def test_a_waiting_edits_input_leaves_memory_without_a_file(sdk: openai.OpenAI, 
         tracemalloc.stop()
     assert result.data and result.data[0].b64_json
     assert _files(spill_dir) == []
+
+
+def test_a_waiting_edits_input_leaves_memory_without_a_file(sdk: openai.OpenAI, fal: FakeFal, spill_dir: Path) -> None:
+    def no_file() -> None:
+        assert _files(spill_dir) == []  # one deployment: nothing could send it again
+
+    _edit_while_its_job_waits(sdk, fal, spill_dir, "waiting-edit", no_file)
 
 
 def test_a_waiting_routed_edits_input_is_on_disk_not_in_memory(
     sdk: openai.OpenAI, fal: FakeFal, spill_dir: Path
 ) -> None:
-    tracemalloc.start()
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            answer = pool.submit(
-                sdk.images.edit,
-                model="failover-edit",
-                image=("in.png", SOURCE, "image/png"),
-                prompt="[fake:never] make it blue",
-                response_format="b64_json",
-            )
-            # mkstemp makes the file before its bytes are written: wait for the whole of them.
-            wait_until(
-                lambda: [path.read_bytes() for path in _files(spill_dir)] == [SOURCE],
-                what="the input spilled to disk",
-                timeout=30,
-            )
-            assert _fal_input(fal) == SOURCE
-            # The input goes once the job is accepted, a moment after fal answered the submit.
-            wait_until(
-                lambda: _largest_gateway_allocation() < len(SOURCE) // 2, what="the input out of memory", timeout=10
-            )
-            request_id = _accepted(fal)
-            assert request_id is not None
-            fal.finish(request_id)
-            result = answer.result(timeout=60)
-    finally:
-        tracemalloc.stop()
-    assert result.data and result.data[0].b64_json
-    assert _files(spill_dir) == []
+    def on_disk() -> None:
+        # mkstemp makes the file before its bytes are written: wait for the whole of them.
+        wait_until(
+            lambda: [path.read_bytes() for path in _files(spill_dir)] == [SOURCE],
+            what="the input spilled to disk",
+            timeout=30,
+        )
+
+    _edit_while_its_job_waits(sdk, fal, spill_dir, "failover-edit", on_disk)
 
 
 def test_a_failover_after_fal_accepted_and_failed_sends_the_same_image(

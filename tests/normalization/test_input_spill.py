@@ -22,7 +22,7 @@ from normalization.metering import NoObserver, Spend
 from normalization.plan import Plan
 from normalization.request import EditInputs, ImageRequest
 from normalization.response import Attempt
-from normalization.routing.breaker import MemoryBreakers
+from normalization.routing.breaker import Admission, MemoryBreakers
 from normalization.routing.route import Route, plan_route
 from normalization.routing.router import Router
 from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall, UpstreamHandle, UpstreamTracker
@@ -124,6 +124,35 @@ def test_an_input_no_failover_can_need_leaves_memory_without_a_file(tmp_path: Pa
 
     asyncio.run(run())
     assert first.sent == [SOURCE] and second.sent == [] and list(tmp_path.iterdir()) == []
+
+
+class SlowAdmission(MemoryBreakers):
+    """Admits each leg later than the one before, as a breaker state in Redis may (a round trip each)."""
+
+    async def admit(self, provider: str) -> Admission:
+        self.admitted = getattr(self, "admitted", 0) + 1
+        await asyncio.sleep(0.02 * self.admitted)
+        return await super().admit(provider)
+
+
+def test_a_leg_that_starts_after_another_was_accepted_still_sends_the_input(tmp_path: Path) -> None:
+    first = WaitingAdapter()
+    first.release.set()
+    image = _image()
+    inputs = EditInputs(images=(image,))
+    model = MODEL.model_copy(update={"deployments": MODEL.deployments[:1]})
+
+    def plan_for(request: ImageRequest, deployment: ModelEntry) -> Plan:
+        return plan_request(request, deployment, "edit", inputs)
+
+    route = plan_route(model, "edit", ImageRequest(prompt="p", model="routed", n=3), plan_for, forced=None)
+    assert len(route.options[0].legs) == 3  # one image per call: three legs, each its own task
+    fanout = FanOut(4, asyncio.Semaphore(8))
+    router = Router({"first": first}, SlowAdmission(), fanout, NoObserver(), InputSpill(tmp_path))
+    served = asyncio.run(router.run(route, spend=Spend(), attempts=[]))
+    assert len(served.images()) == 3
+    assert first.sent == [SOURCE] * 3  # the last leg, admitted 60 ms after the first, sent it too
+    assert not image.held.in_memory and image.held.pins == 0 and list(tmp_path.iterdir()) == []
 
 
 def test_a_failover_after_the_first_provider_accepted_sends_the_same_image(tmp_path: Path) -> None:
