@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.ratelimit import duration
 from tests.conftest import TEST_KEY, make_settings
@@ -131,34 +132,36 @@ def test_without_keys_each_client_address_has_its_own_bucket(tmp_path: Path) -> 
             assert two.post(url, json=body).status_code == 200
 
 
+def _sandbox_calls_in_flight(live: LiveGateway) -> float:
+    """The gateway's own count of calls at the sandbox provider now (``GET /metrics``, from loopback)."""
+    scrape = httpx.get(f"{live.base_url}/metrics", timeout=30)
+    for family in text_string_to_metric_families(scrape.text):
+        for sample in family.samples:
+            if sample.name == "pixelgate_upstream_calls_inflight" and sample.labels.get("provider") == "sandbox":
+                return sample.value
+    return 0.0
+
+
 def test_concurrency_cap_per_key_and_slots_come_back(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, api_keys=[TEST_KEY, OTHER_KEY], max_concurrent_per_key=1)
     with LiveGateway(settings) as live, _sdk(live) as sdk, _sdk(live, OTHER_KEY) as other:
         slow_done = threading.Event()
 
         def slow() -> None:
-            # Retries: should a probe below hold the slot at the moment this arrives, it waits its turn.
-            with _sdk(live, retries=3) as patient:
-                _generate(patient, delay_ms=3000)
+            with _sdk(live) as patient:
+                _generate(patient, delay_ms=5000)
             slow_done.set()
 
         worker = threading.Thread(target=slow)
         worker.start()
         try:
-            refusals: list[openai.RateLimitError] = []
-
-            def refused() -> bool:
-                """Probe until the slow request holds the key's only slot; probes served before that are harmless."""
-                try:
-                    _generate(sdk)
-                except openai.RateLimitError as error:
-                    refusals.append(error)
-                return bool(refusals)
-
-            wait_until(refused, "a second request of the key is refused while the slow one runs")
-            caught = refusals[0]
-            assert caught.response.headers["retry-after"] == "1"
-            assert "concurrent" in caught.message
+            # Nothing else of the key is sent until the slow request holds its only slot (it is at its
+            # provider): probing for it instead took the slot from it on a loaded host.
+            wait_until(lambda: _sandbox_calls_in_flight(live) == 1, "the slow request at its provider")
+            with pytest.raises(openai.RateLimitError) as caught:
+                _generate(sdk)
+            assert caught.value.response.headers["retry-after"] == "1"
+            assert "concurrent" in caught.value.message
             _generate(other)  # another key is not affected
         finally:
             worker.join(timeout=30)
