@@ -30,13 +30,10 @@ An operator's own glibc tuning (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESH
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import threading
 import time
 from collections.abc import Callable
-
-log = logging.getLogger("pixelgate")
 
 TRIM_INTERVAL_SECONDS = 0.25
 CHECK_SECONDS = 0.05
@@ -123,11 +120,10 @@ class Trimmer:
         self.free_bytes_over = free_bytes_over
         self.interval_seconds = interval_seconds
         self.trims = 0
+        self.wait_seconds = check_seconds
+        """The wait before the next check: longer while trims give nothing back."""
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="pixelgate-malloc-trim", daemon=True)
-
-    wait_seconds: float = CHECK_SECONDS
-    """The wait before the next check: longer while trims give little back."""
 
     def stop(self) -> None:
         self._stop.set()
@@ -143,7 +139,6 @@ class Trimmer:
         # mallinfo2 counts trimmed pages as free still, so a heap left fragmented after a burst stays
         # over the bar though idle: a trim that gives back little doubles the wait (up to
         # IDLE_CHECK_SECONDS), as each check and trim walks every free block with the arena locked.
-        self.wait_seconds = self.check_seconds
         last_trim = time.monotonic()
         while not self._stop.wait(self.wait_seconds):
             free = free_bytes()

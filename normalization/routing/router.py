@@ -109,9 +109,7 @@ class Router:
             # Every call's inputs pinned before any leg starts: a leg whose call was accepted drops
             # them only once no other leg still has to send them (a leg may start late: a breaker's
             # admission can wait on Redis).
-            for call in (call for leg in route.options[0].legs for call in leg):
-                for held in call_holders(call):
-                    held.pins += 1
+            await self._spill.pin(held for leg in route.options[0].legs for call in leg for held in call_holders(call))
 
         async def leg(index: int) -> ServedLeg:
             return await self._leg(route, adapters, index, run)

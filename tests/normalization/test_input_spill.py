@@ -8,6 +8,7 @@ once the run ended however it ended.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -126,11 +127,14 @@ def test_an_input_no_failover_can_need_leaves_memory_without_a_file(tmp_path: Pa
     assert first.sent == [SOURCE] and second.sent == [] and list(tmp_path.iterdir()) == []
 
 
+@dataclass
 class SlowAdmission(MemoryBreakers):
     """Admits each leg later than the one before, as a breaker state in Redis may (a round trip each)."""
 
+    admitted: int = 0
+
     async def admit(self, provider: str) -> Admission:
-        self.admitted = getattr(self, "admitted", 0) + 1
+        self.admitted += 1
         await asyncio.sleep(0.02 * self.admitted)
         return await super().admit(provider)
 
