@@ -21,6 +21,7 @@ from pydantic import JsonValue
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from core.errors import InvalidRequestError, PayloadTooLargeError
+from core.held_bytes import ByteChunks
 
 _IMAGE_PART = re.compile(r"^image(\[\d*\])?$")
 _MASK_PART = re.compile(r"^mask(\[\d*\])?$")
@@ -45,8 +46,9 @@ class ParsedForm:
     """A parsed multipart body: scalars (lists/objects for bracketed names), images in order, mask."""
 
     fields: dict[str, JsonValue] = field(default_factory=dict)
-    images: list[tuple[str, bytes]] = field(default_factory=list)
-    mask: tuple[str, bytes] | None = None
+    images: list[tuple[str, ByteChunks]] = field(default_factory=list)
+    mask: tuple[str, ByteChunks] | None = None
+    """File parts are kept as the pieces they arrived in (views into the body's chunks, never joined)."""
 
     def drop_files(self) -> None:
         """Forget the image and mask parts once the request's inputs hold them: the form lives as
@@ -109,9 +111,8 @@ class _Collector:
             )
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        # A view of the received chunk, no copy: the part is joined once, at its end (a growing
-        # bytearray plus a final bytes() copied a 4 MiB image about twice, reallocations aside).
-        # Only immutable chunks may be kept by reference.
+        # A view of the received chunk, no copy: a file part stays in these pieces (core.held_bytes),
+        # a field is joined at its end. Only immutable chunks may be kept by reference.
         piece = memoryview(data)[start:end] if isinstance(data, bytes) else memoryview(bytes(data[start:end]))
         self._pieces.append(piece)
         self._size += end - start
@@ -125,18 +126,18 @@ class _Collector:
             raise InvalidRequestError(f"form field '{self._name}' is too long", param=self._name)
 
     def on_part_end(self) -> None:
-        data = b"".join(self._pieces)
+        pieces: ByteChunks = tuple(self._pieces)
         self._pieces = []
         if _IMAGE_PART.match(self._name):
-            self.form.images.append((self._name, data))
+            self.form.images.append((self._name, pieces))
         elif _MASK_PART.match(self._name):
             if self.form.mask is not None:
                 raise InvalidRequestError("only one mask is accepted", param="mask")
-            self.form.mask = (self._name, data)
+            self.form.mask = (self._name, pieces)
         elif self._is_file:
             raise InvalidRequestError(f"unexpected file part '{self._name}'", param=self._name)
         else:
-            _store_scalar(self.form.fields, self._name, data)
+            _store_scalar(self.form.fields, self._name, b"".join(pieces))
 
 
 def _client_param(part_name: str) -> str:

@@ -36,7 +36,7 @@ class ChunksResponse(Response):
     Sends large image payloads as they are, without joining them into one more copy.
     """
 
-    def __init__(self, chunks: list[bytes], headers: dict[str, str] | None = None) -> None:
+    def __init__(self, chunks: list[bytes | memoryview], headers: dict[str, str] | None = None) -> None:
         self.chunks = chunks
         super().__init__(None, 200, headers, "application/json")
         self.headers["content-length"] = str(sum(len(chunk) for chunk in chunks))

@@ -54,6 +54,7 @@ from app.forms import ParsedForm
 from app.handlers import ChunksResponse, error_response
 from app.idempotency_state import IdempotencyStore, Leases, LocalLeases, StoredResponse
 from core.errors import ConflictError, GatewayError, InvalidRequestError, ServiceUnavailableError
+from core.held_bytes import ByteChunks
 
 log = logging.getLogger("pixelgate")
 
@@ -90,9 +91,16 @@ on every request would cost milliseconds per MiB for nothing)."""
 
 def form_material(form: ParsedForm) -> bytes:
     """What a multipart edit asks for: its fields, then a digest per image part and the mask."""
-    digests = [hashlib.sha256(data).hexdigest() for _, data in form.images]
-    mask = hashlib.sha256(form.mask[1]).hexdigest() if form.mask else None
+    digests = [_digest(pieces) for _, pieces in form.images]
+    mask = _digest(form.mask[1]) if form.mask else None
     return orjson.dumps({"fields": form.fields, "images": digests, "mask": mask}, option=orjson.OPT_SORT_KEYS)
+
+
+def _digest(pieces: ByteChunks) -> str:
+    digest = hashlib.sha256()
+    for piece in pieces:
+        digest.update(piece)
+    return digest.hexdigest()
 
 
 def json_material(body: dict[str, JsonValue]) -> bytes:

@@ -19,6 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from core.errors import UpstreamError
 from core.image_probe import ImageHeader
 
+Base64Text = bytes | memoryview
+"""Base64 ASCII text: its own ``bytes``, or a read-only view into the upstream answer it was cut from
+(no copy of a 2-3 MB string per image; the view keeps that answer alive as long as the image)."""
+
 # Decoded 4 characters at a time, so the ends are cut at multiples of 4 characters (3 bytes).
 _QUANTUM_CHARS = 4
 _QUANTUM_BYTES = 3
@@ -34,11 +38,11 @@ class ImagePayload(BaseModel):
     ``upstream_bad_response``, and is otherwise handed on as the upstream sent it.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     # Given as ``data=`` (the alias): ``data`` itself is the property that gives the bytes in either form.
     raw: bytes | None = Field(default=None, alias="data", repr=False)
-    b64: bytes | None = Field(default=None, repr=False)
+    b64: Base64Text | None = Field(default=None, repr=False)
     header: ImageHeader | None = None
 
     @model_validator(mode="after")
@@ -60,7 +64,7 @@ class ImagePayload(BaseModel):
             raise UpstreamError("the upstream returned invalid base64", code="upstream_bad_response") from exc
 
     @cached_property
-    def base64_text(self) -> bytes:
+    def base64_text(self) -> Base64Text:
         """The image as base64 ASCII text; encoded from ``data`` on first use."""
         if self.b64 is not None:
             return self.b64
@@ -77,12 +81,12 @@ class ImagePayload(BaseModel):
         return base64_size(self.b64)
 
 
-def base64_size(text: bytes) -> int:
+def base64_size(text: Base64Text) -> int:
     """How many bytes padded base64 ``text`` decodes to (its padding counted out)."""
-    return len(text) // _QUANTUM_CHARS * _QUANTUM_BYTES - text[-2:].count(b"=")
+    return len(text) // _QUANTUM_CHARS * _QUANTUM_BYTES - bytes(text[-2:]).count(b"=")
 
 
-def base64_ends(text: bytes, head_bytes: int, tail_bytes: int) -> tuple[bytes, bytes]:
+def base64_ends(text: Base64Text, head_bytes: int, tail_bytes: int) -> tuple[bytes, bytes]:
     """The first ``head_bytes`` and last ``tail_bytes`` (about; whole 3-byte groups) of what ``text`` decodes to.
 
     Decodes only those ends. Raises ``ValueError`` when ``text`` is not padded base64 (its length not

@@ -22,11 +22,6 @@ from pydantic import BaseModel, ConfigDict
 
 from core.images import ImageMediaType, ImageProblem, open_header, sniff_format
 
-HEADER_PREFIX_BYTES = 48 * 1024
-"""How much of an image :func:`read_header` is usually given when the whole is not at hand. PNG and
-WebP headers fit in 30 bytes; a JPEG's SOF follows its APPn segments (EXIF, an ICC profile), which
-rarely reach this far. When they do, the caller decodes the whole image and reads it again."""
-
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Valid bit depths per PNG colour type (PNG spec, 11.2.2).
 _PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}

@@ -27,7 +27,7 @@ from PIL import (
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from core.errors import InvalidRequestError
-from core.held_bytes import HeldBytes
+from core.held_bytes import ByteChunks, HeldBytes
 
 FormatName = Literal["png", "jpeg", "gif", "webp", "avif"]
 """An ``output_format`` value; also the file extension of a hosted image. Same order as the table."""
@@ -125,7 +125,7 @@ class InputImage(BaseModel):
     height: int
     _held: HeldBytes = PrivateAttr()
 
-    def __init__(self, *, data: bytes, media_type: ImageMediaType, width: int, height: int) -> None:
+    def __init__(self, *, data: bytes | ByteChunks, media_type: ImageMediaType, width: int, height: int) -> None:
         super().__init__(media_type=media_type, width=width, height=height)
         self._held = HeldBytes(data)
 
@@ -140,8 +140,14 @@ class InputImage(BaseModel):
 
     @property
     def data(self) -> bytes:
-        """The image's bytes (read back from disk should they have been spilled)."""
+        """The image's bytes as one buffer (joined from its pieces once; read back from disk should
+        they have been spilled)."""
         return self._held.data
+
+    @property
+    def chunks(self) -> ByteChunks:
+        """The image's bytes as the pieces they arrived in (see :class:`~core.held_bytes.HeldBytes`)."""
+        return self._held.chunks
 
     @property
     def held(self) -> HeldBytes:
@@ -167,6 +173,11 @@ def sniff_media_type(data: bytes) -> ImageMediaType | None:
     fmt = sniff_format(data)
     return None if fmt is None else fmt.media_type
 
+
+HEADER_PREFIX_BYTES = 48 * 1024
+"""How much of an image :func:`read_header` is usually given when the whole is not at hand. PNG and
+WebP headers fit in 30 bytes; a JPEG's SOF follows its APPn segments (EXIF, an ICC profile), which
+rarely reach this far. When they do, the caller decodes the whole image and reads it again."""
 
 _PNG_END = b"IEND\xaeB`\x82"
 COMPLETION_TAIL_BYTES = 1024
@@ -197,15 +208,43 @@ def ends_look_complete(head: bytes, tail: bytes, size: int, media_type: ImageMed
     return True
 
 
-def probe_input(data: bytes, *, param: str, max_pixels: int) -> InputImage:
+def probe_input(data: bytes | ByteChunks, *, param: str, max_pixels: int) -> InputImage:
     """Validate a client's input image: a ``client_input`` format by its bytes, within the pixel cap.
 
     Reads only the header (no decode). Raises :class:`InvalidRequestError` naming ``param`` for an
-    empty part, another type, a corrupt header or a decompression bomb.
+    empty part, another type, a corrupt header or a decompression bomb. Pieces (a multipart part as
+    it arrived) are kept as they are: the header is read from their first
+    :data:`HEADER_PREFIX_BYTES`, and only an image whose header that prefix does
+    not settle is joined and read whole, so every answer is the one the whole image gives.
     """
-    if not data:
+    if isinstance(data, bytes):
+        return _probed(data, data, param=param, max_pixels=max_pixels)
+    prefix = _prefix(data, HEADER_PREFIX_BYTES)
+    if len(prefix) == sum(len(chunk) for chunk in data):  # the prefix is the whole image
+        return _probed(prefix, data, param=param, max_pixels=max_pixels)
+    try:
+        return _probed(prefix, data, param=param, max_pixels=max_pixels)
+    except InvalidRequestError:  # decided on the whole image, as a bytes part would be
+        return _probed(b"".join(data), data, param=param, max_pixels=max_pixels)
+
+
+def _prefix(chunks: ByteChunks, size: int) -> bytes:
+    """The first ``size`` bytes of ``chunks`` (fewer when they hold fewer), one small copy."""
+    taken: list[bytes | memoryview] = []
+    left = size
+    for chunk in chunks:
+        if left <= 0:
+            break
+        taken.append(chunk[:left])
+        left -= len(taken[-1])
+    return b"".join(taken)
+
+
+def _probed(header_bytes: bytes, data: bytes | ByteChunks, *, param: str, max_pixels: int) -> InputImage:
+    """``data`` as an input image, its format and size read from ``header_bytes`` (the whole or a prefix)."""
+    if not header_bytes:
         raise InvalidRequestError(f"'{param}' is empty", param=param, code="invalid_image")
-    fmt = sniff_format(data)
+    fmt = sniff_format(header_bytes)
     if fmt is None or not fmt.client_input:
         names = [f.label for f in IMAGE_FORMATS if f.client_input]
         raise InvalidRequestError(
@@ -214,7 +253,7 @@ def probe_input(data: bytes, *, param: str, max_pixels: int) -> InputImage:
             param=param,
             code="unsupported_file_mimetype",
         )
-    width, height = image_dimensions(data, param=param, max_pixels=max_pixels)
+    width, height = image_dimensions(header_bytes, param=param, max_pixels=max_pixels)
     return InputImage(data=data, media_type=fmt.media_type, width=width, height=height)
 
 

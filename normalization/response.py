@@ -8,7 +8,7 @@ from __future__ import annotations
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.image_payload import ImagePayload
+from core.image_payload import Base64Text, ImagePayload
 from normalization.plan import ParamHandling
 
 
@@ -24,8 +24,8 @@ class ImageData(BaseModel):
     seed: int | None = None
     image: ImagePayload | None = Field(default=None, exclude=True, repr=False)
 
-    def base64(self) -> bytes | None:
-        """The ``b64_json`` text as ASCII bytes, or None for a hosted image."""
+    def base64(self) -> Base64Text | None:
+        """The ``b64_json`` text as ASCII bytes (or a view of them), or None for a hosted image."""
         return None if self.image is None else self.image.base64_text
 
 
@@ -72,7 +72,7 @@ class ImagesResponse(BaseModel):
     size: str
     metadata: ResponseMetadata
 
-    def wire_chunks(self) -> list[bytes]:
+    def wire_chunks(self) -> list[bytes | memoryview]:
         """The JSON body as chunks to send in order; images' ``None`` fields are left out, as OpenAI does.
 
         Each image's base64 text is its own chunk, made once and never copied again: base64 needs
@@ -81,7 +81,7 @@ class ImagesResponse(BaseModel):
         short-lived large blocks kept the process's memory high under load.)
         """
         head = self.model_dump(mode="json", exclude={"data"})
-        chunks = [orjson.dumps(head)[:-1], b',"data":[']
+        chunks: list[bytes | memoryview] = [orjson.dumps(head)[:-1], b',"data":[']
         for index, image in enumerate(self.data):
             if index:
                 chunks.append(b",")

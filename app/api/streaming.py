@@ -212,7 +212,7 @@ class EventStream(Response):
                 # Let the work cancel its upstream jobs (fal's cancel call) before the request ends.
                 await asyncio.wait({job}, timeout=CANCEL_WAIT_SECONDS)
 
-    def _frames(self, job: asyncio.Task[ImagesResponse]) -> list[bytes]:
+    def _frames(self, job: asyncio.Task[ImagesResponse]) -> list[bytes | memoryview]:
         """The finished work as frames: its completed events, or one error event (noted for the ledger)."""
         try:
             return completed_frames(job.result(), self._shape)
@@ -227,12 +227,12 @@ class EventStream(Response):
         return [_frame("error", {"type": "error", **body})]
 
 
-def completed_frames(result: ImagesResponse, shape: EventShape) -> list[bytes]:
+def completed_frames(result: ImagesResponse, shape: EventShape) -> list[bytes | memoryview]:
     """One completed event per image, as chunks to send in order; each image's base64 is its own chunk,
     made once and never copied into a larger one (see :meth:`ImagesResponse.wire_chunks`)."""
     event = f"{shape.prefix}.completed"
     metadata = result.metadata.model_dump(mode="json")
-    chunks: list[bytes] = []
+    chunks: list[bytes | memoryview] = []
     for image in result.data:
         b64 = image.base64()
         if b64 is None:  # planned_request asked for b64_json: a hosted image here is a bug

@@ -108,7 +108,7 @@ class OpenAIAdapter(ImageAdapter):
             raise with_cause(error, response, self._key or None)
         request_id = response.headers.get("x-request-id")
         body = parse_body(response.content)
-        del response  # its 2-3 MB of JSON need not live on while the images are decoded
+        del response  # the images' base64 are views into its content, which they keep; nothing else of it
         images = await collect_images(body, self.results)
         return ProviderResult(images=images, upstream_request_id=request_id)
 

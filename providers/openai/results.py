@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from core.image_payload import ImagePayload
+from core.image_payload import Base64Text, ImagePayload
 from providers.base import GeneratedImage
 from providers.openai.errors import bad_response
 from providers.toolkit.results import ResultReader, all_or_first_failure
 
 
 class ImageItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
 
-    b64_json: str | bytes | None = None
-    """The image's base64 text: bytes when :func:`parse_body` cut it from the body, str otherwise."""
+    b64_json: str | Base64Text | None = None
+    """The image's base64 text: a view into the body when :func:`parse_body` cut it from there, str otherwise."""
     url: str | None = None
     revised_prompt: str | None = None
 
@@ -75,7 +75,7 @@ def _skip_space(content: bytes, cursor: int) -> int:
     return cursor
 
 
-def _cut_base64(content: bytes) -> tuple[bytes, list[bytes]] | None:
+def _cut_base64(content: bytes) -> tuple[bytes, list[memoryview]] | None:
     """``content`` with every ``"b64_json": "..."`` string emptied, and those strings, in order.
 
     Base64 holds no quote or backslash, so each value ends at the next quote; None when a value is
@@ -83,7 +83,8 @@ def _cut_base64(content: bytes) -> tuple[bytes, list[bytes]] | None:
     for the caller to confirm against the parsed skeleton.
     """
     pieces: list[bytes] = []
-    texts: list[bytes] = []
+    texts: list[memoryview] = []
+    view = memoryview(content)
     copied = search = 0
     while (key := content.find(_B64_KEY, search)) != -1:
         cursor = _skip_space(content, key + len(_B64_KEY))
@@ -98,7 +99,7 @@ def _cut_base64(content: bytes) -> tuple[bytes, list[bytes]] | None:
         if end == -1 or content.find(b"\\", start, end) != -1:
             return None
         pieces.append(content[copied:start])
-        texts.append(content[start:end])
+        texts.append(view[start:end])  # a view: the body outlives the image's use of it
         copied = search = end
     if not texts:
         return None

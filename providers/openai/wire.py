@@ -9,8 +9,8 @@
   sniffed media type: OpenAI refuses ``application/octet-stream`` parts.
 
 The multipart body (:func:`multipart_body`) is a :class:`ChunkedBody`: the image bytes as they are
-(never copied into a joined buffer), the small pieces between them joined, sent with an exact
-``Content-Length`` and re-sendable as is on a retry.
+(the pieces they arrived in, never copied into a joined buffer), the small pieces between them
+joined, sent with an exact ``Content-Length`` and re-sendable as is on a retry.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import secrets
 from pydantic import JsonValue
 
 from core.errors import GatewayError
+from core.held_bytes import ByteChunks
 from core.images import InputImage
 from providers.base import JsonObject, UpstreamCall
 from providers.toolkit.chunked_body import ChunkedBody
 
 FormFields = dict[str, str | list[str]]
-FilePart = tuple[str, tuple[str, bytes, str]]
+FilePart = tuple[str, tuple[str, ByteChunks, str]]
 
 
 def generation_body(call: UpstreamCall) -> JsonObject:
@@ -67,7 +68,7 @@ def form_fields(call: UpstreamCall) -> FormFields:
 
 
 def _file(name: str, filename: str, image: InputImage) -> FilePart:
-    return (name, (f"{filename}.{image.extension}", image.data, image.media_type))
+    return (name, (f"{filename}.{image.extension}", image.chunks, image.media_type))
 
 
 def file_parts(call: UpstreamCall) -> list[FilePart]:
@@ -91,11 +92,12 @@ def _quote(name: str) -> str:
 def multipart_body(call: UpstreamCall) -> tuple[ChunkedBody, str]:
     """The whole ``multipart/form-data`` body of an edit and its ``Content-Type`` (with boundary).
 
-    Each image is its own chunk, the original ``bytes`` object; the text between two images is
-    joined into one chunk (a write per field part would cost more than the copy it saves).
+    Each image is its own chunks, the pieces it arrived in (:attr:`InputImage.chunks`, never joined);
+    the text between two images is joined into one chunk (a write per field part would cost more
+    than the copy it saves).
     """
     boundary = secrets.token_hex(16)
-    chunks: list[bytes] = []
+    chunks: list[bytes | memoryview] = []
     pending: list[bytes] = []
     for name, value in form_fields(call).items():
         for text in value if isinstance(value, list) else [value]:
@@ -107,7 +109,7 @@ def multipart_body(call: UpstreamCall) -> tuple[ChunkedBody, str]:
             f'filename="{_quote(filename)}"\r\nContent-Type: {media_type}\r\n\r\n'
         )
         pending.append(head.encode())
-        chunks += [b"".join(pending), data]
+        chunks += [b"".join(pending), *data]
         pending = [b"\r\n"]
     pending.append(f"--{boundary}--\r\n".encode())
     chunks.append(b"".join(pending))

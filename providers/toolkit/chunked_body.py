@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import cast
 
 
 class ChunkedBody:
@@ -11,7 +12,7 @@ class ChunkedBody:
     Give httpx its ``Content-Length`` header explicitly (``len(body)``), or it sends chunked.
     """
 
-    def __init__(self, chunks: list[bytes]) -> None:
+    def __init__(self, chunks: list[bytes | memoryview]) -> None:
         self.chunks = chunks
         self.length = sum(len(chunk) for chunk in chunks)
         self._released = False
@@ -33,4 +34,6 @@ class ChunkedBody:
         if self._released:
             raise RuntimeError("this request body was released after it was sent")
         for chunk in self.chunks:
-            yield chunk
+            # A memoryview piece (an input image as it arrived) goes to the socket as it is: both
+            # transports write any bytes-like object; httpx's annotation only says bytes.
+            yield cast(bytes, chunk)

@@ -18,9 +18,8 @@ from typing import TypeVar
 
 import httpx
 
-from core.image_payload import ImagePayload, base64_ends, base64_size
-from core.image_probe import HEADER_PREFIX_BYTES
-from core.images import COMPLETION_TAIL_BYTES
+from core.image_payload import Base64Text, ImagePayload, base64_ends, base64_size
+from core.images import COMPLETION_TAIL_BYTES, HEADER_PREFIX_BYTES
 from core.provider_settings import ProviderSettings
 from providers.base import ResultLimits
 from providers.fetch import FetchPolicy, data_uri_base64, decode_data_uri, fetch_image_bytes
@@ -82,12 +81,12 @@ class ResultReader:
             return self.checked(decode_data_uri(reference, self.fetch_policy.max_bytes))
         return self.checked(await fetch_image_bytes(self.client, reference, self.fetch_policy))
 
-    def from_base64(self, text: str | bytes) -> ImagePayload:
+    def from_base64(self, text: str | Base64Text) -> ImagePayload:
         """A base64 image (OpenAI's ``b64_json``, Gemini's ``inlineData``, a ``data:`` URI), checked, kept as text.
 
         Only the text's ends are decoded (its header and its end marker, see
         :func:`core.image_payload.base64_ends`); the whole is decoded only when its header lies beyond
-        :data:`~core.image_probe.HEADER_PREFIX_BYTES` or only Pillow reads it (AVIF). Raises
+        :data:`~core.images.HEADER_PREFIX_BYTES` or only Pillow reads it (AVIF). Raises
         ``upstream_bad_response`` for text that is not padded base64 at its ends, too large, or not a
         whole image within the pixel cap.
         """

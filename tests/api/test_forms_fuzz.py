@@ -93,8 +93,8 @@ def parse(body: bytes, sizes: list[int], content_type: str = f"multipart/form-da
 def assert_within_limits(form: ParsedForm, body: bytes) -> None:
     assert len(body) <= LIMITS.max_request_bytes
     assert len(form.images) <= LIMITS.max_images
-    assert all(len(data) <= LIMITS.max_file_bytes for _, data in form.images)
-    assert form.mask is None or len(form.mask[1]) <= LIMITS.max_file_bytes
+    assert all(len(b"".join(pieces)) <= LIMITS.max_file_bytes for _, pieces in form.images)
+    assert form.mask is None or len(b"".join(form.mask[1])) <= LIMITS.max_file_bytes
     assert len(form.fields) + len(form.images) <= MAX_PARTS
     for value in form.fields.values():
         values = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [value]
@@ -183,8 +183,9 @@ def test_well_formed_bodies_round_trip(body_parts: list[Part], sizes: list[int])
         # Only these rules can refuse a well-formed body of these names.
         assert len(images) > LIMITS.max_images or len(masks) > 1 or "UTF-8" in exc.message, exc.message
         return
-    assert [data for _, data in form.images] == images
-    assert form.mask == (("mask", masks[0]) if masks else None)
+    assert [b"".join(pieces) for _, pieces in form.images] == images
+    joined_mask = None if form.mask is None else (form.mask[0], b"".join(form.mask[1]))
+    assert joined_mask == (("mask", masks[0]) if masks else None)
     for part in body_parts:
         if part.name == "prompt":
             last_prompt = part.data.decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,31 @@ def test_forgotten_bytes_are_gone_for_good(tmp_path: Path) -> None:
     spilled = HeldBytes(b"abc")
     spilled.spilled_to(spilled.write_file(tmp_path))
     assert not spilled.forget()  # a file holds them: a later attempt reads it back
+
+
+def _pieces(data: bytes, *cuts: int) -> tuple[memoryview, ...]:
+    view = memoryview(data)
+    edges = [0, *cuts, len(data)]
+    return tuple(view[start:end] for start, end in itertools.pairwise(edges))
+
+
+def test_pieces_are_handed_on_unjoined_and_joined_once_on_demand() -> None:
+    pieces = _pieces(DATA, 3, 1000, 1001)
+    held = HeldBytes(pieces)
+    assert held.size == len(DATA) and held.in_memory
+    assert held.chunks is pieces  # the very pieces: no copy
+    joined = held.data
+    assert joined == DATA and held.data is joined  # joined once, then kept
+    assert held.chunks == (joined,)
+
+
+def test_pieces_spill_to_a_file_whole_and_forget_drops_them(tmp_path: Path) -> None:
+    held = HeldBytes(_pieces(DATA, 7, 2000))
+    path = held.write_file(tmp_path)
+    assert path.read_bytes() == DATA
+    assert held.spilled_to(path) and not held.in_memory
+    assert held.chunks == (DATA,) and held.sync_reloads == 1  # read back as one buffer
+    forgotten = HeldBytes(_pieces(DATA, 5))
+    assert forgotten.forget() and not forgotten.in_memory
+    with pytest.raises(RuntimeError):
+        _ = forgotten.data

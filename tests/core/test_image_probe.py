@@ -13,10 +13,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from core.errors import UpstreamError
+from core.errors import InvalidRequestError, UpstreamError
 from core.image_payload import ImagePayload, base64_ends, base64_size
-from core.image_probe import HEADER_PREFIX_BYTES, ImageHeader, check_pixels, probe_header, read_header
-from core.images import ImageProblem
+from core.image_probe import ImageHeader, check_pixels, probe_header, read_header
+from core.images import HEADER_PREFIX_BYTES, ImageProblem, probe_input
 from core.provider_settings import ProviderSettings
 from providers.base import ResultLimits
 from providers.toolkit.results import ResultReader
@@ -163,3 +163,44 @@ async def test_a_jpeg_whose_header_lies_beyond_the_prefix_is_read_whole() -> Non
         checked = _reader(client).from_base64(base64.b64encode(jpeg).decode())
     assert checked.b64 == base64.b64encode(jpeg)
     assert checked.header == ImageHeader(media_type="image/jpeg", width=30, height=20, upright=True)
+
+
+def _in_pieces(data: bytes, size: int) -> tuple[memoryview, ...]:
+    view = memoryview(data)
+    return tuple(view[start : start + size] for start in range(0, len(data), size))
+
+
+@pytest.mark.parametrize("piece_bytes", [1, 1000, 64 * 1024])
+def test_an_input_in_pieces_reads_as_the_whole_and_stays_in_pieces(piece_bytes: int) -> None:
+    # A client's multipart part arrives in pieces; a big ICC profile puts a JPEG's frame header
+    # past the prefix the pieces are first read from, so that one is read whole.
+    images = [_save(_rgb(37, 21), "PNG"), _save(_rgb(30, 20), "JPEG", icc_profile=bytes(100_000))]
+    for data in images:
+        pieces = _in_pieces(data, piece_bytes)
+        whole = probe_input(data, param="image", max_pixels=10**6)
+        piecewise = probe_input(pieces, param="image", max_pixels=10**6)
+        assert (piecewise.media_type, piecewise.width, piecewise.height) == (
+            whole.media_type,
+            whole.width,
+            whole.height,
+        )
+        assert piecewise.chunks is pieces and piecewise.data == data
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"GIF89a" + bytes(200_000), "unsupported_file_mimetype"),
+        (_save(_rgb(37, 21), "PNG")[:20], "invalid_image"),
+        (_save(_rgb(3000, 3000), "PNG"), "image_too_large"),
+    ],
+)
+def test_an_input_in_pieces_is_refused_as_the_whole_is(data: bytes, code: str) -> None:
+    errors = []
+    for given in (data, _in_pieces(data, 4096)):
+        with pytest.raises(InvalidRequestError) as caught:
+            probe_input(given, param="image", max_pixels=10**6)
+        errors.append((caught.value.code, caught.value.message))
+    assert errors[0] == errors[1] and errors[0][0] == code
+    with pytest.raises(InvalidRequestError, match="is empty"):
+        probe_input((), param="image", max_pixels=10**6)

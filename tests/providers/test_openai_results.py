@@ -23,6 +23,8 @@ def test_each_b64_json_is_taken_as_bytes_and_the_rest_parsed() -> None:
     )
     items = parse_body(body).data
     assert [item.b64_json for item in items] == [b"QUJD", None, b"REVG"]
+    # Views into the body, not copies of 2-3 MB strings.
+    assert isinstance(items[0].b64_json, memoryview) and items[0].b64_json.obj is body
     assert [item.revised_prompt for item in items] == ['say "b64_json": "x"', "b64_json", "p"]
     assert items[1].url == "https://cdn.test/a.png"
 
