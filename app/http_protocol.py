@@ -20,15 +20,6 @@ bytes arrive:
   carry the next request. Past either bound the connection is closed. (uvicorn already discards
   such bytes, but with no bound: each arriving chunk even cancels its keep-alive timer.)
 
-- **What a request holds before anyone reads it.** The event loop read up to 256 KiB from a connection
-  at a time, and uvicorn keeps what arrived of a body until the app asks for it (pausing only past
-  64 KiB): a request waiting for admission held up to about 320 KiB. 1,000 edits sent at once held
-  about 60 MiB more at the intake's peak than with small reads (measured with a 64 KiB receive
-  buffer instead). :class:`_BoundedReads` reads into one shared buffer, :data:`HEAD_READ_BYTES` at a
-  time while the bytes would only wait (a head, a body its app has not asked for, bytes after an
-  answer), :data:`BODY_READ_BYTES` while the app reads: a waiting request holds at most about
-  80 KiB.
-
 Closing a connection while the client still sends makes the kernel reset it, and a reset can
 destroy the answer before the client reads it; so a refused head is answered, the sending side of
 the connection shut (the client reads the answer and the end), and what still arrives discarded
@@ -40,23 +31,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
-from typing import Any, cast
 
 import httptools
 import orjson
-from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-from uvicorn.server import ServerState
 
 from app.context import REQUEST_ID_HEADER
 from core.errors import GatewayError, InvalidRequestError, RequestHeaderTooLargeError
 
 DRAIN_BYTES = 64 * 1024 * 1024
 DRAIN_SECONDS = 5.0
-HEAD_READ_BYTES = 16 * 1024
-"""Read size while the bytes would only wait: a request head, a body its app has not asked for yet."""
-BODY_READ_BYTES = 256 * 1024
-"""Read size while the app reads the body (the event loop's own read size)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +77,6 @@ class _GuardedProtocol(HttpToolsProtocol):
     _draining = False
     _drained = 0
     _drain_timer: asyncio.TimerHandle | None = None
-    _upgraded = False
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -122,25 +105,13 @@ class _GuardedProtocol(HttpToolsProtocol):
             self._feed(head)
         if not rest or self._refusal is not None or self.transport.is_closing():
             return
-        if self._upgraded:  # a WebSocket took the connection: the rest is not ours
+        if self.transport.get_protocol() is not self:  # upgraded to a WebSocket: the rest is not ours
             return
         if self._in_head:
             limit = self.head_limits.max_head_bytes
             self._refuse(RequestHeaderTooLargeError(f"the request head is larger than {limit} bytes"))
             return
         self._feed(rest)
-
-    def read_size(self) -> int:
-        """How much the next read may take: :data:`BODY_READ_BYTES` while a request's app has taken
-        every body byte read so far and more is coming (it is reading), or while discarding after an
-        answer; :data:`HEAD_READ_BYTES` otherwise (a head, a body nobody asked for yet, keep-alive)."""
-        cycle = self.cycle
-        reading = cycle is not None and not cycle.response_complete and cycle.more_body and not cycle.body
-        return BODY_READ_BYTES if reading or self._draining else HEAD_READ_BYTES
-
-    def handle_websocket_upgrade(self) -> None:
-        self._upgraded = True
-        super().handle_websocket_upgrade()
 
     def _feed(self, data: bytes) -> None:
         """uvicorn's ``data_received``, answering what the parser refuses in the OpenAI error shape."""
@@ -299,59 +270,11 @@ def guarded_protocol(
     drain_bytes: int = DRAIN_BYTES,
     drain_seconds: float = DRAIN_SECONDS,
 ) -> type[asyncio.Protocol]:
-    """A protocol class for ``uvicorn.Config(http=...)``: uvicorn's httptools protocol with the bounds
-    of the module docstring, behind :class:`_BoundedReads`."""
+    """An httptools protocol class for ``uvicorn.Config(http=...)`` with the bounds of the module docstring."""
     attributes = {
         "head_timeout_seconds": head_timeout_seconds,
         "head_limits": head_limits or HeadLimits(),
         "drain_bytes": drain_bytes,
         "drain_seconds": drain_seconds,
     }
-    http_class = type("GuardedHttpProtocol", (_GuardedProtocol,), attributes)
-    bounded = type("BoundedReadsProtocol", (_BoundedReads,), {"http_class": http_class})
-    # uvicorn's annotation names asyncio.Protocol; it only calls the class with its keyword arguments.
-    return cast(type[asyncio.Protocol], bounded)
-
-
-_read_buffer = memoryview(bytearray(BODY_READ_BYTES))
-"""One read buffer for every connection of the process: each read is copied out (as the event loop
-does with its own buffer) before the next one starts, all on the event loop's thread."""
-
-
-class _BoundedReads(asyncio.BufferedProtocol):
-    """The transport's protocol: reads into the shared buffer, :meth:`_GuardedProtocol.read_size`
-    bytes at a time, and hands each read to the HTTP protocol, which does everything else itself (it
-    has the transport; uvicorn tracks it, not this)."""
-
-    http_class: type[_GuardedProtocol]
-
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        self.http = self.http_class(config=config, server_state=server_state, app_state=app_state, _loop=_loop)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.http.connection_made(transport)  # type: ignore[arg-type]
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return _read_buffer[: self.http.read_size()]
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.http.data_received(bytes(_read_buffer[:nbytes]))
-
-    def eof_received(self) -> bool | None:
-        self.http.eof_received()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.http.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self.http.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.http.resume_writing()
+    return type("GuardedHttpProtocol", (_GuardedProtocol,), attributes)
