@@ -43,11 +43,10 @@ class HeldBytes:
 
     __slots__ = (
         "__weakref__",
-        "_chunks",
-        "_data",
         "_finalizer",
         "_forgotten",
         "_path",
+        "_pieces",
         "pins",
         "size",
         "spills",
@@ -55,12 +54,12 @@ class HeldBytes:
     )
 
     def __init__(self, data: bytes | ByteChunks) -> None:
-        self._data: bytes | None = data if isinstance(data, bytes) else None
-        self._chunks: ByteChunks | None = None if isinstance(data, bytes) else data
+        self._pieces: ByteChunks | None = (data,) if isinstance(data, bytes) else data
+        """The bytes while in memory (one ``bytes`` once joined or reloaded); None while not."""
         self._path: Path | None = None
         self._finalizer: weakref.finalize[[Path], HeldBytes] | None = None
         self._forgotten = False
-        self.size = len(data) if isinstance(data, bytes) else sum(len(chunk) for chunk in data)
+        self.size = sum(len(piece) for piece in self._pieces)
         self.pins = 0
         """Attempts that need the bytes in memory now (they are sending them upstream)."""
         self.spills = 0
@@ -72,23 +71,25 @@ class HeldBytes:
     def data(self) -> bytes:
         """The bytes as one buffer: the pieces joined (once: the joined bytes replace them), or read
         back from the file (and kept in memory again) when they are on disk."""
-        data = self._data
-        if data is None and self._chunks is not None:
-            data = self._data = b"".join(self._chunks)
-            self._chunks = None
-        if data is None:
-            data = self._data = self.read_file()
+        pieces = self._pieces
+        if pieces is None:
+            data = self.read_file()
             self.sync_reloads += 1
+        elif len(pieces) == 1 and isinstance(pieces[0], bytes):
+            return pieces[0]
+        else:
+            data = b"".join(pieces)
+        self._pieces = (data,)
         return data
 
     @property
     def chunks(self) -> ByteChunks:
         """The bytes as the pieces they arrived in, never joined (one piece once :attr:`data` was read)."""
-        return self._chunks if self._chunks is not None else (self.data,)
+        return self._pieces if self._pieces is not None else (self.data,)
 
     @property
     def in_memory(self) -> bool:
-        return self._data is not None or self._chunks is not None
+        return self._pieces is not None
 
     @property
     def path(self) -> Path | None:
@@ -98,13 +99,13 @@ class HeldBytes:
     def write_file(self, directory: Path) -> Path:
         """Write the bytes to a new file under ``directory`` (blocking I/O: call it off the loop) and
         return its path; :meth:`spilled_to` then records it. Raises ``OSError`` (a full disk)."""
-        if not self.in_memory:
+        pieces = self._pieces
+        if pieces is None:
             raise RuntimeError("the bytes are not in memory")
-        chunks = self.chunks
         fd, name = tempfile.mkstemp(prefix="input-", suffix=".bin", dir=directory)
         try:
             with os.fdopen(fd, "wb") as file:
-                file.writelines(chunks)
+                file.writelines(pieces)
         except BaseException:
             _unlink(Path(name))
             raise
@@ -122,7 +123,7 @@ class HeldBytes:
             _unlink(path)
         if self.pins:
             return False
-        self._data = self._chunks = None
+        self._pieces = None
         self.spills += 1
         return True
 
@@ -132,7 +133,7 @@ class HeldBytes:
         left memory."""
         if self.pins or not self.in_memory or self._path is not None:
             return False
-        self._data = self._chunks = None
+        self._pieces = None
         self._forgotten = True
         self.spills += 1
         return True
@@ -141,7 +142,7 @@ class HeldBytes:
         """Drop the in-memory copy when a file already holds the bytes and nobody pinned them."""
         if self._path is None or self.pins or not self.in_memory:
             return False
-        self._data = self._chunks = None
+        self._pieces = None
         self.spills += 1
         return True
 
@@ -156,7 +157,7 @@ class HeldBytes:
     def reloaded(self, data: bytes) -> None:
         """Keep ``data`` (from :meth:`read_file`) in memory again."""
         if not self.in_memory:
-            self._data = data
+            self._pieces = (data,)
 
     def discard(self) -> Path | None:
         """Forget the file (the caller removes the returned path, off the loop); the bytes are read

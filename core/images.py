@@ -220,12 +220,13 @@ def probe_input(data: bytes | ByteChunks, *, param: str, max_pixels: int) -> Inp
     if isinstance(data, bytes):
         return _probed(data, data, param=param, max_pixels=max_pixels)
     prefix = _prefix(data, HEADER_PREFIX_BYTES)
-    if len(prefix) == sum(len(chunk) for chunk in data):  # the prefix is the whole image
-        return _probed(prefix, data, param=param, max_pixels=max_pixels)
     try:
         return _probed(prefix, data, param=param, max_pixels=max_pixels)
-    except InvalidRequestError:  # decided on the whole image, as a bytes part would be
-        return _probed(b"".join(data), data, param=param, max_pixels=max_pixels)
+    except InvalidRequestError:
+        if len(prefix) < HEADER_PREFIX_BYTES:  # the prefix was the whole image: that answer stands
+            raise
+    # Decided on the whole image, as a bytes part would be; the pieces are still what is kept.
+    return _probed(b"".join(data), data, param=param, max_pixels=max_pixels)
 
 
 def _prefix(chunks: ByteChunks, size: int) -> bytes:

@@ -7,8 +7,8 @@ the engine and applies the migrations, :meth:`Database.aclose` (its end) dispose
 SQLite (the embedded default) runs in WAL mode, so readers never wait for the writer, with a busy
 timeout instead of instant "database is locked" errors. Switching a new database to WAL is the one
 step the busy timeout does not cover: connections doing it at once (replicas starting together on a
-fresh file) may be refused at once, so it is retried (:func:`enable_wal`). Python's sqlite3 driver does not begin a
-transaction before DDL or SELECT (its legacy mode); SQLAlchemy's documented recipe hands BEGIN to
+fresh file) may be refused at once, so it is retried (:func:`enable_wal`). Python's sqlite3 driver
+does not begin a transaction before DDL or SELECT (its legacy mode); SQLAlchemy's documented recipe hands BEGIN to
 us, which makes migrations transactional and lets :mod:`app.db.migrate` ask for ``BEGIN IMMEDIATE``.
 """
 

@@ -89,9 +89,9 @@ def base64_chunks(chunks: ByteChunks) -> list[bytes]:
         if whole:
             encoded.append(pybase64.b64encode(view[:whole]))
         carry = bytes(view[whole:])
-    if carry or not encoded:
+    if carry:
         encoded.append(pybase64.b64encode(carry))
-    return [piece for piece in encoded if piece]
+    return encoded
 
 
 def _replaced(value: JsonValue, nonce: str, images: list[list[bytes]]) -> JsonValue:
