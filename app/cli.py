@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return operations.run(args)
 
     from app.allocator import start_trimming
+    from app.collector import tune_collector
     from app.db import migrate_database
     from app.http_protocol import guarded_protocol
     from app.logs import log_config
@@ -102,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         http=guarded_protocol(settings.header_timeout_seconds),
         timeout_keep_alive=settings.keepalive_timeout_seconds,
     )
+    tune_collector()  # start-up's objects frozen out of every collection (app.collector)
     NotifyingServer(config, stop_notice_of(app)).run()
     return 0
 
