@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":
         return operations.run(args)
 
-    from app.allocator import start_trimming
+    from app.allocator import fix_thresholds, start_trimming
     from app.collector import tune_collector
     from app.db import migrate_database
     from app.http_protocol import guarded_protocol
@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    fix_thresholds()  # glibc's heap neither shrunk nor regrown per request (app.allocator)
     start_trimming()  # a burst of edits' memory goes back to the system (app.allocator)
     try:
         app = create_app(settings)

@@ -17,7 +17,11 @@ What :func:`tune_collector` does, for ``pixelgate serve`` only (tests keep the d
 - raises the young generation's threshold to :data:`YOUNG_THRESHOLD` (the older generations keep
   theirs): a request allocates several thousand objects, almost all freed by reference counting,
   so collections come about once per few requests instead of several times per request, and cyclic
-  garbage waits for at most that many allocations.
+  garbage waits for at most that many allocations. What a request frees must not wait for them: an
+  upstream answer was such a cycle (httpx's stream wrapper points back at its response), holding the
+  answer and the upload until a collection; :mod:`app.upstream_http` unlinks it on close. With that
+  cycle still there, the larger threshold had cost 1 MiB edits at c=1 about 3 ms each (their
+  megabytes waited for a collection, and every request took fresh pages).
 """
 
 from __future__ import annotations

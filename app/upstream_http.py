@@ -24,6 +24,7 @@ deadline (``PIXELGATE_REQUEST_TIMEOUT_SECONDS``) rather than the provider's read
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Literal
 
@@ -93,10 +94,21 @@ async def _streamed(stream: httpx.AsyncByteStream) -> AsyncIterator[bytes]:
             yield chunk
 
 
+_CLOSED = httpx.ByteStream(b"")
+
+
 class _ResponseStream(httpx.AsyncByteStream):
+    """An aiohttp answer's body as httpx's stream; on close, it unlinks the httpx response from httpx's
+    wrapper of this stream. ``httpx.AsyncClient`` wraps every response's stream in one that refers
+    back to the response (to time it), a reference cycle: without the unlinking, the response, its
+    read body (an answer of megabytes) and its request (an edit's upload, views of the client's
+    input) would wait for the garbage collector instead of going when the caller drops them. After
+    the close the stream is never read again (httpx checks ``is_closed`` first)."""
+
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
         self._request = request
+        self.owner: weakref.ref[httpx.Response] | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         # iter_any, not iter_chunks: iter_chunks would save a copy of most of a large answer, but at the
@@ -109,6 +121,9 @@ class _ResponseStream(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         # Back to the pool when the body was read whole, closed otherwise.
         self._response.release()
+        owner = self.owner() if self.owner is not None else None
+        if owner is not None:
+            owner.stream = _CLOSED
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -153,13 +168,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 ),
                 server_hostname=request.extensions.get("sni_hostname"),
             )
-        return httpx.Response(
+        stream = _ResponseStream(response, request)
+        answer = httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=_ResponseStream(response, request),
+            stream=stream,
             request=request,
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode("latin-1")},
         )
+        stream.owner = weakref.ref(answer)
+        return answer
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -3,12 +3,15 @@ unless the operator tuned glibc."""
 
 from __future__ import annotations
 
+import json
 import platform
+import subprocess
+import sys
 import time
 
 import pytest
 
-from app.allocator import _free_heap_bytes, _rss_bytes, start_trimming
+from app.allocator import _free_heap_bytes, _rss_bytes, fix_thresholds, start_trimming
 from tests.polling import wait_until
 
 GLIBC = platform.libc_ver()[0] == "glibc"
@@ -81,3 +84,28 @@ def test_a_steady_loads_free_memory_is_trimmed_on_the_interval() -> None:
 def test_an_operators_own_tuning_is_left_alone(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setenv(name, "65536")
     assert start_trimming() is None
+    assert fix_thresholds() is False
+
+
+THRESHOLDS_CHILD = """
+import ctypes, json, sys
+from app.allocator import _MallInfo2, fix_thresholds
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = _MallInfo2
+fixed = fix_thresholds() if sys.argv[1] == "fix" else False
+before = mallinfo2().hblks
+block = bytearray(4 * 1024 * 1024)  # over glibc's first (dynamic) mmap threshold of 128 KiB
+print(json.dumps({"fixed": fixed, "own_mappings": mallinfo2().hblks - before}))
+"""
+
+
+@pytest.mark.skipif(not GLIBC or _free_heap_bytes() is None, reason="glibc 2.33's mallinfo2")
+@pytest.mark.usefixtures("untuned")
+@pytest.mark.parametrize(("mode", "fixed", "own_mappings"), [("fix", True, 0), ("default", False, 1)])
+def test_fixed_thresholds_keep_large_blocks_in_the_heap(mode: str, fixed: bool, own_mappings: int) -> None:
+    # Process-wide, so in a child. glibc's own first threshold gives a 4 MiB block a mapping of its
+    # own; pinned at 32 MiB, the block comes from the heap (no fault-in and unmap per request).
+    argv = [sys.executable, "-c", THRESHOLDS_CHILD, mode]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"fixed": fixed, "own_mappings": own_mappings}

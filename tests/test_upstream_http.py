@@ -10,8 +10,10 @@ redirect checks must hold on both.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import ssl
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -151,6 +153,28 @@ async def test_answers_and_streams_pass_through(client: httpx.AsyncClient) -> No
         for _ in range(3):  # one kept-alive connection, three requests
             response = await client.get(f"http://127.0.0.1:{port}/a")
             assert (response.status_code, response.headers["x-upstream"], response.content) == (200, "yes", PNG * 1000)
+
+
+async def test_an_answer_read_and_dropped_is_freed_without_the_garbage_collector() -> None:
+    # httpx's client wraps each answer's stream in one that points back at the answer: a cycle that
+    # would keep the answer's body and its request's upload for the collector. The aiohttp transport
+    # unlinks it when the answer is closed (httpcore's pool keeps httpx's cycle).
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(len(PNG))
+        writer.write(ok(PNG * 1000))
+        await writer.drain()
+
+    async with serve(answer) as port, build_upstream_client("aiohttp", max_connections=8) as client:
+        gc.disable()
+        try:
+            response = await client.post(f"http://127.0.0.1:{port}/a", content=PNG)
+            assert response.content == PNG * 1000
+            answer_ref, request_ref = weakref.ref(response), weakref.ref(response.request)
+            del response
+            assert answer_ref() is None and request_ref() is None
+        finally:
+            gc.enable()
 
 
 # -- the fetch guard on each transport --------------------------------------------------------------
