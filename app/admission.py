@@ -21,6 +21,15 @@ answer starts before its images are made: its slot is freed once they are.) A re
 answered at once, its body unread; the HTTP protocol then reads and discards what the client still
 sends, within bounds (:mod:`app.http_protocol`), so the client reads the 503.
 
+The intake budget (``PIXELGATE_MAX_INTAKE_BYTES``) bounds the memory of large uploads between their
+read and their upstream: a request whose declared body is :data:`INTAKE_MIN_BYTES` or more reserves
+that many bytes along with its slot, in the same FIFO order, and gives them back once its inputs are
+with the upstream (:meth:`Slot.inputs_sent`: fal has accepted the job, after which the inputs leave
+memory; for upstreams that take inputs and answer in one call, as that call starts) or when the request
+ends. Handing the slot on while the upstream works does not free the bytes: 1,000 1 MiB edits sent at
+once to fal had up to 83 submits in flight (the input and its 1.4 MB of base64 each), read faster than
+the upstream accepted them; with the budget the bodies not yet admitted wait unread in the sockets.
+
 Other routes (``/healthz``, ``/v1/models``, hosted image links) pass straight through.
 """
 
@@ -30,7 +39,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -40,15 +49,20 @@ from app.context import Timings, context_of
 from app.handlers import error_response
 from core.errors import ServiceUnavailableError
 
+INTAKE_MIN_BYTES = 256 * 1024
+"""Bodies smaller than this reserve nothing of the intake budget."""
+
 
 @dataclass(frozen=True)
 class AdmissionLimits:
-    """``max_inflight`` requests in progress, ``max_queued`` waiting for at most ``queue_timeout_seconds``."""
+    """``max_inflight`` requests in progress, ``max_queued`` waiting for at most ``queue_timeout_seconds``;
+    ``max_intake_bytes`` (0: no bound) of large bodies read and not yet handed to an upstream."""
 
     max_inflight: int
     max_queued: int
     queue_timeout_seconds: float
     retry_after_seconds: int
+    max_intake_bytes: int = 0
 
 
 class Overloaded(Exception):
@@ -59,71 +73,122 @@ class AdmissionGate:
     """A FIFO counting gate: ``acquire`` waits in arrival order; raises :class:`Overloaded` instead of queueing
     past ``max_queued`` or waiting past the timeout. ``reacquire`` (a request taking its slot back after
     the upstream answered) waits ahead of every new arrival, without limit or timeout: that request has
-    already cost an upstream call. Single event loop; not thread-safe."""
+    already cost an upstream call. ``acquire(intake_bytes)`` also reserves that many bytes of the intake
+    budget (see the module docstring), given back with :meth:`release_intake`; a reservation larger than
+    the budget is taken when no other is held. Single event loop; not thread-safe."""
 
     def __init__(self, limits: AdmissionLimits) -> None:
         self.limits = limits
         self.inflight = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.intake_bytes = 0
+        """Bytes of the intake budget reserved now."""
+        self._waiters: deque[tuple[asyncio.Future[None], int]] = deque()
         self._returning: deque[asyncio.Future[None]] = deque()
 
     @property
     def queued(self) -> int:
         return len(self._waiters)
 
-    async def acquire(self) -> None:
-        if self._free():
-            self.inflight += 1
+    async def acquire(self, intake_bytes: int = 0) -> None:
+        if not self._waiters and not self._returning and self._admits(intake_bytes):
+            self._take(intake_bytes)
             return
         if len(self._waiters) >= self.limits.max_queued:
             raise Overloaded
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((waiter, intake_bytes))
         try:
             async with asyncio.timeout(self.limits.queue_timeout_seconds):
-                await self._wait(self._waiters)
+                await self._wait(waiter, lambda: self._drop_waiter(waiter), intake_bytes)
         except TimeoutError:
             raise Overloaded from None
 
     async def reacquire(self) -> None:
-        if self._free():
+        if not self._waiters and not self._returning and self.inflight < self.limits.max_inflight:
             self.inflight += 1
             return
-        await self._wait(self._returning)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._returning.append(waiter)
+        await self._wait(waiter, lambda: self._drop_returning(waiter), 0)
 
     def release(self) -> None:
-        for queue in (self._returning, self._waiters):
-            while queue:
-                waiter = queue.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)  # the slot passes to the next waiter directly
-                    return
         self.inflight -= 1
+        self._dispatch()
 
-    def _free(self) -> bool:
-        return self.inflight < self.limits.max_inflight and not self._waiters and not self._returning
+    def release_intake(self, intake_bytes: int) -> None:
+        self.intake_bytes -= intake_bytes
+        self._dispatch()
 
-    async def _wait(self, queue: deque[asyncio.Future[None]]) -> None:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue.append(waiter)
+    def _admits(self, intake_bytes: int) -> bool:
+        if self.inflight >= self.limits.max_inflight:
+            return False
+        budget = self.limits.max_intake_bytes
+        return not intake_bytes or not budget or not self.intake_bytes or self.intake_bytes + intake_bytes <= budget
+
+    def _take(self, intake_bytes: int) -> None:
+        self.inflight += 1
+        self.intake_bytes += intake_bytes
+
+    def _dispatch(self) -> None:
+        """Wake waiters while they fit: returning ones first, then new arrivals strictly in order (one
+        whose bytes do not fit holds back those behind it, so a large upload is not starved)."""
+        while self._returning and self.inflight < self.limits.max_inflight:
+            waiter = self._returning.popleft()
+            if not waiter.done():
+                self.inflight += 1
+                waiter.set_result(None)
+        while self._waiters:
+            waiter, intake_bytes = self._waiters[0]
+            if waiter.done():
+                self._waiters.popleft()
+                continue
+            if not self._admits(intake_bytes):
+                return
+            self._waiters.popleft()
+            self._take(intake_bytes)
+            waiter.set_result(None)
+
+    def _drop_waiter(self, waiter: asyncio.Future[None]) -> None:
+        for index, (queued, _) in enumerate(self._waiters):
+            if queued is waiter:
+                del self._waiters[index]
+                self._dispatch()  # it may have held back those behind it
+                return
+
+    def _drop_returning(self, waiter: asyncio.Future[None]) -> None:
+        if waiter in self._returning:
+            self._returning.remove(waiter)
+
+    async def _wait(self, waiter: asyncio.Future[None], drop: Callable[[], None], intake_bytes: int) -> None:
         try:
-            await waiter  # release() counted us in before waking us
+            await waiter  # _dispatch() counted us in before waking us
         except BaseException:
             if waiter.done() and not waiter.cancelled():
-                self.release()  # woken and cancelled or timed out in the same instant: hand the slot on
-            elif waiter in queue:  # a release() may already have dropped it, cancelled, from the queue
-                queue.remove(waiter)
+                # Woken and cancelled or timed out in the same instant: hand the slot and bytes on.
+                self.intake_bytes -= intake_bytes
+                self.release()
+            else:  # _dispatch() may already have dropped it, cancelled, from the queue
+                drop()
             raise
 
 
 class Slot:
-    """One admitted request's slot. Closed when the request's response is done; work that outlives
-    it (an Idempotency-Key request whose client left) goes on without a slot. Time spent taking it
-    back is added to the request's queue wait."""
+    """One admitted request's slot, and its reservation of the intake budget. Closed when the request's
+    response is done; work that outlives it (an Idempotency-Key request whose client left) goes on
+    without a slot. Time spent taking it back is added to the request's queue wait."""
 
-    def __init__(self, gate: AdmissionGate, timings: Timings) -> None:
+    def __init__(self, gate: AdmissionGate, timings: Timings, intake_bytes: int = 0) -> None:
         self._gate = gate
         self._timings = timings
         self._held = True
         self._closed = False
+        self._intake_bytes = intake_bytes
+
+    def inputs_sent(self) -> None:
+        """The request's inputs are with its upstream, or no longer wait for it: the bytes go back."""
+        if self._intake_bytes:
+            self._gate.release_intake(self._intake_bytes)
+            self._intake_bytes = 0
 
     @asynccontextmanager
     async def released(self) -> AsyncIterator[None]:
@@ -144,6 +209,7 @@ class Slot:
 
     def close(self) -> None:
         self._closed = True
+        self.inputs_sent()
         if self._held:
             self._held = False
             self._gate.release()
@@ -165,14 +231,15 @@ class AdmissionGuard:
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
+        intake_bytes = _intake_bytes(scope)
         try:
-            await self.gate.acquire()
+            await self.gate.acquire(intake_bytes)
         except Overloaded:
             await _overloaded(self.gate.limits)(scope, receive, send)
             return
         finally:
             context.timings.queue_wait += time.monotonic() - started
-        slot = context.slot = Slot(self.gate, context.timings)
+        slot = context.slot = Slot(self.gate, context.timings, intake_bytes)
 
         async def send_then_free(message: Message) -> None:
             if message["type"] == "http.response.start" and not _event_stream(message):
@@ -183,6 +250,16 @@ class AdmissionGuard:
             await self.app(scope, receive, send_then_free)
         finally:
             slot.close()
+
+
+def _intake_bytes(scope: Scope) -> int:
+    """What a request reserves of the intake budget: its declared body length, from
+    :data:`INTAKE_MIN_BYTES` up (a generation's JSON, a form without files: nothing)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            length = int(value) if value.isdigit() else 0
+            return length if length >= INTAKE_MIN_BYTES else 0
+    return 0
 
 
 def _event_stream(start: Message) -> bool:

@@ -91,6 +91,11 @@ class RequestContext:
     slot: Slot | None = None
     outcome: Outcome = field(default_factory=Outcome)
 
+    def inputs_sent(self) -> None:
+        """The request's inputs are with its upstream: its share of the intake budget goes back."""
+        if self.slot is not None:
+            self.slot.inputs_sent()
+
     def without_slot(self) -> AbstractAsyncContextManager[None]:
         """The admission slot handed on for the duration (waiting on someone else's server), then taken
         back ahead of new arrivals; nothing for a request that holds none."""

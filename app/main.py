@@ -308,6 +308,7 @@ def admission_limits(settings: Settings) -> AdmissionLimits:
         max_queued=settings.max_queued,
         queue_timeout_seconds=settings.queue_timeout_seconds,
         retry_after_seconds=settings.overload_retry_after_seconds,
+        max_intake_bytes=settings.max_intake_bytes,
     )
 
 

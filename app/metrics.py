@@ -171,6 +171,11 @@ class _StateCollector(Collector):
                 "PIXELGATE_MAX_INFLIGHT.",
                 admission.limits.max_inflight,
             ),
+            (
+                "pixelgate_intake_bytes",
+                "Bytes of large uploads read and not yet with an upstream (PIXELGATE_MAX_INTAKE_BYTES bounds them).",
+                admission.intake_bytes,
+            ),
             ("pixelgate_ledger_pending_rows", "Usage ledger rows not written yet.", ledger.pending),
             ("pixelgate_budget_charges_pending", "Budget charges not written yet.", budgets.settling),
         )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from core.held_bytes import HeldBytes
@@ -107,8 +107,8 @@ def _remove(paths: list[Path]) -> None:
 
 
 class SpillingTracker(UpstreamTracker):
-    """Hears that an attempt's call was accepted upstream and lets its images leave memory; passes
-    everything on to the request's own tracker (an async job's), if any."""
+    """Hears that an attempt's call was accepted upstream, tells ``on_accepted`` and lets its images
+    leave memory; passes everything on to the request's own tracker (an async job's), if any."""
 
     def __init__(
         self,
@@ -117,8 +117,10 @@ class SpillingTracker(UpstreamTracker):
         pinned: dict[int, list[HeldBytes]],
         *,
         needed_later: bool = True,
+        on_accepted: Callable[[], None] | None = None,
     ) -> None:
         self._inner = inner
+        self._on_accepted = on_accepted
         self._spill = spill
         self._needed_later = needed_later
         """Whether a later attempt (a failover) may send these images again."""
@@ -139,6 +141,8 @@ class SpillingTracker(UpstreamTracker):
         return None if self._inner is None else self._inner.previous(call)
 
     async def started(self, call: UpstreamCall, handle: UpstreamHandle) -> None:
+        if self._on_accepted is not None:
+            self._on_accepted()
         if self._inner is not None:
             await self._inner.started(call, handle)
         holders = self.pinned.pop(call.index, None)

@@ -88,6 +88,7 @@ class MeteredAdapter(ImageAdapter):
 
     def __init__(self, inner: ImageAdapter, *, price: PriceSpec | None, spend: Spend, observer: CallObserver) -> None:
         self._inner = inner
+        self.reports_acceptance = inner.reports_acceptance
         self._price = price
         self._spend = spend
         self._observer = observer

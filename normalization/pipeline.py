@@ -136,6 +136,7 @@ class Gateway:
         *,
         base_url: str,
         while_upstream: UpstreamWait | None = None,
+        on_inputs_sent: Callable[[], None] | None = None,
         spend: Spend | None = None,
         attempts: list[Attempt] | None = None,
         tracker: UpstreamTracker | None = None,
@@ -144,8 +145,10 @@ class Gateway:
         """Run ``route`` within the request deadline. Raises GatewayError subclasses only.
 
         ``while_upstream()`` is entered around the upstream calls, e.g. to hand the request's
-        admission slot on while the provider works. ``spend`` receives each completed call's cost as
-        it completes, also when the request fails afterwards (the caller charges it either way);
+        admission slot on while the provider works; ``on_inputs_sent()`` is called once the request's
+        inputs are with an upstream (see :meth:`normalization.routing.router.Router.run`). ``spend``
+        receives each completed call's cost as it completes, also when the request fails afterwards
+        (the caller charges it either way);
         ``attempts`` each upstream attempt as it ends (the ledger keeps the deployments tried).
         ``tracker`` (async jobs) records each call's upstream job and offers the ones recorded
         before a restart (see :mod:`providers.base`). ``on_partial`` (a streamed request) is told each
@@ -161,7 +164,12 @@ class Gateway:
             async with while_upstream() if while_upstream else contextlib.nullcontext():
                 async with asyncio.timeout(self._config.request_timeout_seconds):
                     served = await self._router.run(
-                        route, spend=spend, attempts=attempts, tracker=tracker, on_partial=on_partial
+                        route,
+                        spend=spend,
+                        attempts=attempts,
+                        tracker=tracker,
+                        on_partial=on_partial,
+                        on_inputs_sent=on_inputs_sent,
                     )
             return await self._emulate(route, served, base_url, spend, attempts)
         except TimeoutError as exc:

@@ -166,6 +166,12 @@ class UpstreamTracker(ABC):
 class ImageAdapter(ABC):
     """One provider kind's protocol. One instance per configured provider, built at start-up."""
 
+    reports_acceptance: bool = False
+    """Whether :meth:`run_tracked` tells its tracker ``started`` as soon as the upstream holds the call's
+    inputs (a queue's submit), long before the result: the gateway then stops counting the inputs as
+    waiting to be sent. An adapter whose upstream takes the inputs and answers in one call leaves it
+    False."""
+
     @abstractmethod
     async def run(self, call: UpstreamCall) -> ProviderResult:
         """Send ``call`` upstream and return its images, checked (see :mod:`providers.result_check`).

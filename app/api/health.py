@@ -34,7 +34,12 @@ async def readyz(state: AppStateDep) -> Response:
     checks["image_store"] = store.writable
     ready = all(checks.values())
     gate = state.admission
-    load = {"inflight": gate.inflight, "queued": gate.queued, "max_inflight": gate.limits.max_inflight}
+    load = {
+        "inflight": gate.inflight,
+        "queued": gate.queued,
+        "max_inflight": gate.limits.max_inflight,
+        "intake_bytes": gate.intake_bytes,
+    }
     body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks, "admission": load}
     if store.problem is not None:
         body["image_store_problem"] = store.problem

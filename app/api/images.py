@@ -191,6 +191,7 @@ async def _serve(
                 route,
                 base_url=base_url,
                 while_upstream=context.upstream,
+                on_inputs_sent=context.inputs_sent,
                 spend=spend,
                 attempts=attempts,
                 on_partial=previews.add if previews is not None else None,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from core.errors import GatewayError, ProviderNotConfiguredError
@@ -68,6 +68,7 @@ class _Run:
     on_partial: OnPartial | None
     needed_later: bool
     """Whether another deployment may take a leg later (see :func:`_may_fail_over`)."""
+    inputs_sent: Callable[[], None]
 
 
 class Router:
@@ -95,16 +96,23 @@ class Router:
         attempts: list[Attempt],
         tracker: UpstreamTracker | None = None,
         on_partial: OnPartial | None = None,
+        on_inputs_sent: Callable[[], None] | None = None,
     ) -> Served:
         """Every leg of ``route`` served by some deployment, or the error that ends the request.
 
         Each attempt is appended to ``attempts`` as it ends (the caller keeps them when this raises);
         each successful call's cost is added to ``spend`` as it completes. ``on_partial``: told the
-        partial images of every attempt's calls (see the module docstring).
+        partial images of every attempt's calls (see the module docstring). ``on_inputs_sent`` is
+        called (maybe more than once) when an upstream has accepted one of the calls, for an adapter
+        that reports its jobs (:attr:`providers.base.ImageAdapter.reports_acceptance`), or as an
+        attempt's calls start on one that does not: from then on the inputs are not held for a send.
         """
         per_request = self._fanout.request_slots()
         adapters = [self._metered(option, spend) for option in route.options]
-        run = _Run(per_request, attempts, tracker, on_partial, needed_later=_may_fail_over(route))
+        inputs_sent = on_inputs_sent or _nothing
+        run = _Run(
+            per_request, attempts, tracker, on_partial, needed_later=_may_fail_over(route), inputs_sent=inputs_sent
+        )
         if not run.needed_later:
             # Every call's inputs pinned before any leg starts: a leg whose call was accepted drops
             # them only once no other leg still has to send them (a leg may start late: a breaker's
@@ -214,15 +222,24 @@ class Router:
         when another deployment may take a leg later, else for good (:mod:`normalization.input_spill`;
         such a route's calls were pinned by :meth:`run`)."""
         pinned = {call.index: call_holders(call) for call in calls}
-        tracker = SpillingTracker(run.tracker, self._spill, pinned, needed_later=run.needed_later)
+        tracker = SpillingTracker(
+            run.tracker, self._spill, pinned, needed_later=run.needed_later, on_accepted=run.inputs_sent
+        )
+        streamed = run.on_partial is not None and any(call.partial_images for call in calls)
         try:
             if run.needed_later:
                 await self._spill.pin(held for group in pinned.values() for held in group)
+            if streamed or not adapter.reports_acceptance:
+                run.inputs_sent()  # its calls hold their inputs until they answer: nothing to wait for
             # Partials of this attempt reach the client as they come, even should it fail over later.
             results = await self._fanout.run(adapter, calls, tracker, run.per_request, run.on_partial)
         finally:
             await tracker.end()
         return collect(calls, results)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _attempt(provider: str, upstream: str, started: float, error: GatewayError | None) -> Attempt:

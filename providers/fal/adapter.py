@@ -60,6 +60,7 @@ log = logging.getLogger("pixelgate.fal")
 class FalAdapter(ImageAdapter):
     """fal's queue protocol behind :class:`ImageAdapter`, one per configured fal provider."""
 
+    reports_acceptance = True
     backoff_base_seconds: float = 0.2
     backoff_cap_seconds: float = 5.0
     poll_initial_seconds: float = 0.02

@@ -107,6 +107,7 @@ def test_the_metrics_count_known_traffic(live: LiveGateway) -> None:
     assert value(after, "pixelgate_inflight_requests") == 0
     assert value(after, "pixelgate_queued_requests") == 0
     assert value(after, "pixelgate_admission_slots_in_use") == 0
+    assert value(after, "pixelgate_intake_bytes") == 0
     assert value(after, "pixelgate_admission_slots") == live.settings.max_inflight
     assert value(after, "pixelgate_circuit_breaker_state", provider="fal", state="closed") == 1
     assert value(after, "pixelgate_circuit_breaker_state", provider="fal", state="open") == 0

@@ -1,0 +1,109 @@
+"""The admission gate in process: slots and the intake budget, handed out strictly in arrival order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.admission import AdmissionGate, AdmissionLimits, Overloaded
+
+MiB = 1024 * 1024
+
+
+def _gate(*, slots: int = 8, budget: int = 3 * MiB, queued: int = 16, timeout: float = 5) -> AdmissionGate:
+    return AdmissionGate(
+        AdmissionLimits(
+            max_inflight=slots,
+            max_queued=queued,
+            queue_timeout_seconds=timeout,
+            retry_after_seconds=1,
+            max_intake_bytes=budget,
+        )
+    )
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_uploads_beyond_the_budget_wait_until_inputs_are_sent() -> None:
+    gate = _gate()
+    await gate.acquire(MiB)
+    await gate.acquire(2 * MiB)
+    third = asyncio.create_task(gate.acquire(MiB))
+    await _settle()
+    assert not third.done() and gate.queued == 1 and gate.intake_bytes == 3 * MiB
+    gate.release_intake(MiB)  # the first request's inputs are with its upstream; it keeps its slot
+    await asyncio.wait_for(third, 1)
+    assert gate.intake_bytes == 3 * MiB and gate.inflight == 3
+
+
+async def test_an_upload_larger_than_the_budget_goes_alone() -> None:
+    gate = _gate()
+    await gate.acquire(MiB)
+    large = asyncio.create_task(gate.acquire(10 * MiB))
+    await _settle()
+    assert not large.done()
+    gate.release_intake(MiB)
+    await asyncio.wait_for(large, 1)
+    assert gate.intake_bytes == 10 * MiB
+    small = asyncio.create_task(gate.acquire(MiB))
+    await _settle()
+    assert not small.done()  # nothing more while it holds over the budget
+    gate.release_intake(10 * MiB)
+    await asyncio.wait_for(small, 1)
+
+
+async def test_a_waiting_upload_holds_back_those_behind_it() -> None:
+    # Strict arrival order: a stream of small requests must not starve a large one.
+    gate = _gate()
+    await gate.acquire(2 * MiB)
+    large = asyncio.create_task(gate.acquire(2 * MiB))
+    await _settle()
+    small = asyncio.create_task(gate.acquire(MiB))
+    generation = asyncio.create_task(gate.acquire(0))
+    await _settle()
+    assert not large.done() and not small.done() and not generation.done()
+    gate.release_intake(2 * MiB)
+    await asyncio.wait_for(asyncio.gather(large, small, generation), 1)
+    assert gate.intake_bytes == 3 * MiB and gate.inflight == 4
+
+
+async def test_a_waiter_that_gives_up_lets_those_behind_it_through() -> None:
+    gate = _gate()
+    await gate.acquire(2 * MiB)
+    large = asyncio.create_task(gate.acquire(2 * MiB))
+    await _settle()
+    small = asyncio.create_task(gate.acquire(MiB))
+    await _settle()
+    large.cancel()  # its client left
+    await asyncio.wait_for(small, 1)
+    assert gate.queued == 0 and gate.intake_bytes == 3 * MiB
+
+
+async def test_waiting_for_the_budget_times_out_as_the_queue_does() -> None:
+    gate = _gate(timeout=0.05)
+    await gate.acquire(3 * MiB)
+    with pytest.raises(Overloaded):
+        await gate.acquire(MiB)
+    assert gate.queued == 0 and gate.intake_bytes == 3 * MiB
+
+
+async def test_slots_still_bound_requests_within_the_budget() -> None:
+    gate = _gate(slots=1)
+    await gate.acquire(MiB)
+    second = asyncio.create_task(gate.acquire(MiB))
+    await _settle()
+    assert not second.done()
+    gate.release()  # the slot, not the bytes: the first request is still sending its inputs
+    await asyncio.wait_for(second, 1)
+    assert gate.intake_bytes == 2 * MiB
+
+
+async def test_no_budget_bounds_nothing_but_slots() -> None:
+    gate = _gate(budget=0)
+    for _ in range(4):
+        await gate.acquire(100 * MiB)
+    assert gate.inflight == 4 and gate.queued == 0

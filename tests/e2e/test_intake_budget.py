@@ -1,0 +1,79 @@
+"""The intake budget end to end: the openai SDK -> a live pixelgate -> the fake fal.
+
+Large uploads read and not yet with their upstream are bounded by ``PIXELGATE_MAX_INTAKE_BYTES``: with
+room for one upload, three edits sent at once reach fal one after the other, each as soon as fal has
+accepted the one before (its submit answered: the job runs on without the budget); without the bound
+they reach it together. The fake answers each submit after ``SUBMIT_SECONDS`` and finishes each job
+``JOB_SECONDS`` later, so the two orders are told apart by the gaps between submits.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import random
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+
+from tests.conftest import upstream_settings
+from tests.e2e.conftest import FAL_KEY
+from tests.fakes.fake_fal import FakeFal
+from tests.live import LiveGateway
+
+SUBMIT_SECONDS = 1.0
+JOB_SECONDS = 3.0
+EDITS = 3
+
+
+def _noise_png(side: int) -> bytes:
+    image = Image.frombytes("RGB", (side, side), random.Random(3).randbytes(side * side * 3))
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=0)
+    return out.getvalue()
+
+
+IMAGE = _noise_png(330)  # about 330 kB: over the 256 KiB from which a body counts
+
+
+@pytest.fixture(scope="module", params=[int(1.5 * len(IMAGE)), 0], ids=["one-upload-at-a-time", "unbounded"])
+def fal_gateway(
+    request: pytest.FixtureRequest, fal_server: FakeFal, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveGateway]:
+    settings = upstream_settings(
+        tmp_path_factory.mktemp("intake"), fal=fal_server, fal_key=FAL_KEY, max_intake_bytes=request.param
+    )
+    with LiveGateway(settings) as live:
+        yield live
+
+
+def _edit(client: openai.OpenAI) -> int:
+    result = client.images.edit(
+        model="hidream-e1-1",
+        image=("in.png", IMAGE, "image/png"),
+        prompt=f"make it blue [fake:slow_submit:{SUBMIT_SECONDS}]",
+        response_format="b64_json",
+    )
+    return len(result.data or [])
+
+
+def test_uploads_reach_the_upstream_as_the_budget_allows(
+    fal_gateway: LiveGateway, sdk: openai.OpenAI, fake: FakeFal
+) -> None:
+    fake.latency = JOB_SECONDS
+    with ThreadPoolExecutor(max_workers=EDITS) as pool:
+        assert list(pool.map(lambda _: _edit(sdk), range(EDITS))) == [1] * EDITS
+    accepted = sorted(submission.at for submission in fake.submissions)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(accepted)]
+    assert len(accepted) == EDITS
+    if fal_gateway.settings.max_intake_bytes:
+        # One after the other, each once the one before was accepted, not once its job ended.
+        assert all(0.8 * SUBMIT_SECONDS <= gap < SUBMIT_SECONDS + 0.8 * JOB_SECONDS for gap in gaps), gaps
+    else:
+        assert accepted[-1] - accepted[0] < 0.8 * SUBMIT_SECONDS, gaps
+    load = httpx.get(f"{fal_gateway.base_url}/readyz", timeout=5).json()["admission"]
+    assert load["intake_bytes"] == 0
