@@ -13,8 +13,9 @@ A slot covers the gateway's own work (reading and parsing the body, converting a
 results), not the wait for the upstream: :meth:`Slot.released` hands it on while the provider works
 (seconds to a minute for an image model) and takes it back, ahead of new arrivals, when the results
 are in. So the slots bound the gateway's CPU work at once, and a slow upstream does not cap how
-many images are generated at once. A request waiting on its upstream keeps its inputs in memory; how
-many do is bounded per key (``PIXELGATE_MAX_CONCURRENT_PER_KEY``) and by the rate limits, not here.
+many images are generated at once. Inputs not yet with the upstream are bounded by the intake budget
+(below); how many requests wait on their upstreams is bounded per key
+(``PIXELGATE_MAX_CONCURRENT_PER_KEY``) and by the rate limits, not here.
 Requests without a valid API key take no slot (the route answers them 401 at once), and a slot is
 freed as soon as the response starts: sending it to a slow reader needs none. (A ``stream=true``
 answer starts before its images are made: its slot is freed once they are.) A refused request is
