@@ -24,6 +24,9 @@ deadline (``PIXELGATE_REQUEST_TIMEOUT_SECONDS``) rather than the provider's read
 from __future__ import annotations
 
 import contextlib
+import http.client
+import http.cookiejar
+import urllib.request
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Literal
@@ -138,7 +141,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections, keepalive_timeout=KEEPALIVE_SECONDS, ssl=httpx.create_ssl_context()
             )
-            # No cookie jar: an upstream's cookies must not follow one client's request into another's.
+            # No cookie jar: an upstream's cookies must not follow one client's request into another's
+            # (httpx's own jar is :class:`_NoCookies`).
             self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
@@ -184,17 +188,31 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await self._session.close()
 
 
+class _NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing: the upstream client serves every client of the gateway, so a cookie an
+    upstream (or a host named by a JSON edit's ``image_url``) sets on one request must not be sent
+    with the next (httpx's client keeps cookies across requests by default)."""
+
+    def extract_cookies(self, response: http.client.HTTPResponse, request: urllib.request.Request) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
+
+
 def _aiohttp_client(max_connections: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=AiohttpTransport(max_connections),
         timeout=UPSTREAM_TIMEOUT,
         follow_redirects=False,
+        cookies=_NoCookies(),
     )
 
 
 def _httpcore_client(max_connections: int) -> httpx.AsyncClient:
     read_whole_chunks()
     return httpx.AsyncClient(
+        cookies=_NoCookies(),
         timeout=UPSTREAM_TIMEOUT,
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections // 4),
         follow_redirects=False,

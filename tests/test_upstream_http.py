@@ -155,6 +155,29 @@ async def test_answers_and_streams_pass_through(client: httpx.AsyncClient) -> No
             assert (response.status_code, response.headers["x-upstream"], response.content) == (200, "yes", PNG * 1000)
 
 
+async def test_an_upstream_s_cookies_are_not_sent_back(client: httpx.AsyncClient) -> None:
+    # One client serves every caller of the gateway (and JSON edits name the hosts it fetches from):
+    # a cookie set on one request must not ride along with the next.
+    cookie_headers: list[bool] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await read_head(reader)
+            except asyncio.IncompleteReadError:
+                return
+            cookie_headers.append(any(line.lower().startswith(b"cookie:") for line in head))
+            writer.write(ok(PNG, b"Set-Cookie: session=abc; Path=/\r\n"))
+            await writer.drain()
+
+    async with serve(answer) as port:
+        for path in ("/a", "/b"):
+            response = await client.get(f"http://127.0.0.1:{port}{path}")
+            assert response.headers["set-cookie"].startswith("session=")
+    assert cookie_headers == [False, False]
+    assert not client.cookies
+
+
 async def test_an_answer_read_and_dropped_is_freed_without_the_garbage_collector() -> None:
     # httpx's client wraps each answer's stream in one that points back at the answer: a cycle that
     # would keep the answer's body and its request's upload for the collector. The aiohttp transport
