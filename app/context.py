@@ -92,7 +92,8 @@ class RequestContext:
     outcome: Outcome = field(default_factory=Outcome)
 
     def inputs_sent(self) -> None:
-        """The request's inputs are with its upstream: its share of the intake budget goes back."""
+        """The request's inputs are with its upstream, or will not be sent while it waits (a duplicate of an
+        Idempotency-Key request): its share of the intake budget goes back."""
         if self.slot is not None:
             self.slot.inputs_sent()
 

@@ -169,6 +169,10 @@ class Idempotency:
         self._check(running.fingerprint, fingerprint)
         # Waiting does not tie the work to this connection: a client that leaves stops waiting only.
         # A duplicate holds no admission slot while it waits: the first request needs one to finish.
+        # Nor its share of the intake budget: it sends nothing, and a client's retries of slow jobs
+        # (the SDKs resend with the same key when a proxy cut the first try) must not stall uploads.
+        if not first:
+            context.inputs_sent()
         async with contextlib.nullcontext() if first else context.without_slot():
             await asyncio.wait({running.task})
         if running.task.cancelled():
@@ -195,7 +199,8 @@ class Idempotency:
                 if claim.token is not None:
                     return await self._lead(scoped, fingerprint, work, claim.token)
                 self._check(claim.holder or fingerprint, fingerprint)
-                # Waiting on another replica: no admission slot held meanwhile.
+                # Waiting on another replica: no admission slot nor intake budget held meanwhile.
+                context.inputs_sent()
                 async with context.without_slot():
                     stored = await self._follow(scoped, fingerprint, deadline)
                 if stored is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import itertools
 import random
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,10 +21,11 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.conftest import upstream_settings
+from tests.conftest import TEST_KEY, upstream_settings
 from tests.e2e.conftest import FAL_KEY
 from tests.fakes.fake_fal import FakeFal
 from tests.live import LiveGateway
+from tests.polling import wait_until
 
 SUBMIT_SECONDS = 1.0
 JOB_SECONDS = 3.0
@@ -77,3 +79,39 @@ def test_uploads_reach_the_upstream_as_the_budget_allows(
         assert accepted[-1] - accepted[0] < 0.8 * SUBMIT_SECONDS, gaps
     load = httpx.get(f"{fal_gateway.base_url}/readyz", timeout=5).json()["admission"]
     assert load["intake_bytes"] == 0
+
+
+@pytest.fixture(scope="module")
+def bounded(fal_server: FakeFal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    settings = upstream_settings(
+        tmp_path_factory.mktemp("intake-dup"), fal=fal_server, fal_key=FAL_KEY, max_intake_bytes=int(1.5 * len(IMAGE))
+    )
+    with LiveGateway(settings) as live:
+        yield live
+
+
+def test_a_retry_waiting_on_its_first_try_holds_no_budget(bounded: LiveGateway, fake: FakeFal) -> None:
+    # A client's retry with the same Idempotency-Key (what the SDKs send when a proxy cut the first try)
+    # waits for the first try's job; meanwhile another client's upload goes through.
+    fake.latency = JOB_SECONDS
+    with (
+        openai.OpenAI(base_url=bounded.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client,
+        ThreadPoolExecutor(max_workers=3) as pool,
+    ):
+
+        def edit(prompt: str, key: str | None) -> int:
+            headers = {"Idempotency-Key": key} if key else None
+            result = client.images.edit(
+                model="hidream-e1-1", image=("in.png", IMAGE, "image/png"), prompt=prompt, extra_headers=headers
+            )
+            return len(result.data or [])
+
+        first = pool.submit(edit, "first", "retry-me")
+        wait_until(lambda: len(fake.submissions) == 1, "the first try reached fal")
+        retry = pool.submit(edit, "first", "retry-me")
+        time.sleep(0.5)  # the retry's 330 kB read and waiting (nothing to poll for: it is silent)
+        other = pool.submit(edit, "another client's edit", None)
+        # Long before the first try's job ends (JOB_SECONDS), when the retry would give its share back.
+        wait_until(lambda: len(fake.submissions) == 2, "the other edit reached fal", timeout=JOB_SECONDS / 2)
+        assert [first.result(), retry.result(), other.result()] == [1, 1, 1]
+    assert len(fake.submissions) == 2  # the retry was answered with the first try's result
