@@ -56,12 +56,18 @@ async def test_an_upload_larger_than_the_budget_goes_alone() -> None:
     await asyncio.wait_for(small, 1)
 
 
-async def test_a_waiting_upload_holds_back_those_behind_it() -> None:
-    # Strict arrival order: a stream of small requests must not starve a large one.
+async def _large_one_waiting() -> tuple[AdmissionGate, asyncio.Task[None]]:
+    """A gate with 2 of its 3 MiB taken, and a 2 MiB upload waiting for them."""
     gate = _gate()
     await gate.acquire(2 * MiB)
     large = asyncio.create_task(gate.acquire(2 * MiB))
     await _settle()
+    return gate, large
+
+
+async def test_a_waiting_upload_holds_back_those_behind_it() -> None:
+    # Strict arrival order: a stream of small requests must not starve a large one.
+    gate, large = await _large_one_waiting()
     small = asyncio.create_task(gate.acquire(MiB))
     generation = asyncio.create_task(gate.acquire(0))
     await _settle()
@@ -72,10 +78,7 @@ async def test_a_waiting_upload_holds_back_those_behind_it() -> None:
 
 
 async def test_a_waiter_that_gives_up_lets_those_behind_it_through() -> None:
-    gate = _gate()
-    await gate.acquire(2 * MiB)
-    large = asyncio.create_task(gate.acquire(2 * MiB))
-    await _settle()
+    gate, large = await _large_one_waiting()
     small = asyncio.create_task(gate.acquire(MiB))
     await _settle()
     large.cancel()  # its client left
