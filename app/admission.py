@@ -37,6 +37,7 @@ Other routes (``/healthz``, ``/v1/models``, hosted image links) pass straight th
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from collections import deque
@@ -76,36 +77,47 @@ class AdmissionGate:
     the upstream answered) waits ahead of every new arrival, without limit or timeout: that request has
     already cost an upstream call. ``acquire(intake_bytes)`` also reserves that many bytes of the intake
     budget (see the module docstring), given back with :meth:`release_intake`; a reservation larger than
-    the budget is taken when no other is held. Single event loop; not thread-safe."""
+    the budget is taken when no other is held. Uploads get their bytes strictly in arrival order; a
+    request that reserves none (a generation) is not held back by an upload waiting for bytes, only by
+    the slots. Single event loop; not thread-safe."""
 
     def __init__(self, limits: AdmissionLimits) -> None:
         self.limits = limits
         self.inflight = 0
         self.intake_bytes = 0
         """Bytes of the intake budget reserved now."""
-        self._waiters: deque[tuple[asyncio.Future[None], int]] = deque()
+        self._uploads: deque[_Waiter] = deque()
+        """Arrivals that reserve bytes, in order."""
+        self._others: deque[_Waiter] = deque()
+        """Arrivals that reserve none, in order."""
         self._returning: deque[asyncio.Future[None]] = deque()
+        self._arrivals = itertools.count()
 
     @property
     def queued(self) -> int:
-        return len(self._waiters)
+        return len(self._uploads) + len(self._others)
 
     async def acquire(self, intake_bytes: int = 0) -> None:
-        if not self._waiters and not self._returning and self._admits(intake_bytes):
+        # Uploads keep their order among themselves; with a slot free, a queued upload can only be
+        # waiting for bytes, which a request reserving none does not take.
+        queue_allows = not self._returning and not self._others and (not intake_bytes or not self._uploads)
+        if queue_allows and self._admits(intake_bytes):
             self._take(intake_bytes)
             return
-        if len(self._waiters) >= self.limits.max_queued:
+        if self.queued >= self.limits.max_queued:
             raise Overloaded
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((waiter, intake_bytes))
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), intake_bytes, next(self._arrivals))
+        queue = self._uploads if intake_bytes else self._others
+        queue.append(waiter)
         try:
             async with asyncio.timeout(self.limits.queue_timeout_seconds):
-                await self._wait(waiter, lambda: self._drop_waiter(waiter), intake_bytes)
+                await self._wait(waiter.future, lambda: self._drop(queue, waiter), intake_bytes)
         except TimeoutError:
             raise Overloaded from None
 
     async def reacquire(self) -> None:
-        if not self._waiters and not self._returning and self.inflight < self.limits.max_inflight:
+        # A free slot with arrivals queued means they wait for bytes: a returning request takes none.
+        if not self._returning and self.inflight < self.limits.max_inflight:
             self.inflight += 1
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -131,30 +143,34 @@ class AdmissionGate:
         self.intake_bytes += intake_bytes
 
     def _dispatch(self) -> None:
-        """Wake waiters while they fit: returning ones first, then new arrivals strictly in order (one
-        whose bytes do not fit holds back those behind it, so a large upload is not starved)."""
+        """Wake waiters while slots (and bytes) allow: returning ones first, then arrivals in order, but
+        an upload whose bytes do not fit yet holds back only the uploads behind it."""
         while self._returning and self.inflight < self.limits.max_inflight:
-            waiter = self._returning.popleft()
-            if not waiter.done():
+            returning = self._returning.popleft()
+            if not returning.done():
                 self.inflight += 1
-                waiter.set_result(None)
-        while self._waiters:
-            waiter, intake_bytes = self._waiters[0]
-            if waiter.done():
-                self._waiters.popleft()
-                continue
-            if not self._admits(intake_bytes):
-                return
-            self._waiters.popleft()
-            self._take(intake_bytes)
-            waiter.set_result(None)
+                returning.set_result(None)
+        for queue in (self._uploads, self._others):
+            while queue and queue[0].future.done():
+                queue.popleft()
+        while self.inflight < self.limits.max_inflight and (self._uploads or self._others):
+            upload = self._uploads[0] if self._uploads else None
+            other = self._others[0] if self._others else None
+            ready = upload if upload is not None and self._admits(upload.intake_bytes) else None
+            chosen = ready if ready is not None and (other is None or ready.arrival < other.arrival) else other
+            if chosen is None:
+                return  # the first upload waits for bytes, and nothing else waits
+            (self._uploads if chosen is ready else self._others).popleft()
+            self._take(chosen.intake_bytes)
+            chosen.future.set_result(None)
+            for queue in (self._uploads, self._others):
+                while queue and queue[0].future.done():
+                    queue.popleft()
 
-    def _drop_waiter(self, waiter: asyncio.Future[None]) -> None:
-        for index, (queued, _) in enumerate(self._waiters):
-            if queued is waiter:
-                del self._waiters[index]
-                self._dispatch()  # it may have held back those behind it
-                return
+    def _drop(self, queue: deque[_Waiter], waiter: _Waiter) -> None:
+        if waiter in queue:
+            queue.remove(waiter)
+            self._dispatch()  # it may have held back those behind it
 
     def _drop_returning(self, waiter: asyncio.Future[None]) -> None:
         if waiter in self._returning:
@@ -171,6 +187,13 @@ class AdmissionGate:
             else:  # _dispatch() may already have dropped it, cancelled, from the queue
                 drop()
             raise
+
+
+@dataclass(eq=False)
+class _Waiter:
+    future: asyncio.Future[None]
+    intake_bytes: int
+    arrival: int
 
 
 class Slot:

@@ -65,16 +65,38 @@ async def _large_one_waiting() -> tuple[AdmissionGate, asyncio.Task[None]]:
     return gate, large
 
 
-async def test_a_waiting_upload_holds_back_those_behind_it() -> None:
-    # Strict arrival order: a stream of small requests must not starve a large one.
+async def test_a_waiting_upload_holds_back_the_uploads_behind_it_not_the_rest() -> None:
+    # Uploads in arrival order: a stream of small ones must not starve a large one. A generation
+    # reserves no bytes: it takes a free slot at once, queued upload or not.
     gate, large = await _large_one_waiting()
     small = asyncio.create_task(gate.acquire(MiB))
     generation = asyncio.create_task(gate.acquire(0))
     await _settle()
-    assert not large.done() and not small.done() and not generation.done()
+    assert generation.done() and not large.done() and not small.done()
     gate.release_intake(2 * MiB)
-    await asyncio.wait_for(asyncio.gather(large, small, generation), 1)
+    await asyncio.wait_for(asyncio.gather(large, small), 1)
     assert gate.intake_bytes == 3 * MiB and gate.inflight == 4
+
+
+async def test_a_request_back_from_its_upstream_is_not_held_back_by_an_upload() -> None:
+    gate, large = await _large_one_waiting()
+    gate.release()  # the first upload's request waits on its upstream, its bytes still reserved
+    await asyncio.wait_for(gate.reacquire(), 1)
+    assert not large.done() and gate.inflight == 1
+
+
+async def test_without_a_free_slot_arrivals_keep_their_order() -> None:
+    gate = _gate(slots=1)
+    await gate.acquire(0)
+    upload = asyncio.create_task(gate.acquire(MiB))
+    await _settle()
+    generation = asyncio.create_task(gate.acquire(0))
+    await _settle()
+    gate.release()
+    await _settle()
+    assert upload.done() and not generation.done()  # the earlier arrival got the one slot
+    gate.release()
+    await asyncio.wait_for(generation, 1)
 
 
 async def test_a_waiter_that_gives_up_lets_those_behind_it_through() -> None:
