@@ -178,17 +178,17 @@ async def test_an_upstream_s_cookies_are_not_sent_back(client: httpx.AsyncClient
     assert not client.cookies
 
 
-async def test_an_answer_read_and_dropped_is_freed_without_the_garbage_collector() -> None:
+async def test_an_answer_read_and_dropped_is_freed_without_the_garbage_collector(client: httpx.AsyncClient) -> None:
     # httpx's client wraps each answer's stream in one that points back at the answer: a cycle that
-    # would keep the answer's body and its request's upload for the collector. The aiohttp transport
-    # unlinks it when the answer is closed (httpcore's pool keeps httpx's cycle).
+    # would keep the answer's body and its request's upload for the collector. Both transports are
+    # wrapped to unlink it when the answer is closed.
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         await reader.readexactly(len(PNG))
         writer.write(ok(PNG * 1000))
         await writer.drain()
 
-    async with serve(answer) as port, build_upstream_client("aiohttp", max_connections=8) as client:
+    async with serve(answer) as port:
         gc.disable()
         try:
             response = await client.post(f"http://127.0.0.1:{port}/a", content=PNG)
