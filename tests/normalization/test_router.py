@@ -19,7 +19,7 @@ from normalization.response import Attempt
 from normalization.routing.breaker import BreakerPolicy, MemoryBreakers
 from normalization.routing.route import Route, plan_route
 from normalization.routing.router import Router
-from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall, UpstreamHandle, UpstreamTracker
 from tests.images import png_bytes
 
 MODEL = Model.model_validate(
@@ -120,3 +120,45 @@ def test_a_cancelled_trial_is_handed_back() -> None:
         assert await breakers.admit("a") == "trial"  # handed back, not held for 300 s
 
     asyncio.run(go())
+
+
+class Reporting(ImageAdapter):
+    """A queue-like upstream: the inputs are submitted, the job accepted, then waited for."""
+
+    reports_acceptance = True
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    async def run(self, call: UpstreamCall) -> ProviderResult:
+        raise AssertionError("a reporting adapter is run tracked")
+
+    async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
+        self.events.append("submitted")
+        await tracker.started(call, UpstreamHandle(request_id="job-1"))
+        self.events.append("waiting for the job")
+        return ProviderResult(images=(IMAGE,) * call.expected_images)
+
+
+def _events_of(adapter: ImageAdapter, events: list[str]) -> list[str]:
+    r = router({"a": adapter}, MemoryBreakers(BreakerPolicy(failures=5, cooldown_seconds=60)))
+
+    async def go() -> None:
+        await r.run(route(forced="a"), spend=Spend(), attempts=[], on_inputs_sent=lambda: events.append("inputs sent"))
+
+    asyncio.run(go())
+    return events
+
+
+def test_inputs_count_as_sent_once_a_queue_accepted_the_job() -> None:
+    events: list[str] = []
+    assert _events_of(Reporting(events), events) == ["submitted", "inputs sent", "waiting for the job"]
+
+
+def test_inputs_count_as_sent_as_a_one_call_upstream_starts() -> None:
+    events: list[str] = []
+
+    def answer() -> None:
+        events.append("called")
+
+    assert _events_of(Scripted(answer), events) == ["inputs sent", "called"]
