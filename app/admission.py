@@ -150,22 +150,21 @@ class AdmissionGate:
             if not returning.done():
                 self.inflight += 1
                 returning.set_result(None)
-        for queue in (self._uploads, self._others):
-            while queue and queue[0].future.done():
-                queue.popleft()
-        while self.inflight < self.limits.max_inflight and (self._uploads or self._others):
-            upload = self._uploads[0] if self._uploads else None
-            other = self._others[0] if self._others else None
-            ready = upload if upload is not None and self._admits(upload.intake_bytes) else None
-            chosen = ready if ready is not None and (other is None or ready.arrival < other.arrival) else other
-            if chosen is None:
-                return  # the first upload waits for bytes, and nothing else waits
-            (self._uploads if chosen is ready else self._others).popleft()
+        while self.inflight < self.limits.max_inflight and (chosen := self._next_arrival()) is not None:
             self._take(chosen.intake_bytes)
             chosen.future.set_result(None)
-            for queue in (self._uploads, self._others):
-                while queue and queue[0].future.done():
-                    queue.popleft()
+
+    def _next_arrival(self) -> _Waiter | None:
+        """Take the arrival that goes next, given a free slot: the first upload when its bytes fit and
+        it came first; else the first arrival that reserves none; None when only uploads wait for bytes."""
+        for queue in (self._uploads, self._others):
+            while queue and queue[0].future.done():  # gone while waiting
+                queue.popleft()
+        upload = self._uploads[0] if self._uploads and self._admits(self._uploads[0].intake_bytes) else None
+        other = self._others[0] if self._others else None
+        if upload is not None and (other is None or upload.arrival < other.arrival):
+            return self._uploads.popleft()
+        return self._others.popleft() if other is not None else None
 
     def _drop(self, queue: deque[_Waiter], waiter: _Waiter) -> None:
         if waiter in queue:

@@ -127,9 +127,8 @@ class _UnlinkingStream(httpx.AsyncByteStream):
         self._inner = inner
         self._owner = weakref.ref(owner)
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            yield chunk
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._inner.__aiter__()  # the inner stream's own iterator: no layer per chunk
 
     async def aclose(self) -> None:
         await self._inner.aclose()

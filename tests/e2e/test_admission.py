@@ -9,8 +9,6 @@ upstream holds no slot, so it does not cap how many images are generated at once
 from __future__ import annotations
 
 import base64
-import io
-import random
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -22,10 +20,10 @@ import httpx
 import openai
 import orjson
 import pytest
-from PIL import Image
 
 from tests.conftest import TEST_KEY, make_settings
 from tests.fakes.fake_openai import FakeOpenAIServer, result_png
+from tests.images import noise_png
 from tests.live import LiveGateway
 from tests.polling import wait_until
 from tests.providers.openai_calls import API_KEY
@@ -81,13 +79,6 @@ def _stalled_upload(gateway: LiveGateway) -> Iterator[None]:
         yield
 
 
-def _noise_png(side: int) -> bytes:
-    image = Image.frombytes("RGB", (side, side), random.Random(7).randbytes(side * side * 3))
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=0)
-    return out.getvalue()
-
-
 @pytest.fixture
 def pool() -> Iterator[ThreadPoolExecutor]:
     with ThreadPoolExecutor(max_workers=4) as executor:
@@ -98,7 +89,7 @@ def test_beyond_the_queue_an_upload_gets_503_with_retry_after(fake_openai: FakeO
     with _gateway(fake_openai, tmp_path, max_inflight=1, max_queued=0) as gateway:
         client = _client(gateway)
         with _stalled_upload(gateway):
-            upload = _noise_png(600)  # ~1 MiB still being sent when the gateway answers: it must see the 503
+            upload = noise_png(600)  # ~1 MiB still being sent when the gateway answers: it must see the 503
             with pytest.raises(openai.APIStatusError) as refused:
                 client.images.edit(model="gpt-image-1", image=("in.png", upload, "image/png"), prompt="make it blue")
             response = refused.value.response

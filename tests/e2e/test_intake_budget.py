@@ -9,9 +9,7 @@ they reach it together. The fake answers each submit after ``SUBMIT_SECONDS`` an
 
 from __future__ import annotations
 
-import io
 import itertools
-import random
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-from PIL import Image
 
 from tests.conftest import TEST_KEY, upstream_settings
 from tests.e2e.conftest import FAL_KEY
 from tests.fakes.fake_fal import FakeFal
+from tests.images import noise_png
 from tests.live import LiveGateway
 from tests.polling import wait_until
 
@@ -32,14 +30,7 @@ JOB_SECONDS = 3.0
 EDITS = 3
 
 
-def _noise_png(side: int) -> bytes:
-    image = Image.frombytes("RGB", (side, side), random.Random(3).randbytes(side * side * 3))
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=0)
-    return out.getvalue()
-
-
-IMAGE = _noise_png(330)  # about 330 kB: over the 256 KiB from which a body counts
+IMAGE = noise_png(330, seed=3)  # about 330 kB: over the 256 KiB from which a body counts
 
 
 @pytest.fixture(scope="module", params=[int(1.5 * len(IMAGE)), 0], ids=["one-upload-at-a-time", "unbounded"])
