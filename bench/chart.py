@@ -30,6 +30,8 @@ def main(source: str, target: str) -> None:
         latency.bar([x + offset for x in xs], added, width, color=color, label=f"{shown} added p50")
         latency.scatter([x + offset for x in xs], added99, color=color, marker="_", s=300, label=f"{shown} added p99")
         throughput.bar([x + offset for x in xs], rps, width, color=color, label=shown)
+    floor = [max(0.1, c["targets"]["minimal"]["p50_ms"] - c["targets"]["direct"]["p50_ms"]) for c in cells]
+    latency.scatter(list(xs), floor, color="black", marker="o", s=18, label="minimal proxy added p50 (for scale)")
     direct = [c["targets"]["direct"]["rps"] for c in cells]
     throughput.scatter(list(xs), direct, color="black", marker="x", label="direct to upstream")
     latency.set_yscale("log")

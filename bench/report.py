@@ -80,23 +80,26 @@ def write_markdown(results: dict[str, Any], cells: list[CellResult], path: Path)
         "",
         f"One {results['cpus']}-core host, everything on loopback: the fake OpenAI upstream "
         "(`tests/fakes/fake_openai.py`, answers a 1024x1024 PNG as b64_json, ~2.4 MB JSON), pixelgate "
-        "(1 process), LiteLLM proxy (1 worker) and one httpx load generator (uvloop, `Accept-Encoding: "
-        f"gzip, deflate`). Requests per target per cell: {results['counts']}, in {results['rounds']} "
+        "(1 process), LiteLLM proxy (1 worker), a minimal buffering proxy for scale (`bench/minimal_proxy.py`: "
+        "raw ASGI on uvicorn, aiohttp to the upstream, no checks) and one httpx load generator (uvloop, "
+        f"`Accept-Encoding: gzip, deflate`). Requests per target per cell: {results['counts']}, in {results['rounds']} "
         "interleaved rounds. Added = gateway minus direct, same cell. Input bodies: "
         + ", ".join(f"{k} {v / 1048576:.2f} MiB" for k, v in results["input_bytes"].items())
         + f". Total run {results['seconds']} s.",
         "",
         "| workload | conc | direct p50 / p99 ms | direct rps | pixelgate added p50 / p99 ms | pixelgate rps "
-        "| LiteLLM added p50 / p99 ms | LiteLLM rps | errors (pg / lite) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| LiteLLM added p50 / p99 ms | LiteLLM rps | minimal proxy added p50 / p99 ms | minimal rps "
+        "| errors (pg / lite / min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
-        d, p, lite = c.targets["direct"], c.targets["pixelgate"], c.targets["litellm"]
+        d, p, lite, low = c.targets["direct"], c.targets["pixelgate"], c.targets["litellm"], c.targets["minimal"]
         rows.append(
             f"| {c.workload} | {c.concurrency} | {d.p50_ms:.1f} / {d.p99_ms:.1f} | {d.rps:.0f} "
             f"| {c.added('pixelgate', 'p50_ms'):.1f} / {c.added('pixelgate', 'p99_ms'):.1f} | {p.rps:.1f} "
             f"| {c.added('litellm', 'p50_ms'):.1f} / {c.added('litellm', 'p99_ms'):.1f} | {lite.rps:.1f} "
-            f"| {p.errors} / {lite.errors} |"
+            f"| {c.added('minimal', 'p50_ms'):.1f} / {c.added('minimal', 'p99_ms'):.1f} | {low.rps:.1f} "
+            f"| {p.errors} / {lite.errors} / {low.errors} |"
         )
     rss = results["peak_rss_bytes"]
     rows += [
@@ -155,6 +158,12 @@ def target_rows(results: dict[str, Any], cells: list[CellResult]) -> list[str]:
             )
         )
     rows.append(_check("peak RSS (MiB)", rss["pixelgate"] / 1048576, rss["litellm"] / 1048576, "<= 1/4"))
+    rows += [
+        "",
+        f"For scale, in the same run: a minimal buffering proxy (`bench/minimal_proxy.py`: no checks, no "
+        f"routing, no ledger) added {edit1.added('minimal', 'p50_ms'):.1f} ms at the p50 of a 1 MiB edit at c=1, "
+        f"pixelgate {edit1.added('pixelgate', 'p50_ms'):.1f} ms, LiteLLM {edit1.added('litellm', 'p50_ms'):.1f} ms.",
+    ]
     return rows
 
 

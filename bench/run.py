@@ -1,12 +1,13 @@
 """``make bench``: pixelgate and LiteLLM side by side in front of the same fast fake upstream.
 
 Starts the fake OpenAI upstream (``tests.fakes.fake_openai``), pixelgate (``pixelgate serve``,
-built-in ``gpt-image-1`` on the ``openai`` provider pointed at the fake) and LiteLLM proxy
-1.106.2 (``bench/start_litellm.sh``, its own venv), then for each workload (generations, 1 MiB and
-4 MiB edits) and concurrency (1, 16, 64) sends a fixed number of requests to each target
-(direct, pixelgate, litellm), interleaved in rounds with the order rotating, from one load
-generator. Writes ``bench/results/results.json``, ``results.md`` and ``chart.png`` (matplotlib, run
-in the LiteLLM venv so it is no dependency of pixelgate), and the summary in ``README.md``.
+built-in ``gpt-image-1`` on the ``openai`` provider pointed at the fake), LiteLLM proxy
+1.106.2 (``bench/start_litellm.sh``, its own venv) and, for scale, a minimal buffering proxy
+(``bench.minimal_proxy``), then for each workload (generations, 1 MiB and 4 MiB edits) and
+concurrency (1, 16, 64) sends a fixed number of requests to each target (direct, pixelgate,
+minimal, litellm), interleaved in rounds with the order rotating, from one load generator. Writes
+``bench/results/results.json``, ``results.md`` and ``chart.png`` (matplotlib, run in the LiteLLM
+venv so it is no dependency of pixelgate), and the summary in ``README.md``.
 Bounded: a fixed request count per cell.
 """
 
@@ -43,6 +44,7 @@ def _start_servers(
     log_dir: Path, data_dir: Path, with_litellm: bool, ledger_baseline: bool = False
 ) -> tuple[dict[str, Server], list[Target]]:
     fake_port, gate_port, lite_port, bare_port = free_port(), free_port(), free_port(), free_port()
+    minimal_port = free_port()
     upstream = f"http://127.0.0.1:{fake_port}/v1"
     gate_key, lite_key = "sk-bench-" + secrets.token_hex(12), "sk-bench-" + secrets.token_hex(12)
     env_py = {"PYTHONPATH": str(ROOT), "PIXELGATE_CONFIG": ""}
@@ -64,9 +66,18 @@ def _start_servers(
             ROOT,
         ),
     }
+    # The floor under any buffering Python proxy (bench/minimal_proxy.py): beside the gateways, for scale.
+    servers["minimal"] = start(
+        "minimal",
+        [sys.executable, "-m", "bench.minimal_proxy", str(minimal_port), upstream],
+        env_py,
+        log_dir,
+        ROOT,
+    )
     targets = [
         Target("direct", upstream, "sk-fake-upstream"),
         Target("pixelgate", f"http://127.0.0.1:{gate_port}/v1", gate_key),
+        Target("minimal", f"http://127.0.0.1:{minimal_port}/v1", "sk-fake-upstream"),
     ]
     if ledger_baseline:
         # The same server with its ledger off (bench/serve_without_ledger.py), on its own data dir.
@@ -95,6 +106,7 @@ def _start_servers(
         targets.append(Target("litellm", f"http://127.0.0.1:{lite_port}/v1", lite_key))
     wait_ready(servers["fake"], f"{upstream}/files/result.png")
     wait_ready(servers["pixelgate"], f"http://127.0.0.1:{gate_port}/healthz")
+    wait_ready(servers["minimal"], f"http://127.0.0.1:{minimal_port}/healthz")
     if ledger_baseline:
         wait_ready(servers["pixelgate-noledger"], f"http://127.0.0.1:{bare_port}/healthz")
     if with_litellm:
@@ -192,7 +204,7 @@ def main() -> int:
         cpu_before = {name: server.cpu_seconds() for name, server in servers.items()}
         try:
             cells = uvloop.run(_measure(targets, workloads, concurrencies, counts, ROUNDS))
-            rss = {name: server.peak_rss_bytes() for name, server in servers.items() if name != "fake"}
+            rss = {name: server.peak_rss_bytes() for name, server in servers.items() if name not in ("fake", "minimal")}
             cpu = {name: server.cpu_seconds() - cpu_before[name] for name, server in servers.items()}
         finally:
             if profiler is not None:

@@ -1,0 +1,87 @@
+"""The least a buffering Python proxy does, as a reference for ``make bench``: the floor under pixelgate.
+
+Raw ASGI on uvicorn (uvloop, httptools), the body read whole, sent to the upstream with aiohttp, the
+answer read whole (its chunks joined once) and sent back. No authentication, validation, routing,
+limits, ledger or check of the image: what is left is moving the bytes through one Python process,
+which every buffering gateway in Python pays too. ``make bench`` reports what it adds beside
+pixelgate's and LiteLLM's, in the same run.
+
+Usage: ``python -m bench.minimal_proxy PORT UPSTREAM_API_URL`` (``UPSTREAM_API_URL`` ends in ``/v1``);
+requests go to ``/v1/...`` and are forwarded to the same path below the upstream's root, with the
+client's ``Content-Type`` and ``Authorization`` headers.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import aiohttp
+import uvicorn
+from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
+
+FORWARDED = (b"content-type", b"authorization")
+
+
+class MinimalProxy:
+    """An ASGI app forwarding every request under ``/v1`` to ``upstream`` (one aiohttp session)."""
+
+    def __init__(self, upstream: str) -> None:
+        self._upstream = upstream.rstrip("/")
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        assert scope["type"] == "http"
+        if scope["path"] == "/healthz":
+            await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": False})
+            await send({"type": "http.response.body", "body": b"ok", "more_body": False})
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left
+            chunks.append(message["body"])
+            if not message["more_body"]:
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"] if k in FORWARDED}
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        url = self._upstream + scope["path"].removeprefix("/v1")
+        async with self._session.post(url, data=b"".join(chunks), headers=headers) as answer:
+            body = b"".join([chunk async for chunk in answer.content.iter_any()])
+            content_type = answer.headers.get("content-type", "application/json").encode()
+            status = answer.status
+        response_headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": response_headers, "trailers": False})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._session is not None:
+                    await self._session.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def main() -> None:
+    port, upstream = int(sys.argv[1]), sys.argv[2]
+    uvicorn.run(
+        MinimalProxy(upstream),
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
