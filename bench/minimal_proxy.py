@@ -17,7 +17,7 @@ import sys
 
 import aiohttp
 import uvicorn
-from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
+from starlette.types import Receive, Scope, Send
 
 FORWARDED = (b"content-type", b"authorization")
 
@@ -29,13 +29,13 @@ class MinimalProxy:
         self._upstream = upstream.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
 
-    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
         assert scope["type"] == "http"
         if scope["path"] == "/healthz":
-            await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": False})
+            await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"ok", "more_body": False})
             return
         chunks: list[bytes] = []
@@ -55,10 +55,10 @@ class MinimalProxy:
             content_type = answer.headers.get("content-type", "application/json").encode()
             status = answer.status
         response_headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": response_headers, "trailers": False})
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    async def _lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
