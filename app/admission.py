@@ -24,12 +24,14 @@ sends, within bounds (:mod:`app.http_protocol`), so the client reads the 503.
 
 The intake budget (``PIXELGATE_MAX_INTAKE_BYTES``) bounds the memory of large uploads between their
 read and their upstream: a request whose declared body is :data:`INTAKE_MIN_BYTES` or more reserves
-that many bytes along with its slot, in the same FIFO order, and gives them back once its inputs are
-with the upstream (:meth:`Slot.inputs_sent`: fal has accepted the job, after which the inputs leave
-memory; for upstreams that take inputs and answer in one call, as that call starts) or when the request
-ends. Handing the slot on while the upstream works does not free the bytes: 1,000 1 MiB edits sent at
-once to fal had up to 83 submits in flight (the input and its 1.4 MB of base64 each), read faster than
-the upstream accepted them; with the budget the bodies not yet admitted wait unread in the sockets.
+that many bytes (a chunked body, of unknown length, as many as one file may have) along with its
+slot, in the same FIFO order, and gives them back once its inputs are with the upstream
+(:meth:`Slot.inputs_sent`: fal has accepted the job, after which the inputs leave memory; for
+upstreams that take inputs and answer in one call, as that call starts) or when the request ends. A
+declared length no image route reads reserves nothing: its route refuses it unread. Handing the slot
+on while the upstream works does not free the bytes: 1,000 1 MiB edits sent at once to fal had up to
+83 submits in flight (the input and its 1.4 MB of base64 each), read faster than the upstream accepted
+them; with the budget the bodies not yet admitted wait unread in the sockets.
 
 Other routes (``/healthz``, ``/v1/models``, hosted image links) pass straight through.
 """
@@ -41,7 +43,7 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -58,13 +60,19 @@ INTAKE_MIN_BYTES = 256 * 1024
 @dataclass(frozen=True)
 class AdmissionLimits:
     """``max_inflight`` requests in progress, ``max_queued`` waiting for at most ``queue_timeout_seconds``;
-    ``max_intake_bytes`` (0: no bound) of large bodies read and not yet handed to an upstream."""
+    ``max_intake_bytes`` (0: no bound) of large bodies read and not yet handed to an upstream (see
+    :func:`intake_bytes` for what a request reserves)."""
 
     max_inflight: int
     max_queued: int
     queue_timeout_seconds: float
     retry_after_seconds: int
     max_intake_bytes: int = 0
+    max_body_bytes: int = 0
+    """The largest body an image route reads (0: no cap known): a longer declared one reserves nothing,
+    its route refuses it (413) before reading a byte."""
+    undeclared_intake_bytes: int = 0
+    """What a body without a declared length (chunked) reserves: it may be as large as a file may."""
 
 
 class Overloaded(Exception):
@@ -254,7 +262,7 @@ class AdmissionGuard:
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
-        intake_bytes = _intake_bytes(scope)
+        intake_bytes = reserved_intake(scope["headers"], self.gate.limits)
         try:
             await self.gate.acquire(intake_bytes)
         except Overloaded:
@@ -275,14 +283,21 @@ class AdmissionGuard:
             slot.close()
 
 
-def _intake_bytes(scope: Scope) -> int:
-    """What a request reserves of the intake budget: its declared body length, from
-    :data:`INTAKE_MIN_BYTES` up (a generation's JSON, a form without files: nothing)."""
-    for name, value in scope["headers"]:
+def reserved_intake(headers: Iterable[tuple[bytes, bytes]], limits: AdmissionLimits) -> int:
+    """What a request with ``headers`` reserves of the intake budget: its declared body length, from
+    :data:`INTAKE_MIN_BYTES` up (a generation's JSON, a form without files: nothing); nothing for a
+    length over ``limits.max_body_bytes`` (refused unread: it must not wait for an empty budget, nor
+    hold back the uploads behind it meanwhile); ``limits.undeclared_intake_bytes`` for a chunked body."""
+    chunked = False
+    for name, value in headers:
         if name == b"content-length":
             length = int(value) if value.isdigit() else 0
-            return length if length >= INTAKE_MIN_BYTES else 0
-    return 0
+            if length < INTAKE_MIN_BYTES or (limits.max_body_bytes and length > limits.max_body_bytes):
+                return 0
+            return length
+        if name == b"transfer-encoding":
+            chunked = chunked or b"chunked" in value.lower()
+    return limits.undeclared_intake_bytes if chunked else 0
 
 
 def _event_stream(start: Message) -> bool:

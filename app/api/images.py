@@ -28,6 +28,7 @@ from app.handlers import ChunksResponse, json_response
 from app.idempotency import Material, Work, form_material, json_material
 from app.inputs import build_request, form_inputs, json_inputs
 from app.jobs.intake import PREFER_HEADER, async_intake, prefers_async
+from app.settings import Settings
 from core.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
 from normalization.catalog import Mode
 from normalization.dryrun import describe_route
@@ -70,8 +71,8 @@ async def create_edit(request: Request, state: AppStateDep, context: RequestCont
     """An edit: multipart exactly as the OpenAI SDKs send it, or JSON with ``images: [{image_url}]``."""
     settings = state.settings
     content_type = request.headers.get("content-type", "")
-    max_request = settings.max_upload_bytes * (settings.max_images + 1) + 1024 * 1024
-    _refuse_declared_length(request, max_request * MAX_JSON_BYTES_FACTOR)
+    max_request = _max_form_bytes(settings)
+    _refuse_declared_length(request, largest_image_body(settings))
     if content_type.startswith("multipart/form-data"):
         limits = FormLimits(settings.max_upload_bytes, max_request, settings.max_images)
         form = await read_multipart(content_type, request.stream(), limits)
@@ -221,6 +222,17 @@ async def _serve(
         PROVIDER_HEADER: result.metadata.provider,
     }
     return ChunksResponse(result.wire_chunks(), headers=headers)
+
+
+def _max_form_bytes(settings: Settings) -> int:
+    """The largest multipart edit: every image and the mask at the per-file cap, and room for the fields."""
+    return settings.max_upload_bytes * (settings.max_images + 1) + 1024 * 1024
+
+
+def largest_image_body(settings: Settings) -> int:
+    """The largest body the image routes read (a JSON edit's, its images as base64): a request declaring
+    more is refused (413) unread."""
+    return _max_form_bytes(settings) * MAX_JSON_BYTES_FACTOR
 
 
 def _note_result(context: RequestContext, result: ImagesResponse) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.admission import AdmissionGate, AdmissionLimits, Overloaded
+from app.admission import INTAKE_MIN_BYTES, AdmissionGate, AdmissionLimits, Overloaded, reserved_intake
 
 MiB = 1024 * 1024
 
@@ -132,3 +132,33 @@ async def test_no_budget_bounds_nothing_but_slots() -> None:
     for _ in range(4):
         await gate.acquire(100 * MiB)
     assert gate.inflight == 4 and gate.queued == 0
+
+
+RESERVING = AdmissionLimits(
+    max_inflight=4,
+    max_queued=8,
+    queue_timeout_seconds=1,
+    retry_after_seconds=1,
+    max_intake_bytes=64 * MiB,
+    max_body_bytes=100 * MiB,
+    undeclared_intake_bytes=50 * MiB,
+)
+
+
+@pytest.mark.parametrize(
+    ("headers", "reserved"),
+    [
+        ([(b"content-length", b"1000")], 0),  # a generation's JSON: held back by slots only
+        ([(b"content-length", str(INTAKE_MIN_BYTES).encode())], INTAKE_MIN_BYTES),
+        ([(b"content-length", str(3 * MiB).encode())], 3 * MiB),
+        ([(b"content-length", str(100 * MiB).encode())], 100 * MiB),  # the largest body a route reads
+        ([(b"content-length", str(100 * MiB + 1).encode())], 0),  # refused unread by its route
+        ([(b"content-length", b"1" + b"0" * 30)], 0),
+        ([(b"content-length", b"-5")], 0),
+        ([(b"transfer-encoding", b"chunked")], 50 * MiB),  # may be as large as a file
+        ([(b"transfer-encoding", b"gzip, Chunked")], 50 * MiB),
+        ([], 0),  # no body
+    ],
+)
+def test_what_a_request_reserves_of_the_intake_budget(headers: list[tuple[bytes, bytes]], reserved: int) -> None:
+    assert reserved_intake(headers, RESERVING) == reserved

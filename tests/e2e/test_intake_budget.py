@@ -10,6 +10,7 @@ they reach it together. The fake answers each submit after ``SUBMIT_SECONDS`` an
 from __future__ import annotations
 
 import itertools
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -106,3 +107,79 @@ def test_a_retry_waiting_on_its_first_try_holds_no_budget(bounded: LiveGateway, 
         wait_until(lambda: len(fake.submissions) == 2, "the other edit reached fal", timeout=JOB_SECONDS / 2)
         assert [first.result(), retry.result(), other.result()] == [1, 1, 1]
     assert len(fake.submissions) == 2  # the retry was answered with the first try's result
+
+
+def _intake(live: LiveGateway) -> int:
+    load = httpx.get(f"{live.base_url}/readyz", timeout=5).json()["admission"]
+    return int(load["intake_bytes"])
+
+
+def test_a_body_no_route_reads_is_refused_without_waiting_for_the_budget(bounded: LiveGateway, fake: FakeFal) -> None:
+    # A declared length beyond every cap used to wait for an empty budget (holding back the uploads
+    # behind it) only to be refused once it had it.
+    fake.latency = JOB_SECONDS
+    with (
+        openai.OpenAI(base_url=bounded.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        first = pool.submit(
+            client.images.edit,
+            model="hidream-e1-1",
+            image=("in.png", IMAGE, "image/png"),
+            prompt=f"hold the budget [fake:slow_submit:{3 * SUBMIT_SECONDS}]",
+        )
+        wait_until(lambda: _intake(bounded) > 0, "the first upload holds the budget")
+        head = (
+            "POST /v1/images/edits HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {TEST_KEY}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {10**12}\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", bounded.port), timeout=30) as sock:
+            sock.sendall(head.encode())
+            status = sock.recv(4096).split(b"\r\n", 1)[0]
+        assert status == b"HTTP/1.1 413 Request Entity Too Large", status
+        assert not fake.submissions  # answered while the first upload still held the budget
+        assert len(first.result().data or []) == 1
+
+
+def _chunked_edit(live: LiveGateway, prompt: str) -> int:
+    boundary = "intakeboundary"
+    fields = {"model": "hidream-e1-1", "prompt": prompt, "response_format": "b64_json"}
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+    ]
+    parts += [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="in.png"\r\n'
+        "Content-Type: image/png\r\n\r\n".encode(),
+        IMAGE,
+        f"\r\n--{boundary}--\r\n".encode(),
+    ]
+    response = httpx.post(
+        f"{live.api_url}/images/edits",
+        content=iter(parts),  # an iterator: sent chunked, without a Content-Length
+        headers={"Authorization": f"Bearer {TEST_KEY}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.request.headers.get("transfer-encoding") == "chunked"
+    return len(response.json()["data"])
+
+
+def test_a_chunked_upload_reserves_as_much_as_a_file_may_hold(bounded: LiveGateway, fake: FakeFal) -> None:
+    # Its length unknown, a chunked body counts as a file at the size cap: here more than the budget,
+    # so it waits until the upload before it is with fal (it used to reserve nothing and pass it).
+    fake.latency = JOB_SECONDS
+    with (
+        openai.OpenAI(base_url=bounded.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client,
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        first = pool.submit(
+            client.images.edit,
+            model="hidream-e1-1",
+            image=("in.png", IMAGE, "image/png"),
+            prompt=f"first [fake:slow_submit:{SUBMIT_SECONDS}]",
+        )
+        wait_until(lambda: _intake(bounded) > 0, "the first upload holds the budget")
+        chunked = pool.submit(_chunked_edit, bounded, "chunked")
+        assert len(first.result().data or []) == 1 and chunked.result() == 1
+    assert [str(submission.payload["prompt"]).split()[0] for submission in fake.submissions] == ["first", "chunked"]
