@@ -43,9 +43,9 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -68,9 +68,9 @@ class AdmissionLimits:
     queue_timeout_seconds: float
     retry_after_seconds: int
     max_intake_bytes: int = 0
-    max_body_bytes: int = 0
-    """The largest body an image route reads (0: no cap known): a longer declared one reserves nothing,
-    its route refuses it (413) before reading a byte."""
+    body_caps: Mapping[str, int] = field(default_factory=dict)
+    """The largest body each image route (by path) reads: a longer declared one reserves nothing, its
+    route refuses it (413) before reading a byte."""
     undeclared_intake_bytes: int = 0
     """What a body without a declared length (chunked) reserves: it may be as large as a file may."""
 
@@ -262,7 +262,7 @@ class AdmissionGuard:
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
-        intake_bytes = reserved_intake(scope["headers"], self.gate.limits)
+        intake_bytes = reserved_intake(scope["headers"], self.gate.limits, path=scope["path"])
         try:
             await self.gate.acquire(intake_bytes)
         except Overloaded:
@@ -283,16 +283,18 @@ class AdmissionGuard:
             slot.close()
 
 
-def reserved_intake(headers: Iterable[tuple[bytes, bytes]], limits: AdmissionLimits) -> int:
-    """What a request with ``headers`` reserves of the intake budget: its declared body length, from
-    :data:`INTAKE_MIN_BYTES` up (a generation's JSON, a form without files: nothing); nothing for a
-    length over ``limits.max_body_bytes`` (refused unread: it must not wait for an empty budget, nor
-    hold back the uploads behind it meanwhile); ``limits.undeclared_intake_bytes`` for a chunked body."""
+def reserved_intake(headers: Iterable[tuple[bytes, bytes]], limits: AdmissionLimits, *, path: str) -> int:
+    """What a request to ``path`` with ``headers`` reserves of the intake budget: its declared body
+    length, from :data:`INTAKE_MIN_BYTES` up (a generation's JSON, a form without files: nothing);
+    nothing for a length over the route's cap (``limits.body_caps``: refused unread, it must not wait
+    for an empty budget, nor hold back the uploads behind it meanwhile);
+    ``limits.undeclared_intake_bytes`` for a chunked body."""
+    cap = limits.body_caps.get(path)
     chunked = False
     for name, value in headers:
         if name == b"content-length":
             length = int(value) if value.isdigit() else 0
-            if length < INTAKE_MIN_BYTES or (limits.max_body_bytes and length > limits.max_body_bytes):
+            if length < INTAKE_MIN_BYTES or (cap is not None and length > cap):
                 return 0
             return length
         if name == b"transfer-encoding":

@@ -309,7 +309,10 @@ def admission_limits(settings: Settings) -> AdmissionLimits:
         queue_timeout_seconds=settings.queue_timeout_seconds,
         retry_after_seconds=settings.overload_retry_after_seconds,
         max_intake_bytes=settings.max_intake_bytes,
-        max_body_bytes=images.largest_image_body(settings),
+        body_caps={
+            "/v1/images/edits": images.largest_image_body(settings),
+            "/v1/images/generations": images.MAX_GENERATION_BYTES,
+        },
         undeclared_intake_bytes=settings.max_upload_bytes,
     )
 

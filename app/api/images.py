@@ -44,6 +44,8 @@ T = TypeVar("T")
 CANCEL_WAIT_SECONDS = 5.0
 COST_HEADER = "x-pixelgate-cost-usd"
 PROVIDER_HEADER = "x-pixelgate-provider"
+MAX_GENERATION_BYTES = 4 * 1024 * 1024
+"""A generation's JSON: a prompt and parameters."""
 MAX_JSON_BYTES_FACTOR = 2
 """A JSON edit carries base64 images: allow about 4/3 of the per-file cap per image, and headroom."""
 MAX_JSON_DEPTH = 32
@@ -119,7 +121,8 @@ async def create_edit(request: Request, state: AppStateDep, context: RequestCont
 @router.post("/v1/images/generations", response_model=None, openapi_extra=openapi_bodies.GENERATION)
 async def create_generation(request: Request, state: AppStateDep, context: RequestContextDep) -> Response:
     """A generation: JSON; every optional field accepts ``null``."""
-    body = _json_object(await read_limited(request.stream(), 4 * 1024 * 1024))
+    _refuse_declared_length(request, MAX_GENERATION_BYTES)
+    body = _json_object(await read_limited(request.stream(), MAX_GENERATION_BYTES))
 
     async def generation() -> Response:
         return await _serve(request, state, context, build_request(body), "generate", None)

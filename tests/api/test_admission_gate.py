@@ -140,7 +140,7 @@ RESERVING = AdmissionLimits(
     queue_timeout_seconds=1,
     retry_after_seconds=1,
     max_intake_bytes=64 * MiB,
-    max_body_bytes=100 * MiB,
+    body_caps={"/v1/images/edits": 100 * MiB, "/v1/images/generations": 4 * MiB},
     undeclared_intake_bytes=50 * MiB,
 )
 
@@ -151,6 +151,7 @@ RESERVING = AdmissionLimits(
         ([(b"content-length", b"1000")], 0),  # a generation's JSON: held back by slots only
         ([(b"content-length", str(INTAKE_MIN_BYTES).encode())], INTAKE_MIN_BYTES),
         ([(b"content-length", str(3 * MiB).encode())], 3 * MiB),
+        ([(b"content-length", str(4 * MiB).encode())], 4 * MiB),
         ([(b"content-length", str(100 * MiB).encode())], 100 * MiB),  # the largest body a route reads
         ([(b"content-length", str(100 * MiB + 1).encode())], 0),  # refused unread by its route
         ([(b"content-length", b"1" + b"0" * 30)], 0),
@@ -160,5 +161,13 @@ RESERVING = AdmissionLimits(
         ([], 0),  # no body
     ],
 )
-def test_what_a_request_reserves_of_the_intake_budget(headers: list[tuple[bytes, bytes]], reserved: int) -> None:
-    assert reserved_intake(headers, RESERVING) == reserved
+def test_what_an_edit_reserves_of_the_intake_budget(headers: list[tuple[bytes, bytes]], reserved: int) -> None:
+    assert reserved_intake(headers, RESERVING, path="/v1/images/edits") == reserved
+
+
+def test_a_generation_declaring_more_than_its_route_reads_reserves_nothing() -> None:
+    body = [(b"content-length", str(4 * MiB).encode())]
+    assert reserved_intake(body, RESERVING, path="/v1/images/generations") == 4 * MiB
+    over = [(b"content-length", str(4 * MiB + 1).encode())]
+    assert reserved_intake(over, RESERVING, path="/v1/images/generations") == 0
+    assert reserved_intake(over, RESERVING, path="/v1/images/edits") == 4 * MiB + 1
