@@ -18,33 +18,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.context import context_of
+from app.principal import Principal
 from core.errors import AuthenticationError, GatewayError, PermissionDeniedError
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller. ``key_id`` is stable and not secret: limits, idempotency keys and
-    (later) the usage ledger are keyed by it; it may appear in logs. The other fields are a managed
-    key's own limits; None means the gateway's defaults apply."""
-
-    key_id: str
-    name: str | None = None
-    models: frozenset[str] | None = None
-    """The model ids this key may use; None: every model."""
-    rpm: int | None = None
-    """This key's requests per minute (its bucket's capacity too); None: ``PIXELGATE_RATE_LIMIT_RPM``."""
-    budget_usd: Decimal | None = None
-
-    def may_use(self, model: str) -> bool:
-        return self.models is None or model in self.models
 
 
 def check_model_allowed(principal: Principal | None, model: str | None) -> None:

@@ -2,7 +2,7 @@
 
 The outermost guard (:class:`RequestContextGuard`) creates it when a request arrives and gives every
 response its ``x-request-id``; the guards inside fill in what they decide (the authenticated
-:class:`~app.auth.Principal`, the per-key limits ticket, the admission slot, the queue wait), the
+:class:`~app.principal.Principal`, the per-key limits ticket, the admission slot, the queue wait), the
 routes add what only they know (time spent waiting for providers, the model and provider that
 served the request), and whatever reads the record when the response is over (a usage ledger, the
 access log) finds the status and the total time there too.
@@ -13,26 +13,23 @@ Code reads it through :func:`context_of` (guards, with the ASGI scope) or the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.handlers import internal_error_response
+from app.principal import Principal
 from core.errors import GatewayError
-
-if TYPE_CHECKING:  # the guards that fill these fields import this module
-    from app.admission import Slot
-    from app.auth import Principal
-    from app.ratelimit import LimitsTicket
 
 log = logging.getLogger("pixelgate")
 
@@ -74,6 +71,36 @@ class Outcome:
     and code the error would have had as a JSON answer, which the ledger, metrics and log record."""
 
 
+class AdmissionSlot(Protocol):
+    """A request's admission slot (:class:`app.admission.Slot`), as the routes use it."""
+
+    def inputs_sent(self) -> None:
+        """The inputs are with the upstream: the intake budget's share goes back."""
+
+    def released(self) -> AbstractAsyncContextManager[None]:
+        """The slot handed on for the duration, then taken back ahead of new arrivals."""
+
+    def close(self) -> None:
+        """The slot given back for good (idempotent)."""
+
+
+class LimitsTicket:
+    """One request's standing with its key's limits: the headers to report, and its concurrency slot."""
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.release: Callable[[], Awaitable[None]] | None = None
+        self.hold: asyncio.Future[Any] | None = None
+
+    def hold_until(self, work: asyncio.Future[Any]) -> None:
+        """Keep the concurrency slot until ``work`` is over, even when the request ends first.
+
+        For work that outlives its request (an Idempotency-Key request whose client left): leaving
+        must not be a way around the cap.
+        """
+        self.hold = work
+
+
 @dataclass(eq=False)
 class RequestContext:
     """The per-request record; see the module docstring for who fills which field."""
@@ -88,7 +115,9 @@ class RequestContext:
     """Why a presented key was refused when the reason is more than "unknown" (revoked, expired, the key
     database away); the routes that need a principal raise it."""
     limits: LimitsTicket | None = None
-    slot: Slot | None = None
+    """Set by the per-key limits guard (:mod:`app.ratelimit`)."""
+    slot: AdmissionSlot | None = None
+    """Set by the admission guard (:mod:`app.admission`)."""
     outcome: Outcome = field(default_factory=Outcome)
 
     def inputs_sent(self) -> None:

@@ -1,6 +1,6 @@
 """Per-key limits on the image endpoints: a token bucket (requests per minute) and a concurrency cap.
 
-Who is limited: the request's :class:`~app.auth.Principal` (its ``key_id``: a digest of the API key,
+Who is limited: the request's :class:`~app.principal.Principal` (its ``key_id``: a digest of the API key,
 or the client's address when no keys are configured). :class:`LimitsGuard` runs after the
 authentication guard, so an unauthenticated flood cannot create buckets, and before admission and
 the body read, so a refused request costs no upload and no place in the shared admission queue (a
@@ -26,13 +26,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth import Principal
-from app.context import context_of
+from app.context import LimitsTicket, context_of
 from app.handlers import error_response
+from app.principal import Principal
 from core.errors import GatewayError, RequestRateLimitError
 
 
@@ -115,23 +115,6 @@ class LimitConfig:
     burst: int
     max_concurrent: int
     """0 turns the concurrency cap off."""
-
-
-class LimitsTicket:
-    """One request's standing with its key's limits: the headers to report, and its concurrency slot."""
-
-    def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.release: Callable[[], Awaitable[None]] | None = None
-        self.hold: asyncio.Future[Any] | None = None
-
-    def hold_until(self, work: asyncio.Future[Any]) -> None:
-        """Keep the concurrency slot until ``work`` is over, even when the request ends first.
-
-        For work that outlives its request (an Idempotency-Key request whose client left): leaving
-        must not be a way around the cap.
-        """
-        self.hold = work
 
 
 def duration(seconds: float) -> str:

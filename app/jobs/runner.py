@@ -39,7 +39,6 @@ from decimal import Decimal
 import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.auth import Principal
 from app.db import error_summary
 from app.jobs.models import ClaimedJob, job_object
 from app.jobs.results import JobResults, split_result
@@ -47,6 +46,7 @@ from app.jobs.store import JobStore
 from app.jobs.tracking import JobTracker
 from app.jobs.webhooks import WebhookSender, delivered
 from app.keys.budget import Budgets
+from app.principal import Principal
 from app.shutdown import StopNotice
 from app.usage import Ledger, LedgerEntry
 from core.errors import GatewayError

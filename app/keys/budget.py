@@ -35,10 +35,10 @@ from decimal import Decimal
 from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.auth import Principal
 from app.db import Database, error_summary, unavailable_as_503
 from app.db.schema import api_keys, budget_holds
 from app.keys.secrets import is_key_id
+from app.principal import Principal
 from core.errors import QuotaExceededError
 from normalization.pricing import micros
 

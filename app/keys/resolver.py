@@ -1,6 +1,6 @@
 """Managed keys as a :class:`~app.auth.KeyResolver`: the request guards' view of the key store.
 
-A usable key becomes a :class:`~app.auth.Principal` carrying its own limits (allowed models, rpm,
+A usable key becomes a :class:`~app.principal.Principal` carrying its own limits (allowed models, rpm,
 budget); a revoked or expired one raises its 401 (``key_revoked`` / ``key_expired``) so the client
 is told why, and a database that cannot answer raises its 503: a good key is never refused as
 unknown because the database was away.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from app.auth import Principal
 from app.keys.models import KeyRecord, RefusedKey
 from app.keys.secrets import is_key_id
 from app.keys.store import KeyStore
+from app.principal import Principal
 
 
 class ManagedKeyResolver:

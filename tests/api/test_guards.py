@@ -15,11 +15,12 @@ import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.admission import AdmissionGate, AdmissionLimits
-from app.auth import EnvKeyResolver, FirstMatch, OpenAccess, Principal, key_id_for, require_principal
+from app.auth import EnvKeyResolver, FirstMatch, OpenAccess, key_id_for, require_principal
 from app.context import RequestContext, RequestContextGuard, context_of
 from app.db import Database
 from app.guards import IMAGE_PATHS, BodyDeadlines, Guard, GuardStack, request_guards
 from app.main import create_app
+from app.principal import Principal
 from app.ratelimit import MemoryLimitStore, limit_config
 from app.shutdown import InFlight
 from app.usage import Ledger, LedgerConfig

@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from app.auth import Principal
 from app.db import Database
 from app.db.schema import api_keys, budget_holds
 from app.keys import KeyStore, NewKey
 from app.keys.budget import Budgets, Hold
+from app.principal import Principal
 from core.errors import QuotaExceededError
 
 PRICE = Decimal("0.01")
