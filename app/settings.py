@@ -15,15 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.config_errors import did_you_mean, one_line
 from app.jobs.webhooks import parse_secret
 from app.provider_config import EnvironmentSource, build_providers, declared_variables, with_kind_defaults
+from app.settings_sources import CONFIG_VARIABLE, AwsSource, YamlSource
 from app.upstream_http import UpstreamTransport
 from core.errors import ConfigError
 from core.provider_settings import ProviderSettings
@@ -32,18 +32,8 @@ from normalization.catalog import Model
 MiB = 1024 * 1024
 
 ENV_PREFIX = "PIXELGATE_"
-CONFIG_VARIABLE = "PIXELGATE_CONFIG"
 CLIENT_VARIABLES = frozenset({"PIXELGATE_URL", "PIXELGATE_API_KEY"})
 """Read by the README's client examples, not by the server; tolerated in the server's environment."""
-
-
-AWS_VARIABLES = {
-    "endpoint_url": "AWS_ENDPOINT_URL",
-    "access_key_id": "AWS_ACCESS_KEY_ID",
-    "secret_access_key": "AWS_SECRET_ACCESS_KEY",
-    "region": "AWS_REGION",
-}
-"""The standard AWS variables that configure the S3 store (``s3`` in the YAML file), field -> variable."""
 
 
 class S3Settings(BaseModel):
@@ -364,8 +354,8 @@ class Settings(BaseSettings):
             init_settings,
             env_settings,
             EnvironmentSource(settings_cls),
-            _AwsSource(settings_cls),
-            _YamlSource(settings_cls),
+            AwsSource(settings_cls),
+            YamlSource(settings_cls),
         )
 
     @classmethod
@@ -401,48 +391,3 @@ def check_environment(environ: Mapping[str, str]) -> None:
             f"invalid configuration: unknown environment variable {unknown[0]}"
             f"{did_you_mean(unknown[0].upper(), known)}{more}"
         )
-
-
-class _AwsSource(PydanticBaseSettingsSource):
-    """The standard ``AWS_*`` variables as the ``s3`` block; they win over the YAML file's.
-
-    An empty value is no value (docker compose passes ``AWS_REGION=`` for an unset variable).
-    """
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        found = {
-            field: value
-            for field, variable in AWS_VARIABLES.items()
-            if (value := os.environ.get(variable)) is not None and value.strip()
-        }
-        return {"s3": found} if found else {}
-
-
-class _YamlSource(PydanticBaseSettingsSource):
-    """Reads the YAML file named by ``PIXELGATE_CONFIG`` (``pixelgate serve --config`` sets it)."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        path = os.environ.get(CONFIG_VARIABLE)
-        if not path:
-            return {}
-        return load_yaml_config(Path(path))
-
-
-def load_yaml_config(path: Path) -> dict[str, Any]:
-    """Parse the contract's YAML file into settings keys; :class:`ConfigError` on a malformed file."""
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        reason = " ".join(str(exc).split())
-        raise ConfigError(f"invalid configuration: cannot read config file {path}: {reason}") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"invalid configuration: config file {path} must hold a mapping at the top level")
-    return loaded

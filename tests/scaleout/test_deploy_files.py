@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from app.provider_config import declared_variables
-from app.settings import AWS_VARIABLES, Settings, known_variables
+from app.settings import Settings, known_variables
+from app.settings_sources import AWS_VARIABLES
 from tests.scaleout.cluster import compose_file, interpolate
 from tests.scaleout.haproxy import CONFIG as HAPROXY_CONFIG
 from tests.scaleout.haproxy import environment as haproxy_environment
