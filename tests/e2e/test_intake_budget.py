@@ -13,11 +13,12 @@ import itertools
 import socket
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
 import openai
 import pytest
+from openai.types import ImagesResponse
 
 from tests.conftest import TEST_KEY, upstream_settings
 from tests.e2e.conftest import FAL_KEY
@@ -114,21 +115,29 @@ def _intake(live: LiveGateway) -> int:
     return int(load["intake_bytes"])
 
 
-def test_a_body_no_route_reads_is_refused_without_waiting_for_the_budget(bounded: LiveGateway, fake: FakeFal) -> None:
+@pytest.fixture
+def bounded_sdk(bounded: LiveGateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=bounded.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client:
+        yield client
+
+
+def _hold_the_budget(
+    live: LiveGateway, client: openai.OpenAI, pool: ThreadPoolExecutor, prompt: str
+) -> Future[ImagesResponse]:
+    """An edit whose upload holds the whole budget until fal answers its submit (slow, by ``prompt``)."""
+    first = pool.submit(client.images.edit, model="hidream-e1-1", image=("in.png", IMAGE, "image/png"), prompt=prompt)
+    wait_until(lambda: _intake(live) > 0, "the first upload holds the budget")
+    return first
+
+
+def test_a_body_no_route_reads_is_refused_without_waiting_for_the_budget(
+    bounded: LiveGateway, bounded_sdk: openai.OpenAI, fake: FakeFal
+) -> None:
     # A declared length beyond every cap used to wait for an empty budget (holding back the uploads
     # behind it) only to be refused once it had it.
     fake.latency = JOB_SECONDS
-    with (
-        openai.OpenAI(base_url=bounded.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client,
-        ThreadPoolExecutor(max_workers=1) as pool,
-    ):
-        first = pool.submit(
-            client.images.edit,
-            model="hidream-e1-1",
-            image=("in.png", IMAGE, "image/png"),
-            prompt=f"hold the budget [fake:slow_submit:{3 * SUBMIT_SECONDS}]",
-        )
-        wait_until(lambda: _intake(bounded) > 0, "the first upload holds the budget")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = _hold_the_budget(bounded, bounded_sdk, pool, f"hold [fake:slow_submit:{3 * SUBMIT_SECONDS}]")
         head = (
             "POST /v1/images/edits HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Authorization: Bearer {TEST_KEY}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
@@ -165,21 +174,14 @@ def _chunked_edit(live: LiveGateway, prompt: str) -> int:
     return len(response.json()["data"])
 
 
-def test_a_chunked_upload_reserves_as_much_as_a_file_may_hold(bounded: LiveGateway, fake: FakeFal) -> None:
+def test_a_chunked_upload_reserves_as_much_as_a_file_may_hold(
+    bounded: LiveGateway, bounded_sdk: openai.OpenAI, fake: FakeFal
+) -> None:
     # Its length unknown, a chunked body counts as a file at the size cap: here more than the budget,
     # so it waits until the upload before it is with fal (it used to reserve nothing and pass it).
     fake.latency = JOB_SECONDS
-    with (
-        openai.OpenAI(base_url=bounded.api_url, api_key=TEST_KEY, max_retries=0, timeout=30) as client,
-        ThreadPoolExecutor(max_workers=2) as pool,
-    ):
-        first = pool.submit(
-            client.images.edit,
-            model="hidream-e1-1",
-            image=("in.png", IMAGE, "image/png"),
-            prompt=f"first [fake:slow_submit:{SUBMIT_SECONDS}]",
-        )
-        wait_until(lambda: _intake(bounded) > 0, "the first upload holds the budget")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = _hold_the_budget(bounded, bounded_sdk, pool, f"first [fake:slow_submit:{SUBMIT_SECONDS}]")
         chunked = pool.submit(_chunked_edit, bounded, "chunked")
         assert len(first.result().data or []) == 1 and chunked.result() == 1
     assert [str(submission.payload["prompt"]).split()[0] for submission in fake.submissions] == ["first", "chunked"]
