@@ -61,7 +61,7 @@ INTAKE_MIN_BYTES = 256 * 1024
 class AdmissionLimits:
     """``max_inflight`` requests in progress, ``max_queued`` waiting for at most ``queue_timeout_seconds``;
     ``max_intake_bytes`` (0: no bound) of large bodies read and not yet handed to an upstream (see
-    :func:`intake_bytes` for what a request reserves)."""
+    :func:`reserved_intake` for what a request reserves)."""
 
     max_inflight: int
     max_queued: int
