@@ -20,10 +20,9 @@ Two ways out were measured (``bench/bench_longjobs.py``, ``python -m bench.run -
 :data:`CHECK_SECONDS`: over :data:`TRIM_FREE_BYTES` (a burst) it trims at once; over
 :data:`STEADY_TRIM_BYTES` (more than a few requests leave free), at most every
 :data:`TRIM_INTERVAL_SECONDS`; an idle heap left fragmented (trims that give nothing back) is checked
-less and less often. Measured (1,000 1 MiB
-edits at once, ``python -m bench.bench_longjobs``; CPU per 4 MiB edit at concurrency 16): see the
-README's "Long jobs". Without ``mallinfo2`` (glibc before 2.33) it trims every
-:data:`TRIM_INTERVAL_SECONDS`.
+less and less often. Measured (1,000 1 MiB edits at once, ``python -m bench.bench_longjobs``; CPU per
+4 MiB edit at concurrency 16): see the README's "Long jobs". Without ``mallinfo2`` (glibc before
+2.33) it trims every :data:`TRIM_INTERVAL_SECONDS`.
 
 Besides, :func:`fix_thresholds` pins the two thresholds glibc would otherwise move by itself: the
 mmap threshold at its maximum (what the dynamic one reaches anyway after the first large free) and
