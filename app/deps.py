@@ -31,10 +31,15 @@ class AppState:
     jobs: Jobs
 
 
-async def get_state(request: Request) -> AppState:
-    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
+def state_of(request: Request) -> AppState:
+    """The app's state, for a route that reads it itself (the image routes: see :mod:`app.api.images`)."""
     state: AppState = request.app.state.pixelgate
     return state
+
+
+async def get_state(request: Request) -> AppState:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request.
+    return state_of(request)
 
 
 AppStateDep = Annotated[AppState, Depends(get_state)]

@@ -4,6 +4,10 @@ Thin: read the body within limits, build the typed request, let the :class:`Gate
 execute, render. ``?dry_run=true`` returns the upstream request(s) and the emulation plan without
 calling the provider. A client that disconnects cancels its upstream work, unless it sent an
 ``Idempotency-Key``: then the work runs on for its retry (:mod:`app.idempotency`).
+
+The two routes take the app's state and the request's context themselves rather than as FastAPI
+dependencies: solving those cost about 0.3 ms of CPU per request (1 MiB edits at c=1, interleaved:
+8.22 against 7.95 ms, and 7.15 against 6.75 ms in a second run).
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from pydantic import JsonValue
 
 from app.api import jobs, openapi_bodies, streaming
 from app.auth import check_model_allowed
-from app.context import RequestContext, RequestContextDep
-from app.deps import AppState, AppStateDep
+from app.context import RequestContext, context_of
+from app.deps import AppState, state_of
 from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
 from app.idempotency import Material, Work, form_material, json_material
@@ -69,8 +73,9 @@ def _dry_run(request: Request) -> bool:
 
 
 @router.post("/v1/images/edits", response_model=None, openapi_extra=openapi_bodies.EDIT)
-async def create_edit(request: Request, state: AppStateDep, context: RequestContextDep) -> Response:
+async def create_edit(request: Request) -> Response:
     """An edit: multipart exactly as the OpenAI SDKs send it, or JSON with ``images: [{image_url}]``."""
+    state, context = state_of(request), context_of(request.scope)
     settings = state.settings
     content_type = request.headers.get("content-type", "")
     max_request = _max_form_bytes(settings)
@@ -119,8 +124,9 @@ async def create_edit(request: Request, state: AppStateDep, context: RequestCont
 
 
 @router.post("/v1/images/generations", response_model=None, openapi_extra=openapi_bodies.GENERATION)
-async def create_generation(request: Request, state: AppStateDep, context: RequestContextDep) -> Response:
+async def create_generation(request: Request) -> Response:
     """A generation: JSON; every optional field accepts ``null``."""
+    state, context = state_of(request), context_of(request.scope)
     _refuse_declared_length(request, MAX_GENERATION_BYTES)
     body = _json_object(await read_limited(request.stream(), MAX_GENERATION_BYTES))
 
