@@ -309,10 +309,7 @@ def admission_limits(settings: Settings) -> AdmissionLimits:
         queue_timeout_seconds=settings.queue_timeout_seconds,
         retry_after_seconds=settings.overload_retry_after_seconds,
         max_intake_bytes=settings.max_intake_bytes,
-        body_caps={
-            "/v1/images/edits": images.largest_image_body(settings),
-            "/v1/images/generations": images.MAX_GENERATION_BYTES,
-        },
+        body_caps=images.body_caps(settings),
         undeclared_intake_bytes=settings.max_upload_bytes,
     )
 

@@ -229,40 +229,36 @@ class _NoCookies(http.cookiejar.CookieJar):
         return None
 
 
-def _aiohttp_client(max_connections: int) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=_Unlinked(AiohttpTransport(max_connections)),
-        timeout=UPSTREAM_TIMEOUT,
-        follow_redirects=False,
-        cookies=_NoCookies(),
-    )
+def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+    return AiohttpTransport(max_connections)
 
 
-def _httpcore_client(max_connections: int) -> httpx.AsyncClient:
+def _httpcore_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     read_whole_chunks()
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections // 4)
     # An explicit transport: like aiohttp's, it takes no proxy from the environment (the fetch guard
     # sends each request to the address it checked).
-    return httpx.AsyncClient(
-        transport=_Unlinked(httpx.AsyncHTTPTransport(limits=limits)),
-        cookies=_NoCookies(),
-        timeout=UPSTREAM_TIMEOUT,
-        follow_redirects=False,
-    )
+    return httpx.AsyncHTTPTransport(limits=limits)
 
 
-_BUILDERS: dict[UpstreamTransport, Callable[[int], httpx.AsyncClient]] = {
-    "aiohttp": _aiohttp_client,
-    "httpcore": _httpcore_client,
+_TRANSPORTS: dict[UpstreamTransport, Callable[[int], httpx.AsyncBaseTransport]] = {
+    "aiohttp": _aiohttp_transport,
+    "httpcore": _httpcore_transport,
 }
 
 
 def build_upstream_client(transport: UpstreamTransport, max_connections: int) -> httpx.AsyncClient:
     """The app's upstream client over ``transport``, at most ``max_connections`` open at once.
 
-    Never follows redirects (the guarded fetch checks each hop); close it with ``aclose()``.
+    Never follows redirects (the guarded fetch checks each hop), keeps no cookies, frees each answer
+    once closed; close it with ``aclose()``.
     """
-    return _BUILDERS[transport](max_connections)
+    return httpx.AsyncClient(
+        transport=_Unlinked(_TRANSPORTS[transport](max_connections)),
+        cookies=_NoCookies(),
+        timeout=UPSTREAM_TIMEOUT,
+        follow_redirects=False,
+    )
 
 
 def read_whole_chunks() -> None:

@@ -48,6 +48,8 @@ T = TypeVar("T")
 CANCEL_WAIT_SECONDS = 5.0
 COST_HEADER = "x-pixelgate-cost-usd"
 PROVIDER_HEADER = "x-pixelgate-provider"
+EDITS_PATH = "/v1/images/edits"
+GENERATIONS_PATH = "/v1/images/generations"
 MAX_GENERATION_BYTES = 4 * 1024 * 1024
 """A generation's JSON: a prompt and parameters."""
 MAX_JSON_BYTES_FACTOR = 2
@@ -72,14 +74,14 @@ def _dry_run(request: Request) -> bool:
     return request.query_params.get("dry_run", "").strip().lower() in ("1", "true", "yes")
 
 
-@router.post("/v1/images/edits", response_model=None, openapi_extra=openapi_bodies.EDIT)
+@router.post(EDITS_PATH, response_model=None, openapi_extra=openapi_bodies.EDIT)
 async def create_edit(request: Request) -> Response:
     """An edit: multipart exactly as the OpenAI SDKs send it, or JSON with ``images: [{image_url}]``."""
     state, context = state_of(request), context_of(request.scope)
     settings = state.settings
     content_type = request.headers.get("content-type", "")
     max_request = _max_form_bytes(settings)
-    _refuse_declared_length(request, largest_image_body(settings))
+    _refuse_declared_length(request, _largest_edit_body(settings))
     if content_type.startswith("multipart/form-data"):
         limits = FormLimits(settings.max_upload_bytes, max_request, settings.max_images)
         form = await read_multipart(content_type, request.stream(), limits)
@@ -123,7 +125,7 @@ async def create_edit(request: Request) -> Response:
     )
 
 
-@router.post("/v1/images/generations", response_model=None, openapi_extra=openapi_bodies.GENERATION)
+@router.post(GENERATIONS_PATH, response_model=None, openapi_extra=openapi_bodies.GENERATION)
 async def create_generation(request: Request) -> Response:
     """A generation: JSON; every optional field accepts ``null``."""
     state, context = state_of(request), context_of(request.scope)
@@ -238,10 +240,15 @@ def _max_form_bytes(settings: Settings) -> int:
     return settings.max_upload_bytes * (settings.max_images + 1) + 1024 * 1024
 
 
-def largest_image_body(settings: Settings) -> int:
-    """The largest body the image routes read (a JSON edit's, its images as base64): a request declaring
-    more is refused (413) unread."""
+def _largest_edit_body(settings: Settings) -> int:
+    """The largest edit body (a JSON edit's, its images as base64): one declaring more is refused unread."""
     return _max_form_bytes(settings) * MAX_JSON_BYTES_FACTOR
+
+
+def body_caps(settings: Settings) -> dict[str, int]:
+    """The largest body each route here reads, by path: a request declaring more is refused (413) unread
+    (the admission guard reserves nothing of the intake budget for it)."""
+    return {EDITS_PATH: _largest_edit_body(settings), GENERATIONS_PATH: MAX_GENERATION_BYTES}
 
 
 def _note_result(context: RequestContext, result: ImagesResponse) -> None:
