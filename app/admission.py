@@ -28,7 +28,9 @@ that many bytes (a chunked body, of unknown length, as many as one file may have
 slot, in the same FIFO order, and gives them back once its inputs are with the upstream
 (:meth:`Slot.inputs_sent`: fal has accepted the job, after which the inputs leave memory; for
 upstreams that take inputs and answer in one call, as that call starts) or when the request ends. A
-declared length no image route reads reserves nothing: its route refuses it unread. Handing the slot
+declared length no image route reads reserves nothing: its route refuses it unread. A JSON edit's
+``image_url`` download reserves what its body may hold before reading it (:meth:`Slot.reserve_intake`,
+through :meth:`AdmissionGate.exchange`). Handing the slot
 on while the upstream works does not free the bytes: 1,000 1 MiB edits sent at once to fal had up to
 83 submits in flight (the input and its 1.4 MB of base64 each), read faster than the upstream accepted
 them; with the budget the bodies not yet admitted wait unread in the sockets.
@@ -87,7 +89,8 @@ class AdmissionGate:
     budget (see the module docstring), given back with :meth:`release_intake`; a reservation larger than
     the budget is taken when no other is held. Uploads get their bytes strictly in arrival order; a
     request that reserves none (a generation) is not held back by an upload waiting for bytes, only by
-    the slots. Single event loop; not thread-safe."""
+    the slots. ``exchange`` (an admitted request about to download an input) grows a reservation ahead of
+    every arrival. Single event loop; not thread-safe."""
 
     def __init__(self, limits: AdmissionLimits) -> None:
         self.limits = limits
@@ -99,6 +102,8 @@ class AdmissionGate:
         self._others: deque[_Waiter] = deque()
         """Arrivals that reserve none, in order."""
         self._returning: deque[asyncio.Future[None]] = deque()
+        self._growing: deque[_Waiter] = deque()
+        """Admitted requests waiting to grow their reservation (:meth:`exchange`), in order."""
         self._arrivals = itertools.count()
 
     @property
@@ -108,7 +113,8 @@ class AdmissionGate:
     async def acquire(self, intake_bytes: int = 0) -> None:
         # Uploads keep their order among themselves; with a slot free, a queued upload can only be
         # waiting for bytes, which a request reserving none does not take.
-        queue_allows = not self._returning and not self._others and (not intake_bytes or not self._uploads)
+        queue_allows = not self._returning and not self._others
+        queue_allows = queue_allows and (not intake_bytes or not (self._uploads or self._growing))
         if queue_allows and self._admits(intake_bytes):
             self._take(intake_bytes)
             return
@@ -132,6 +138,32 @@ class AdmissionGate:
         self._returning.append(waiter)
         await self._wait(waiter, lambda: self._drop_returning(waiter), 0)
 
+    async def exchange(self, held: int, wanted: int) -> None:
+        """Trade a reservation of ``held`` bytes for one of ``wanted`` (an admitted request about to read
+        more: a JSON edit's ``image_url`` download), waiting without limit or timeout until it fits or no
+        other bytes are held.
+
+        It waits ahead of every arrival and holds nothing meanwhile, so two requests growing at once
+        cannot wait on each other; the uploads behind it wait too, so the bytes it gave back are not
+        taken by a new arrival. Cancelled, it holds nothing (its ``held`` bytes are already given back).
+        """
+        self.intake_bytes -= held
+        if not self._growing and self._fits(wanted):
+            self.intake_bytes += wanted
+            return
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), wanted, next(self._arrivals))
+        self._growing.append(waiter)
+        self._dispatch()  # what it gave back may let the one growing before it through
+        try:
+            await waiter.future  # _dispatch() counted its bytes in before waking it
+        except BaseException:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self.release_intake(wanted)  # woken and cancelled in the same instant
+            elif waiter in self._growing:
+                self._growing.remove(waiter)
+                self._dispatch()  # it may have held back the uploads behind it
+            raise
+
     def release(self) -> None:
         self.inflight -= 1
         self._dispatch()
@@ -141,8 +173,9 @@ class AdmissionGate:
         self._dispatch()
 
     def _admits(self, intake_bytes: int) -> bool:
-        if self.inflight >= self.limits.max_inflight:
-            return False
+        return self.inflight < self.limits.max_inflight and self._fits(intake_bytes)
+
+    def _fits(self, intake_bytes: int) -> bool:
         budget = self.limits.max_intake_bytes
         return not intake_bytes or not budget or not self.intake_bytes or self.intake_bytes + intake_bytes <= budget
 
@@ -151,8 +184,17 @@ class AdmissionGate:
         self.intake_bytes += intake_bytes
 
     def _dispatch(self) -> None:
-        """Wake waiters while slots (and bytes) allow: returning ones first, then arrivals in order, but
-        an upload whose bytes do not fit yet holds back only the uploads behind it."""
+        """Wake waiters while slots (and bytes) allow: growing ones first (they need bytes, not slots), then
+        returning ones, then arrivals in order, but an upload whose bytes do not fit yet holds back only the
+        uploads behind it."""
+        while self._growing:
+            growing = self._growing[0]
+            if not growing.future.done():
+                if not self._fits(growing.intake_bytes):
+                    break
+                self.intake_bytes += growing.intake_bytes
+                growing.future.set_result(None)
+            self._growing.popleft()
         while self._returning and self.inflight < self.limits.max_inflight:
             returning = self._returning.popleft()
             if not returning.done():
@@ -164,11 +206,14 @@ class AdmissionGate:
 
     def _next_arrival(self) -> _Waiter | None:
         """Take the arrival that goes next, given a free slot: the first upload when its bytes fit and
-        it came first; else the first arrival that reserves none; None when only uploads wait for bytes."""
+        it came first (and no admitted request waits to grow); else the first arrival that reserves none;
+        None when only uploads wait for bytes."""
         for queue in (self._uploads, self._others):
             while queue and queue[0].future.done():  # gone while waiting
                 queue.popleft()
-        upload = self._uploads[0] if self._uploads and self._admits(self._uploads[0].intake_bytes) else None
+        upload = None
+        if self._uploads and not self._growing and self._admits(self._uploads[0].intake_bytes):
+            upload = self._uploads[0]
         other = self._others[0] if self._others else None
         if upload is not None and (other is None or upload.arrival < other.arrival):
             return self._uploads.popleft()
@@ -220,6 +265,27 @@ class Slot:
         if self._intake_bytes:
             self._gate.release_intake(self._intake_bytes)
             self._intake_bytes = 0
+
+    async def reserve_intake(self, more: int) -> int:
+        """Reserve ``more`` bytes of the intake budget besides those held (see :meth:`AdmissionGate.exchange`),
+        given back with the rest; returns what was reserved: 0 below :data:`INTAKE_MIN_BYTES`, without a
+        budget, or once the slot is closed (work that outlives its response goes on unbounded)."""
+        if more < INTAKE_MIN_BYTES or not self._gate.limits.max_intake_bytes or self._closed:
+            return 0
+        held, self._intake_bytes = self._intake_bytes, 0
+        await self._gate.exchange(held, held + more)
+        if self._closed:  # closed while it waited: nobody will give these back
+            self._gate.release_intake(held + more)
+            return 0
+        self._intake_bytes = held + more
+        return more
+
+    def return_intake(self, unused: int) -> None:
+        """Give back ``unused`` bytes of a reservation (a download smaller than it might have been)."""
+        unused = min(unused, self._intake_bytes)
+        if unused > 0:
+            self._intake_bytes -= unused
+            self._gate.release_intake(unused)
 
     @asynccontextmanager
     async def released(self) -> AsyncIterator[None]:

@@ -77,6 +77,12 @@ class AdmissionSlot(Protocol):
     def inputs_sent(self) -> None:
         """The inputs are with the upstream: the intake budget's share goes back."""
 
+    async def reserve_intake(self, more: int) -> int:
+        """``more`` bytes of the intake budget reserved besides those held; returns what was reserved."""
+
+    def return_intake(self, unused: int) -> None:
+        """``unused`` bytes of a reservation given back."""
+
     def released(self) -> AbstractAsyncContextManager[None]:
         """The slot handed on for the duration, then taken back ahead of new arrivals."""
 
@@ -125,6 +131,16 @@ class RequestContext:
         Idempotency-Key request): its share of the intake budget goes back."""
         if self.slot is not None:
             self.slot.inputs_sent()
+
+    async def reserve_intake(self, more: int) -> int:
+        """Reserve ``more`` bytes of the intake budget (an input about to be downloaded), given back with
+        the request's other bytes; returns what was reserved (0 for a request without a slot)."""
+        return await self.slot.reserve_intake(more) if self.slot is not None else 0
+
+    def return_intake(self, unused: int) -> None:
+        """Give back ``unused`` bytes of what :meth:`reserve_intake` reserved."""
+        if self.slot is not None:
+            self.slot.return_intake(unused)
 
     def without_slot(self) -> AbstractAsyncContextManager[None]:
         """The admission slot handed on for the duration (waiting on someone else's server), then taken

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import pybase64
 from pydantic import JsonValue, ValidationError
@@ -17,9 +18,41 @@ from app.forms import ParsedForm
 from core.errors import InvalidRequestError, PayloadTooLargeError
 from core.images import InputImage, probe_input
 from normalization.request import EditInputs, ImageRequest
+from providers.fetch import BeforeBody
 
-UrlFetcher = Callable[[str], Awaitable[bytes]]
-"""Downloads an ``image_url`` input (https or an allowed host) within the size cap."""
+UrlFetcher = Callable[[str, BeforeBody], Awaitable[bytes]]
+"""Downloads an ``image_url`` input (https or an allowed host) within the size cap, awaiting the
+``BeforeBody`` hook with the most its body may hold before reading it."""
+
+RequestFetch = Callable[[str], Awaitable[bytes]]
+"""One request's download of an ``image_url`` input."""
+
+
+class IntakeAccount(Protocol):
+    """The request's share of the intake budget (:class:`app.context.RequestContext`)."""
+
+    async def reserve_intake(self, more: int) -> int: ...
+
+    def return_intake(self, unused: int) -> None: ...
+
+
+def counted_fetch(fetch: UrlFetcher, intake: IntakeAccount) -> RequestFetch:
+    """``fetch`` with each download's bytes reserved from ``intake`` before its body is read (as much as
+    it may hold: its declared length, else the size cap) and what it did not use given back after; the
+    rest goes back with the request's other inputs. So downloaded inputs wait for room as uploads do."""
+
+    async def fetch_counted(url: str) -> bytes:
+        reserved = 0
+
+        async def reserve(most: int) -> None:
+            nonlocal reserved
+            reserved = await intake.reserve_intake(most)
+
+        data = await fetch(url, reserve)
+        intake.return_intake(reserved - len(data))
+        return data
+
+    return fetch_counted
 
 
 def build_request(fields: dict[str, JsonValue]) -> ImageRequest:
@@ -46,7 +79,7 @@ def form_inputs(form: ParsedForm, *, max_pixels: int) -> EditInputs:
 
 
 async def json_inputs(
-    body: dict[str, JsonValue], *, fetch: UrlFetcher, max_bytes: int, max_images: int, max_pixels: int
+    body: dict[str, JsonValue], *, fetch: RequestFetch, max_bytes: int, max_images: int, max_pixels: int
 ) -> EditInputs:
     """Images of a JSON edit: ``images: [{"image_url": ...}]`` (or ``image``), optional ``mask``."""
     refs = body.pop("images", None)
@@ -72,7 +105,7 @@ async def json_inputs(
     return EditInputs(images=tuple(images), mask=mask)
 
 
-async def _ref_image(ref: JsonValue, param: str, *, fetch: UrlFetcher, max_bytes: int, max_pixels: int) -> InputImage:
+async def _ref_image(ref: JsonValue, param: str, *, fetch: RequestFetch, max_bytes: int, max_pixels: int) -> InputImage:
     url = ref.get("image_url") if isinstance(ref, dict) else ref
     if isinstance(ref, dict) and "file_id" in ref:
         raise InvalidRequestError("file_id references are not supported; send image_url", param=param)

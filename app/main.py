@@ -58,7 +58,7 @@ from normalization.catalog import Catalog, load_builtin_catalog
 from normalization.input_spill import sweep as sweep_inputs
 from normalization.pipeline import Gateway, GatewayConfig
 from providers.base import AdapterContext, ResultLimits
-from providers.fetch import FetchPolicy, fetch_image_bytes
+from providers.fetch import BeforeBody, FetchPolicy, fetch_image_bytes
 from providers.registry import build_adapters
 
 CANCEL_GRACE_SECONDS = 5.0
@@ -325,9 +325,9 @@ def _input_fetcher(client: httpx.AsyncClient, settings: Settings) -> UrlFetcher:
         timeout_seconds=settings.fetch_timeout_seconds,
     )
 
-    async def fetch(url: str) -> bytes:
+    async def fetch(url: str, before_body: BeforeBody) -> bytes:
         try:
-            return await fetch_image_bytes(client, url, policy)
+            return await fetch_image_bytes(client, url, policy, before_body)
         except UpstreamError as exc:
             raise InvalidRequestError(f"could not use image_url: {exc.message}", param="images") from exc
 

@@ -272,8 +272,9 @@ class Settings(BaseSettings):
         # About 2.4 times this in memory while fal submits are in flight (an input and its base64).
         default=64 * MiB,
         ge=0,
-        description="bytes of large uploads read and not yet handed to an upstream; more wait unread "
-        "in FIFO order with the admission queue (one larger upload goes alone); 0: no bound",
+        description="bytes of large uploads (and downloaded image_url inputs) read and not yet handed to an "
+        "upstream; more wait unread in FIFO order with the admission queue (one larger upload goes alone); "
+        "0: no bound",
     )
     queue_timeout_seconds: float = Field(
         default=60.0,

@@ -12,7 +12,10 @@ must not turn the gateway into a proxy into its own network (SSRF). The rules:
   that changes between check and connect cannot smuggle in a private address;
 - redirects are followed by hand, each hop checked again, at most ``max_redirects``;
 - the body is streamed and the download aborted past ``max_bytes``; the whole fetch, redirects
-  included, has ``timeout_seconds``.
+  included, has ``timeout_seconds``;
+- ``before_body`` (optional) is awaited once the final answer's headers are in, before its body is
+  read, with the most the body may hold (its declared length, else ``max_bytes``): the caller's hook
+  to account for the memory (the intake budget). Time spent in it does not count against the timeout.
 
 Every failure is an :class:`core.errors.UpstreamError` with code ``upstream_fetch_failed`` whose
 message names scheme, host and path only: query strings of signed URLs are credentials.
@@ -25,7 +28,7 @@ import binascii
 import ipaddress
 import socket
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -34,6 +37,9 @@ import pybase64
 from core.errors import UpstreamError
 
 FETCH_FAILED = "upstream_fetch_failed"
+
+BeforeBody = Callable[[int], Awaitable[None]]
+"""Awaited with the most a download's body may hold, before it is read."""
 
 _METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
@@ -211,21 +217,42 @@ async def post_guarded(
         raise _fail("timed out", url) from exc
 
 
-async def fetch_image_bytes(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> bytes:
+async def fetch_image_bytes(
+    client: httpx.AsyncClient, url: str, policy: FetchPolicy, before_body: BeforeBody | None = None
+) -> bytes:
     """Download ``url`` under ``policy`` and return the body (not yet checked to be an image).
 
-    Raises :class:`UpstreamError` (``upstream_fetch_failed``) when the URL is refused, a hop
-    redirects too often or to a refused place, the status is not 2xx, the body exceeds
-    ``policy.max_bytes``, the connection fails or the time runs out.
+    ``before_body``: see the module docstring. Raises :class:`UpstreamError` (``upstream_fetch_failed``)
+    when the URL is refused, a hop redirects too often or to a refused place, the status is not 2xx,
+    the body exceeds ``policy.max_bytes``, the connection fails or the time runs out.
     """
     try:
-        async with asyncio.timeout(policy.timeout_seconds):
-            return await _fetch(client, url, policy)
+        async with asyncio.timeout(policy.timeout_seconds) as deadline:
+            return await _fetch(client, url, policy, _paused(deadline, before_body))
     except TimeoutError as exc:
         raise _fail("timed out downloading the image", url) from exc
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> bytes:
+def _paused(deadline: asyncio.Timeout, before_body: BeforeBody | None) -> BeforeBody | None:
+    """``before_body`` with ``deadline`` stopped while it runs: waiting for room is not downloading."""
+    if before_body is None:
+        return None
+
+    async def paused(most: int) -> None:
+        loop = asyncio.get_running_loop()
+        when = deadline.when()
+        left = None if when is None else when - loop.time()
+        deadline.reschedule(None)
+        try:
+            await before_body(most)
+        finally:
+            if left is not None:
+                deadline.reschedule(loop.time() + left)
+
+    return paused
+
+
+async def _fetch(client: httpx.AsyncClient, url: str, policy: FetchPolicy, before_body: BeforeBody | None) -> bytes:
     try:
         current = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
@@ -247,16 +274,20 @@ async def _fetch(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> by
                 continue
             if not response.is_success:
                 raise _fail(f"image download answered HTTP {response.status_code}", shown)
-            return await _read_capped(response, policy.max_bytes, shown)
+            return await _read_capped(response, policy.max_bytes, shown, before_body)
         finally:
             await response.aclose()
     raise _fail(f"more than {policy.max_redirects} redirects fetching the image", url)
 
 
-async def _read_capped(response: httpx.Response, max_bytes: int, shown: str) -> bytes:
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+async def _read_capped(
+    response: httpx.Response, max_bytes: int, shown: str, before_body: BeforeBody | None = None
+) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
         raise _fail(f"image larger than {max_bytes} bytes", shown)
+    if before_body is not None:
+        await before_body(int(declared) if declared.isdigit() else max_bytes)
     chunks: list[bytes] = []
     size = 0
     try:

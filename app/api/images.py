@@ -30,7 +30,7 @@ from app.deps import AppState, state_of
 from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
 from app.idempotency import Material, Work, form_material, json_material
-from app.inputs import build_request, form_inputs, json_inputs
+from app.inputs import build_request, counted_fetch, form_inputs, json_inputs
 from app.jobs.intake import PREFER_HEADER, async_intake, prefers_async
 from app.settings import Settings
 from core.errors import ClientGone, InvalidRequestError, PayloadTooLargeError
@@ -107,11 +107,12 @@ async def create_edit(request: Request) -> Response:
         body = _json_object(await read_limited(request.stream(), max_request * MAX_JSON_BYTES_FACTOR))
 
         async def json_edit() -> Response:
-            # Downloading image_url inputs waits on someone else's server: not on an admission slot.
+            # Downloading image_url inputs waits on someone else's server: not on an admission slot. The
+            # downloaded bytes count in the intake budget, as an upload's do.
             async with context.without_slot():
                 inputs = await json_inputs(
                     body,
-                    fetch=state.fetch_input,
+                    fetch=counted_fetch(state.fetch_input, context),
                     max_bytes=settings.max_upload_bytes,
                     max_images=settings.max_images,
                     max_pixels=settings.max_pixels,

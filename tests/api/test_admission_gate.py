@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from app.admission import INTAKE_MIN_BYTES, AdmissionGate, AdmissionLimits, Overloaded, reserved_intake
+from app.admission import INTAKE_MIN_BYTES, AdmissionGate, AdmissionLimits, Overloaded, Slot, reserved_intake
+from app.context import Timings
 
 MiB = 1024 * 1024
 
@@ -127,10 +128,96 @@ async def test_slots_still_bound_requests_within_the_budget() -> None:
     assert gate.intake_bytes == 2 * MiB
 
 
+async def test_a_download_that_fits_is_reserved_at_once() -> None:
+    gate = _gate()
+    await gate.acquire(MiB)
+    await asyncio.wait_for(gate.exchange(MiB, 2 * MiB), 1)  # its body's MiB, and a 1 MiB download
+    assert gate.intake_bytes == 2 * MiB
+
+
+async def test_a_download_waits_for_room_ahead_of_the_uploads_behind_it() -> None:
+    # A JSON edit (1 MiB body) about to download a 2 MiB input, with 3 of 3 MiB taken: it waits, and
+    # an upload arriving meanwhile does not take the MiB it gave back while waiting.
+    gate = _gate()
+    await gate.acquire(MiB)
+    await gate.acquire(2 * MiB)
+    download = asyncio.create_task(gate.exchange(MiB, 3 * MiB))
+    await _settle()
+    upload = asyncio.create_task(gate.acquire(MiB))
+    generation = asyncio.create_task(gate.acquire(0))
+    await _settle()
+    assert not download.done() and not upload.done() and generation.done()
+    assert gate.intake_bytes == 2 * MiB  # its own MiB given back while it waits
+    gate.release_intake(2 * MiB)  # the other upload is with its upstream
+    await asyncio.wait_for(download, 1)
+    assert gate.intake_bytes == 3 * MiB and not upload.done()
+    gate.release_intake(3 * MiB)
+    await asyncio.wait_for(upload, 1)
+
+
+async def test_two_requests_growing_at_once_do_not_wait_on_each_other() -> None:
+    # Each holds half the budget and wants more than the rest: holding on while waiting, each would
+    # wait for the other for ever. Waiting, each holds nothing: the first goes alone, then the second.
+    gate = _gate(budget=2 * MiB)
+    await gate.acquire(MiB)
+    await gate.acquire(MiB)
+    first = asyncio.create_task(gate.exchange(MiB, 3 * MiB))
+    await _settle()
+    second = asyncio.create_task(gate.exchange(MiB, 3 * MiB))
+    await asyncio.wait_for(first, 1)
+    await _settle()
+    assert not second.done() and gate.intake_bytes == 3 * MiB
+    gate.release_intake(3 * MiB)
+    await asyncio.wait_for(second, 1)
+    assert gate.intake_bytes == 3 * MiB
+
+
+async def test_a_download_given_up_lets_the_uploads_behind_it_through() -> None:
+    gate = _gate()
+    await gate.acquire(3 * MiB)
+    await gate.acquire(0)
+    download = asyncio.create_task(gate.exchange(0, 2 * MiB))
+    await _settle()
+    upload = asyncio.create_task(gate.acquire(MiB))
+    await _settle()
+    gate.release_intake(MiB)
+    await _settle()
+    assert not upload.done()  # its MiB would fit, but it is behind the download, whose 2 MiB do not
+    download.cancel()  # its client left
+    await asyncio.wait_for(upload, 1)
+    assert gate.intake_bytes == 3 * MiB
+
+
+async def test_a_slot_keeps_a_download_s_bytes_until_its_inputs_are_sent() -> None:
+    gate = _gate()
+    await gate.acquire(MiB)
+    slot = Slot(gate, Timings(started=0.0), MiB)
+    assert await slot.reserve_intake(INTAKE_MIN_BYTES - 1) == 0  # a small download reserves nothing
+    assert await slot.reserve_intake(MiB) == MiB
+    slot.return_intake(MiB // 2)  # it held half a MiB
+    assert gate.intake_bytes == MiB + MiB // 2
+    slot.inputs_sent()
+    assert gate.intake_bytes == 0
+
+
+async def test_a_slot_closed_while_its_download_waits_holds_nothing() -> None:
+    gate = _gate()
+    await gate.acquire(3 * MiB)
+    await gate.acquire(0)
+    slot = Slot(gate, Timings(started=0.0))
+    waiting = asyncio.create_task(slot.reserve_intake(MiB))
+    await _settle()
+    slot.close()  # the request ended (its client left) while it waited
+    gate.release_intake(3 * MiB)
+    assert await asyncio.wait_for(waiting, 1) == 0
+    assert gate.intake_bytes == 0
+
+
 async def test_no_budget_bounds_nothing_but_slots() -> None:
     gate = _gate(budget=0)
     for _ in range(4):
         await gate.acquire(100 * MiB)
+    await asyncio.wait_for(gate.exchange(100 * MiB, 200 * MiB), 1)
     assert gate.inflight == 4 and gate.queued == 0
 
 

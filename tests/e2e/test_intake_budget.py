@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -77,7 +78,11 @@ def test_uploads_reach_the_upstream_as_the_budget_allows(
 @pytest.fixture(scope="module")
 def bounded(fal_server: FakeFal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
     settings = upstream_settings(
-        tmp_path_factory.mktemp("intake-dup"), fal=fal_server, fal_key=FAL_KEY, max_intake_bytes=int(1.5 * len(IMAGE))
+        tmp_path_factory.mktemp("intake-dup"),
+        fal=fal_server,
+        fal_key=FAL_KEY,
+        max_intake_bytes=int(1.5 * len(IMAGE)),
+        fetch_allow_hosts=[urlsplit(fal_server.storage_url).netloc],  # JSON edits' image_url inputs
     )
     with LiveGateway(settings) as live:
         yield live
@@ -185,3 +190,35 @@ def test_a_chunked_upload_reserves_as_much_as_a_file_may_hold(
         chunked = pool.submit(_chunked_edit, bounded, "chunked")
         assert len(first.result().data or []) == 1 and chunked.result() == 1
     assert [str(submission.payload["prompt"]).split()[0] for submission in fake.submissions] == ["first", "chunked"]
+
+
+def _json_edit(live: LiveGateway, url: str, prompt: str) -> int:
+    response = httpx.post(
+        f"{live.api_url}/images/edits",
+        json={"model": "hidream-e1-1", "prompt": prompt, "images": [{"image_url": url}], "response_format": "b64_json"},
+        headers={"Authorization": f"Bearer {TEST_KEY}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return len(response.json()["data"])
+
+
+def test_a_downloaded_input_counts_in_the_budget_as_an_upload(
+    bounded: LiveGateway, bounded_sdk: openai.OpenAI, fake: FakeFal
+) -> None:
+    # A JSON edit's image_url input, once downloaded, holds the budget until fal has accepted its job,
+    # so an upload sent meanwhile waits unread (a download used to reserve nothing: both went at once).
+    fake.latency = JOB_SECONDS
+    fake.uploads["input"] = IMAGE  # served by the fake's file store, an allowed loopback host here
+    url = f"{fake.storage_url}/files/input/in.png"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(_json_edit, bounded, url, f"first [fake:slow_submit:{SUBMIT_SECONDS}]")
+        wait_until(lambda: _intake(bounded) > 0, "the downloaded input holds the budget")
+        upload = pool.submit(
+            bounded_sdk.images.edit, model="hidream-e1-1", image=("in.png", IMAGE, "image/png"), prompt="second"
+        )
+        assert first.result() == 1 and len(upload.result().data or []) == 1
+    # Accepted in this order: the upload (answered at once) reached fal only once the first job was
+    # accepted (SUBMIT_SECONDS after it arrived); unbounded, it is accepted while the first still waits.
+    assert [str(submission.payload["prompt"]).split()[0] for submission in fake.submissions] == ["first", "second"]
+    assert _intake(bounded) == 0

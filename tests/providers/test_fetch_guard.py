@@ -151,6 +151,26 @@ async def test_timeout() -> None:
         await _fetch(f"https://{PUBLIC}/slow", slow, FetchPolicy(timeout_seconds=0.2))
 
 
+async def test_before_body_hears_the_most_a_body_may_hold_and_its_wait_is_not_timed() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"x" * 100
+
+    recorder = Recorder(
+        {"/declared": httpx.Response(200, content=b"x" * 1000), "/streamed": httpx.Response(200, content=chunks())}
+    )
+    heard: list[int] = []
+
+    async def before_body(most: int) -> None:
+        heard.append(most)
+        await asyncio.sleep(0.8)  # waiting for room, longer than the whole download may take
+
+    policy = FetchPolicy(max_bytes=5000, timeout_seconds=0.5)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(recorder)) as client:
+        assert len(await fetch_image_bytes(client, f"https://{PUBLIC}/declared", policy, before_body)) == 1000
+        assert len(await fetch_image_bytes(client, f"https://{PUBLIC}/streamed", policy, before_body)) == 100
+    assert heard == [1000, 5000]  # the declared length; else the cap
+
+
 async def test_error_messages_never_show_the_query_string() -> None:
     recorder = Recorder({"/img.png": httpx.Response(403)})
     with pytest.raises(UpstreamError) as caught:
