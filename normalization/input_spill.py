@@ -107,8 +107,9 @@ def _remove(paths: list[Path]) -> None:
 
 
 class SpillingTracker(UpstreamTracker):
-    """Hears that an attempt's call was accepted upstream, tells ``on_accepted`` and lets its images
-    leave memory; passes everything on to the request's own tracker (an async job's), if any."""
+    """Hears that an attempt's call was accepted upstream and lets its images leave memory; tells
+    ``on_accepted`` once every call of the attempt was; passes everything on to the request's own
+    tracker (an async job's), if any."""
 
     def __init__(
         self,
@@ -141,11 +142,11 @@ class SpillingTracker(UpstreamTracker):
         return None if self._inner is None else self._inner.previous(call)
 
     async def started(self, call: UpstreamCall, handle: UpstreamHandle) -> None:
-        if self._on_accepted is not None:
+        holders = self.pinned.pop(call.index, None)
+        if self._on_accepted is not None and not self.pinned:  # the attempt's last call accepted
             self._on_accepted()
         if self._inner is not None:
             await self._inner.started(call, handle)
-        holders = self.pinned.pop(call.index, None)
         if holders:
             try:
                 await self._spill.unpin(holders, spill=True, needed_later=self._needed_later)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -137,6 +137,7 @@ class Gateway:
         base_url: str,
         while_upstream: UpstreamWait | None = None,
         on_inputs_sent: Callable[[], None] | None = None,
+        reserve_inputs: Callable[[int], Awaitable[int]] | None = None,
         spend: Spend | None = None,
         attempts: list[Attempt] | None = None,
         tracker: UpstreamTracker | None = None,
@@ -146,7 +147,8 @@ class Gateway:
 
         ``while_upstream()`` is entered around the upstream calls, e.g. to hand the request's
         admission slot on while the provider works; ``on_inputs_sent()`` is called once the request's
-        inputs are with an upstream (see :meth:`normalization.routing.router.Router.run`). ``spend``
+        inputs are with an upstream, and ``reserve_inputs(size)`` awaited before a failover sends them
+        again after that (see :meth:`normalization.routing.router.Router.run`). ``spend``
         receives each completed call's cost as it completes, also when the request fails afterwards
         (the caller charges it either way);
         ``attempts`` each upstream attempt as it ends (the ledger keeps the deployments tried).
@@ -170,6 +172,7 @@ class Gateway:
                         tracker=tracker,
                         on_partial=on_partial,
                         on_inputs_sent=on_inputs_sent,
+                        reserve_inputs=reserve_inputs,
                     )
             return await self._emulate(route, served, base_url, spend, attempts)
         except TimeoutError as exc:

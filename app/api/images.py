@@ -205,6 +205,7 @@ async def _serve(
                 base_url=base_url,
                 while_upstream=context.upstream,
                 on_inputs_sent=context.inputs_sent,
+                reserve_inputs=context.reserve_intake,
                 spend=spend,
                 attempts=attempts,
                 on_partial=previews.add if previews is not None else None,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from core.errors import GatewayError, ProviderNotConfiguredError
@@ -36,6 +36,7 @@ from normalization.metering import CallObserver, MeteredAdapter, Spend
 from normalization.response import Attempt
 from normalization.routing.breaker import BreakerStore
 from normalization.routing.failover import counts_against_provider, fails_over
+from normalization.routing.pending_inputs import PendingInputs
 from normalization.routing.route import Option, Route
 from providers.base import GeneratedImage, ImageAdapter, OnPartial, UpstreamCall, UpstreamTracker, adapter_for
 
@@ -68,7 +69,7 @@ class _Run:
     on_partial: OnPartial | None
     needed_later: bool
     """Whether another deployment may take a leg later (see :func:`_may_fail_over`)."""
-    inputs_sent: Callable[[], None]
+    inputs: PendingInputs
 
 
 class Router:
@@ -97,22 +98,23 @@ class Router:
         tracker: UpstreamTracker | None = None,
         on_partial: OnPartial | None = None,
         on_inputs_sent: Callable[[], None] | None = None,
+        reserve_inputs: Callable[[int], Awaitable[int]] | None = None,
     ) -> Served:
         """Every leg of ``route`` served by some deployment, or the error that ends the request.
 
         Each attempt is appended to ``attempts`` as it ends (the caller keeps them when this raises);
         each successful call's cost is added to ``spend`` as it completes. ``on_partial``: told the
         partial images of every attempt's calls (see the module docstring). ``on_inputs_sent`` is
-        called (maybe more than once) when an upstream has accepted one of the calls, for an adapter
-        that reports its jobs (:attr:`providers.base.ImageAdapter.reports_acceptance`), or as an
-        attempt's calls start on one that does not: from then on the inputs are not held for a send.
+        called (maybe more than once) when upstreams have every leg's calls, accepted for an adapter
+        that reports its jobs (:attr:`providers.base.ImageAdapter.reports_acceptance`), started on one
+        that does not: from then on the inputs are not held for a send. ``reserve_inputs(size)`` is
+        awaited before a failover sends a leg's inputs again after that (see
+        :mod:`normalization.routing.pending_inputs`).
         """
         per_request = self._fanout.request_slots()
         adapters = [self._metered(option, spend) for option in route.options]
-        inputs_sent = on_inputs_sent or _nothing
-        run = _Run(
-            per_request, attempts, tracker, on_partial, needed_later=_may_fail_over(route), inputs_sent=inputs_sent
-        )
+        inputs = PendingInputs(len(route.options[0].legs), on_inputs_sent or _nothing, reserve_inputs)
+        run = _Run(per_request, attempts, tracker, on_partial, needed_later=_may_fail_over(route), inputs=inputs)
         if not run.needed_later:
             # Every call's inputs pinned before any leg starts: a leg whose call was accepted drops
             # them only once no other leg still has to send them (a leg may start late: a breaker's
@@ -157,6 +159,8 @@ class Router:
             if admission == "skip":
                 cooling.append(j)
                 continue
+            if failures:
+                await run.inputs.resending(index, _inputs_size(route.options[j].legs[index]))
             outcome = await self._attempt(route, adapters[j], j, index, run, trial=admission == "trial")
             if isinstance(outcome, ServedLeg):
                 return outcome
@@ -167,6 +171,8 @@ class Router:
             if route.forced or not fails_over(outcome):
                 raise outcome
         for j in cooling:  # nobody else could serve: a cooling provider is better than none
+            if failures:
+                await run.inputs.resending(index, _inputs_size(route.options[j].legs[index]))
             outcome = await self._attempt(route, adapters[j], j, index, run)
             if isinstance(outcome, ServedLeg):
                 return outcome
@@ -199,7 +205,7 @@ class Router:
         deployment = option.deployment
         started = time.monotonic()
         try:
-            images = await self._calls(adapter, calls, run)
+            images = await self._calls(adapter, calls, run, index)
         except ProviderNotConfiguredError as exc:
             return exc
         except asyncio.CancelledError:
@@ -216,21 +222,27 @@ class Router:
         await self.breakers.record(deployment.provider, failed=False)
         return ServedLeg(option=option_index, images=images)
 
-    async def _calls(self, adapter: ImageAdapter, calls: tuple[UpstreamCall, ...], run: _Run) -> list[GeneratedImage]:
-        """One attempt's calls run, their images collected. The calls' inputs are in memory while they
-        are sent; each leaves memory once every attempt sending it was accepted upstream: to a file
-        when another deployment may take a leg later, else for good (:mod:`normalization.input_spill`;
-        such a route's calls were pinned by :meth:`run`)."""
+    async def _calls(
+        self, adapter: ImageAdapter, calls: tuple[UpstreamCall, ...], run: _Run, leg: int
+    ) -> list[GeneratedImage]:
+        """One attempt's calls (of ``leg``) run, their images collected. The calls' inputs are in memory
+        while they are sent; each leaves memory once every attempt sending it was accepted upstream: to
+        a file when another deployment may take a leg later, else for good
+        (:mod:`normalization.input_spill`; such a route's calls were pinned by :meth:`run`)."""
         pinned = {call.index: call_holders(call) for call in calls}
         tracker = SpillingTracker(
-            run.tracker, self._spill, pinned, needed_later=run.needed_later, on_accepted=run.inputs_sent
+            run.tracker,
+            self._spill,
+            pinned,
+            needed_later=run.needed_later,
+            on_accepted=lambda: run.inputs.leg_sent(leg),
         )
         streamed = run.on_partial is not None and any(call.partial_images for call in calls)
         try:
             if run.needed_later:
                 await self._spill.pin(held for group in pinned.values() for held in group)
             if streamed or not adapter.reports_acceptance:
-                run.inputs_sent()  # its calls hold their inputs until they answer: nothing to wait for
+                run.inputs.leg_sent(leg)  # its calls hold their inputs until they answer: nothing to wait for
             # Partials of this attempt reach the client as they come, even should it fail over later.
             results = await self._fanout.run(adapter, calls, tracker, run.per_request, run.on_partial)
         finally:
@@ -240,6 +252,12 @@ class Router:
 
 def _nothing() -> None:
     return None
+
+
+def _inputs_size(calls: tuple[UpstreamCall, ...]) -> int:
+    """The bytes of the images and masks ``calls`` send, each input once."""
+    holders = {id(held): held for call in calls for held in call_holders(call)}
+    return sum(held.size for held in holders.values())
 
 
 def _attempt(provider: str, upstream: str, started: float, error: GatewayError | None) -> Attempt:

@@ -232,3 +232,26 @@ def test_start_up_removes_a_previous_process_s_files(tmp_path: Path) -> None:
     (directory / "keep.txt").write_bytes(b"x")
     assert sweep(directory) == 1
     assert [p.name for p in directory.iterdir()] == ["keep.txt"]
+
+
+def test_a_failover_reading_an_input_back_reserves_its_size_first(tmp_path: Path) -> None:
+    # The first job accepted the input (its share of the intake budget went back, the input went to
+    # its file) and then failed: the resend reads the input back into memory, so it reserves first.
+    first, second = WaitingAdapter(fail=True), WaitingAdapter()
+    first.release.set()
+    second.release.set()
+    image = _image()
+    events: list[str] = []
+
+    async def reserve(size: int) -> int:
+        events.append(f"reserve {size} (in memory: {image.held.in_memory})")
+        return size
+
+    async def run() -> None:
+        router = _router(tmp_path, first, second)
+        sent = lambda: events.append("sent")  # noqa: E731
+        await router.run(_route(image), spend=Spend(), attempts=[], on_inputs_sent=sent, reserve_inputs=reserve)
+
+    asyncio.run(run())
+    assert events == ["sent", f"reserve {len(SOURCE)} (in memory: False)", "sent"]
+    assert second.sent == [SOURCE]

@@ -162,3 +162,83 @@ def test_inputs_count_as_sent_as_a_one_call_upstream_starts() -> None:
         events.append("called")
 
     assert _events_of(Scripted(answer), events) == ["inputs sent", "called"]
+
+
+class Queue(ImageAdapter):
+    """A queue-like upstream whose calls are accepted when ``accept[i]`` is set, then fail or answer."""
+
+    reports_acceptance = True
+
+    def __init__(self, events: list[str], calls: int, fail_after: GatewayError | None = None) -> None:
+        self.events = events
+        self.accept = [asyncio.Event() for _ in range(calls)]
+        self.fail_after = fail_after
+        self.calls = 0
+
+    async def run(self, call: UpstreamCall) -> ProviderResult:
+        raise AssertionError("a reporting adapter is run tracked")
+
+    async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
+        index, self.calls = self.calls, self.calls + 1
+        await self.accept[index].wait()
+        self.events.append(f"accepted {index}")
+        await tracker.started(call, UpstreamHandle(request_id=f"job-{index}"))
+        if self.fail_after is not None:
+            raise self.fail_after
+        return ProviderResult(images=(IMAGE,) * call.expected_images)
+
+
+async def _settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def test_inputs_count_as_sent_once_every_leg_s_job_was_accepted() -> None:
+    # n=2 on an upstream without n: two jobs, each holding its own copy of the inputs until accepted.
+    events: list[str] = []
+    queue = Queue(events, calls=2)
+
+    async def go() -> None:
+        r = router({"a": queue}, MemoryBreakers())
+        sent = lambda: events.append("inputs sent")  # noqa: E731
+        task = asyncio.create_task(r.run(route(n=2, forced="a"), spend=Spend(), attempts=[], on_inputs_sent=sent))
+        queue.accept[0].set()
+        await _settle()
+        assert events == ["accepted 0"]  # the other job's inputs are still being sent
+        queue.accept[1].set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(go())
+    assert events == ["accepted 0", "accepted 1", "inputs sent"]
+
+
+def _failover_events(a: ImageAdapter, events: list[str]) -> list[str]:
+    async def reserve(size: int) -> int:
+        events.append(f"reserve {size}")
+        return size
+
+    async def go() -> None:
+        r = router({"a": a, "b": Scripted(lambda: None)}, MemoryBreakers())
+        sent = lambda: events.append("inputs sent")  # noqa: E731
+        await r.run(route(), spend=Spend(), attempts=[], on_inputs_sent=sent, reserve_inputs=reserve)
+
+    asyncio.run(go())
+    return events
+
+
+def test_a_failover_after_the_inputs_were_sent_takes_a_share_again() -> None:
+    # a accepted the job (the share went back), then the job failed: b gets the inputs again.
+    events: list[str] = []
+    queue = Queue(events, calls=1, fail_after=UpstreamError("the job failed"))
+    queue.accept[0].set()
+    assert _failover_events(queue, events) == ["accepted 0", "inputs sent", "reserve 0", "inputs sent"]
+
+
+def test_a_failover_before_any_job_was_accepted_keeps_the_share_it_has() -> None:
+    events: list[str] = []
+
+    class Refusing(Queue):
+        async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
+            raise UpstreamError("submit refused")
+
+    assert _failover_events(Refusing(events, calls=1), events) == ["inputs sent"]  # b's start only
