@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +33,11 @@ _ID = re.compile(r"job_[0-9a-f]{24}")
 def new_job_id() -> str:
     """A new job id: ``job_`` and 96 random bits in hex (unguessable, though ids are no credential)."""
     return "job_" + secrets.token_hex(12)
+
+
+def now_ms() -> int:
+    """The wall clock in milliseconds, as the job store keeps times."""
+    return int(time.time() * 1000)
 
 
 def is_job_id(text: str) -> bool:

@@ -12,7 +12,7 @@ a slot came free) it:
 - renews the leases of its running jobs (every ``heartbeat_seconds``): a job cancelled elsewhere
   (``DELETE`` on another replica) is cancelled here, upstream job included; a job another process
   took over (this one stalled past its lease) is dropped here without touching the upstream job;
-- claims due webhook deliveries (at most ``webhook_concurrency`` at once) and records each attempt;
+- starts the webhook deliveries due (:mod:`app.jobs.deliveries`, at most ``webhook_concurrency`` at once);
 - deletes finished jobs past their retention (every ``sweep_seconds``).
 
 Stopping (:meth:`JobRunner.aclose`, the lifespan's end, after the HTTP drain): no new claims (and
@@ -36,15 +36,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-import orjson
-from sqlalchemy.exc import SQLAlchemyError
-
 from app.db import error_summary
-from app.jobs.models import ClaimedJob, job_object
+from app.jobs.deliveries import DB_ERRORS, WebhookDeliveries
+from app.jobs.models import ClaimedJob, now_ms
 from app.jobs.results import JobResults, split_result
 from app.jobs.store import JobStore
 from app.jobs.tracking import JobTracker
-from app.jobs.webhooks import WebhookSender, delivered
+from app.jobs.webhooks import WebhookSender
 from app.keys.budget import Budgets
 from app.principal import Principal
 from app.shutdown import StopNotice
@@ -55,11 +53,9 @@ from normalization.pipeline import Gateway
 from normalization.plan import Plan
 from normalization.response import ImagesResponse
 from normalization.routing.route import Route
-from providers.fetch import redact_url
 
 log = logging.getLogger("pixelgate.jobs")
 
-_DB_ERRORS = (OSError, SQLAlchemyError)
 DB_ERROR_LOG_SECONDS = 30.0
 MAX_RUNS = 5
 """A job is run at most this many times (each restart or takeover is a run); then it fails."""
@@ -97,10 +93,6 @@ def process_id() -> str:
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def inline_images(route: Route) -> Route:
     """``route`` answering with inline images: a job stores its images and hosts them when read."""
 
@@ -132,14 +124,19 @@ class JobRunner:
         self._principal_of = principal_of
         self._store = store
         self._gateway = gateway
-        self._results = results
-        self._sender = sender
         self._ledger = ledger
         self.config = config
         self._notice = notice
         self.owner = process_id()
         self._running: dict[str, _Running] = {}
-        self._deliveries: dict[str, asyncio.Task[None]] = {}
+        self._deliveries = WebhookDeliveries(
+            store=store,
+            results=results,
+            sender=sender,
+            concurrency=config.webhook_concurrency,
+            lease_seconds=config.lease_seconds,
+            retry_seconds=config.webhook_retry_seconds,
+        )
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -174,13 +171,13 @@ class JobRunner:
                 if now >= next_heartbeat:
                     next_heartbeat = now + self.config.heartbeat_seconds
                     await self._heartbeat()
-                await self._start_deliveries()
+                await self._deliveries.start_due()
                 if now >= next_sweep:
                     next_sweep = now + self.config.sweep_seconds
-                    swept = await self._store.sweep(now_ms=_now_ms())
+                    swept = await self._store.sweep(now_ms=now_ms())
                     if swept:
                         log.info("deleted %d finished jobs past their retention", swept)
-            except _DB_ERRORS as exc:
+            except DB_ERRORS as exc:
                 if now >= quiet_until:  # once per interval while the database is away, not every poll
                     quiet_until = now + DB_ERROR_LOG_SECONDS
                     log.warning("job runner: database error, retrying: %s", error_summary(exc))
@@ -191,7 +188,7 @@ class JobRunner:
     async def _claim(self) -> None:
         free = self.config.concurrency - len(self._running)
         lease_ms = int(self.config.lease_seconds * 1000)
-        for job in await self._store.claim(self.owner, free, now_ms=_now_ms(), lease_ms=lease_ms):
+        for job in await self._store.claim(self.owner, free, now_ms=now_ms(), lease_ms=lease_ms):
             tracker = JobTracker(self._store, self.owner, job.id, job.handles)
             if job.runs > MAX_RUNS:
                 # Taken over again and again: whatever stops its processes would stop the next one too.
@@ -208,7 +205,7 @@ class JobRunner:
         if not ids:
             return
         lease_ms = int(self.config.lease_seconds * 1000)
-        held = await self._store.renew(self.owner, ids, now_ms=_now_ms(), lease_ms=lease_ms)
+        held = await self._store.renew(self.owner, ids, now_ms=now_ms(), lease_ms=lease_ms)
         lost = [job_id for job_id in ids if job_id not in held]
         if not lost:
             return
@@ -269,9 +266,9 @@ class JobRunner:
         ttl_ms = self.config.ttl_seconds * 1000
         try:
             kept = await self._store.complete(
-                self.owner, job.id, result=body, images=images, now_ms=_now_ms(), ttl_ms=ttl_ms
+                self.owner, job.id, result=body, images=images, now_ms=now_ms(), ttl_ms=ttl_ms
             )
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             # The lease runs out and the job is run again, following its recorded upstream jobs.
             log.warning("job %s: could not record its answer: %s", job.id, error_summary(exc))
             return
@@ -300,10 +297,10 @@ class JobRunner:
                 job.id,
                 status=exc.status_code,
                 error=exc.to_body()["error"],
-                now_ms=_now_ms(),
+                now_ms=now_ms(),
                 ttl_ms=ttl_ms,
             )
-        except _DB_ERRORS as db_exc:
+        except DB_ERRORS as db_exc:
             log.warning("job %s: could not record its failure: %s", job.id, error_summary(db_exc))
             return
         if kept:
@@ -327,7 +324,7 @@ class JobRunner:
             LedgerEntry(
                 request_id=job.id,
                 status=status,
-                total_ms=max(0, _now_ms() - job.created_ms),
+                total_ms=max(0, now_ms() - job.created_ms),
                 key_id=job.key_id,
                 model=job.model,
                 deployments=deployments,
@@ -339,42 +336,6 @@ class JobRunner:
                 upstream_ms=round((time.monotonic() - started) * 1000),
             )
         )
-
-    # -- webhooks --------------------------------------------------------------------------------
-
-    async def _start_deliveries(self) -> None:
-        free = self.config.webhook_concurrency - len(self._deliveries)
-        lease_ms = int(self.config.lease_seconds * 1000)
-        for job_id in await self._store.claim_webhooks(free, now_ms=_now_ms(), lease_ms=lease_ms):
-            self._deliveries[job_id] = asyncio.create_task(self._deliver(job_id), name=f"pixelgate-webhook-{job_id}")
-
-    async def _deliver(self, job_id: str) -> None:
-        try:
-            row = await self._store.get(job_id)
-            if row is None or row.webhook_url is None:
-                return
-            http_status: int | None = None
-            try:
-                body = orjson.dumps(job_object(row, await self._results.render(row)))
-                http_status = await self._sender.send(row.webhook_url, row.id, body)
-                ok = delivered(http_status)
-                if not ok:
-                    log.warning(
-                        "job %s: webhook to %s answered HTTP %d", job_id, redact_url(row.webhook_url), http_status
-                    )
-            except GatewayError as exc:  # refused or unreachable URL, timeout; or the result not renderable now
-                ok = False
-                log.warning("job %s: webhook not delivered: %s", job_id, exc.message)
-            attempts = row.webhook_attempts + 1
-            schedule = self.config.webhook_retry_seconds
-            next_ms = None if ok or attempts > len(schedule) else _now_ms() + int(schedule[attempts - 1] * 1000)
-            await self._store.webhook_tried(job_id, http_status=http_status, next_ms=next_ms, delivered=ok)
-            if not ok and next_ms is None:
-                log.warning("job %s: webhook given up after %d attempts", job_id, attempts)
-        except _DB_ERRORS as exc:
-            log.warning("job %s: webhook bookkeeping failed: %s", job_id, error_summary(exc))
-        finally:
-            self._deliveries.pop(job_id, None)
 
     # -- stopping --------------------------------------------------------------------------------
 
@@ -395,14 +356,11 @@ class JobRunner:
             job.tracker.detaching = True
             job.task.cancel()
         await _settle([job.task for _, job in running], self.config.detach_grace_seconds)
-        deliveries = list(self._deliveries)
-        for task in self._deliveries.values():
-            task.cancel()
-        await _settle(list(self._deliveries.values()), self.config.detach_grace_seconds)
+        deliveries = await self._deliveries.stop(self.config.detach_grace_seconds)
         try:
             await self._store.release(self.owner, [job_id for job_id, _ in running])
-            await self._store.unclaim_webhooks(deliveries, now_ms=_now_ms())
-        except _DB_ERRORS as exc:
+            await self._store.unclaim_webhooks(deliveries, now_ms=now_ms())
+        except DB_ERRORS as exc:
             log.warning(
                 "job runner: could not release its jobs (they are taken over when their leases end): %s",
                 error_summary(exc),

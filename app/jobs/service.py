@@ -6,13 +6,12 @@ not exist (404 ``job_not_found``), as is an id that cannot be a job's.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from pydantic import JsonValue
 
 from app.db import unavailable_as_503
-from app.jobs.models import JobRequest, is_job_id, job_object, new_job_id
+from app.jobs.models import JobRequest, is_job_id, job_object, new_job_id, now_ms
 from app.jobs.results import JobResults
 from app.jobs.runner import JobRunner
 from app.jobs.store import JobStore
@@ -29,10 +28,6 @@ class JobLimits:
     """Queued and running jobs one key may have (``PIXELGATE_MAX_CONCURRENT_PER_KEY``); 0: no limit."""
     max_input_bytes: int
     ttl_seconds: int
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _not_found(job_id: str) -> NotFoundError:
@@ -96,7 +91,7 @@ class Jobs:
                 request=request,
                 inputs=parts,
                 webhook_url=webhook_url,
-                now_ms=_now_ms(),
+                now_ms=now_ms(),
             )
         self._runner.wake()
         return job_object(row, None)
@@ -116,7 +111,7 @@ class Jobs:
         if not is_job_id(job_id):
             raise _not_found(job_id)
         with unavailable_as_503():
-            if await self._store.cancel(job_id, key_id, now_ms=_now_ms(), ttl_ms=self._limits.ttl_seconds * 1000):
+            if await self._store.cancel(job_id, key_id, now_ms=now_ms(), ttl_ms=self._limits.ttl_seconds * 1000):
                 self._runner.cancel_local(job_id)  # elsewhere, the runner holding it sees it at its next renewal
                 self._runner.wake()  # the webhook of the cancelled job
         return await self.show(job_id, key_id, base_url)
