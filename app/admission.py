@@ -9,12 +9,13 @@ converted at once are bounded by the number of slots, not by the number of clien
 finds the queue full, or waits longer than the queue timeout, gets a 503 ``server_overloaded`` with
 ``retry-after``; nothing of it reached a provider.
 
-A slot covers the gateway's own work (reading and parsing the body, converting and encoding the
-results), not the wait for the upstream: :meth:`Slot.released` hands it on while the provider works
+A slot covers the gateway's own work (reading and parsing the body, fetching, converting and encoding
+the results), not the wait for the upstream: :meth:`Slot.released` hands it on while the provider works
 (seconds to a minute for an image model) and takes it back, ahead of new arrivals, when the results
-are in. So the slots bound the gateway's CPU work at once, and a slow upstream does not cap how
-many images are generated at once. Inputs not yet with the upstream are bounded by the intake budget
-(below); how many requests wait on their upstreams is bounded per key
+are in, or (:meth:`Slot.take_back`) before a finished job's results are fetched from a queue upstream:
+they wait there until the gateway has room. So the slots bound the gateway's CPU work at once, and a
+slow upstream does not cap how many images are generated at once. Inputs not yet with the upstream
+are bounded by the intake budget (below); how many requests wait on their upstreams is bounded per key
 (``PIXELGATE_MAX_CONCURRENT_PER_KEY``) and by the rate limits, not here.
 Requests without a valid API key take no slot (the route answers them 401 at once), and a slot is
 freed as soon as the response starts: sending it to a slow reader needs none. (A ``stream=true``
@@ -259,6 +260,7 @@ class Slot:
         self._held = True
         self._closed = False
         self._intake_bytes = intake_bytes
+        self._coming_back = asyncio.Lock()
 
     def inputs_sent(self) -> None:
         """The request's inputs are with its upstream, or no longer wait for it: the bytes go back."""
@@ -296,7 +298,15 @@ class Slot:
         self._held = False
         self._gate.release()
         yield  # a failure or cancellation propagates without the slot: rendering an error needs none
-        if not self._closed:
+        await self.take_back()
+
+    async def take_back(self) -> None:
+        """Take the slot back now, ahead of new arrivals, when it was handed on: at the end of
+        :meth:`released`, or before then to fetch a finished result (which waits upstream until the
+        gateway has room for it). Nothing when it is held, or once closed."""
+        async with self._coming_back:  # two calls finishing at once take it back once
+            if self._held or self._closed:
+                return
             started = time.monotonic()
             await self._gate.reacquire()
             self._timings.queue_wait += time.monotonic() - started

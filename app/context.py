@@ -86,6 +86,9 @@ class AdmissionSlot(Protocol):
     def released(self) -> AbstractAsyncContextManager[None]:
         """The slot handed on for the duration, then taken back ahead of new arrivals."""
 
+    async def take_back(self) -> None:
+        """The slot taken back now, ahead of new arrivals, if it was handed on."""
+
     def close(self) -> None:
         """The slot given back for good (idempotent)."""
 
@@ -141,6 +144,12 @@ class RequestContext:
         """Give back ``unused`` bytes of what :meth:`reserve_intake` reserved."""
         if self.slot is not None:
             self.slot.return_intake(unused)
+
+    async def take_slot_back(self) -> None:
+        """Take the admission slot back now if it was handed on (a finished result is about to be
+        fetched: it waits upstream until the gateway has room); nothing for a request without one."""
+        if self.slot is not None:
+            await self.slot.take_back()
 
     def without_slot(self) -> AbstractAsyncContextManager[None]:
         """The admission slot handed on for the duration (waiting on someone else's server), then taken

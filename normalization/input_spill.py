@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from core.held_bytes import HeldBytes
@@ -108,8 +108,8 @@ def _remove(paths: list[Path]) -> None:
 
 class SpillingTracker(UpstreamTracker):
     """Hears that an attempt's call was accepted upstream and lets its images leave memory; tells
-    ``on_accepted`` once every call of the attempt was; passes everything on to the request's own
-    tracker (an async job's), if any."""
+    ``on_accepted`` once every call of the attempt was, and waits for ``on_finished`` before a call's
+    results are fetched; passes everything on to the request's own tracker (an async job's), if any."""
 
     def __init__(
         self,
@@ -119,9 +119,11 @@ class SpillingTracker(UpstreamTracker):
         *,
         needed_later: bool = True,
         on_accepted: Callable[[], None] | None = None,
+        on_finished: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._inner = inner
         self._on_accepted = on_accepted
+        self._on_finished = on_finished
         self._spill = spill
         self._needed_later = needed_later
         """Whether a later attempt (a failover) may send these images again."""
@@ -152,6 +154,12 @@ class SpillingTracker(UpstreamTracker):
                 await self._spill.unpin(holders, spill=True, needed_later=self._needed_later)
             except Exception:  # started never raises (see UpstreamTracker): the image stays in memory
                 log.exception("could not move an input image out of memory")
+
+    async def finished(self, call: UpstreamCall) -> None:
+        if self._inner is not None:
+            await self._inner.finished(call)
+        if self._on_finished is not None:
+            await self._on_finished()
 
     async def end(self) -> None:
         """The attempt ended: whatever is still pinned is unpinned, kept in memory."""

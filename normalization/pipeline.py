@@ -138,6 +138,7 @@ class Gateway:
         while_upstream: UpstreamWait | None = None,
         on_inputs_sent: Callable[[], None] | None = None,
         reserve_inputs: Callable[[int], Awaitable[int]] | None = None,
+        before_results: Callable[[], Awaitable[None]] | None = None,
         spend: Spend | None = None,
         attempts: list[Attempt] | None = None,
         tracker: UpstreamTracker | None = None,
@@ -147,8 +148,9 @@ class Gateway:
 
         ``while_upstream()`` is entered around the upstream calls, e.g. to hand the request's
         admission slot on while the provider works; ``on_inputs_sent()`` is called once the request's
-        inputs are with an upstream, and ``reserve_inputs(size)`` awaited before a failover sends them
-        again after that (see :meth:`normalization.routing.router.Router.run`). ``spend``
+        inputs are with an upstream, ``reserve_inputs(size)`` awaited before a failover sends them
+        again after that, and ``before_results()`` before a finished job's results are fetched, e.g.
+        to take the admission slot back first (see :meth:`normalization.routing.router.Router.run`). ``spend``
         receives each completed call's cost as it completes, also when the request fails afterwards
         (the caller charges it either way);
         ``attempts`` each upstream attempt as it ends (the ledger keeps the deployments tried).
@@ -173,6 +175,7 @@ class Gateway:
                         on_partial=on_partial,
                         on_inputs_sent=on_inputs_sent,
                         reserve_inputs=reserve_inputs,
+                        before_results=before_results,
                     )
             return await self._emulate(route, served, base_url, spend, attempts)
         except TimeoutError as exc:

@@ -162,6 +162,11 @@ class UpstreamTracker(ABC):
         """Record that the upstream accepted ``call`` as ``handle``. Never raises (a failure to record
         is logged: the call then runs on, and is made again should the process stop)."""
 
+    async def finished(self, call: UpstreamCall) -> None:  # noqa: B027 - optional hook
+        """``call``'s upstream job is done and its results are about to be fetched: returns once the
+        gateway has room to take them (meanwhile they wait upstream, so a burst of completions does
+        not fill memory). Raises nothing but a cancellation. Default: at once."""
+
 
 class ImageAdapter(ABC):
     """One provider kind's protocol. One instance per configured provider, built at start-up."""

@@ -206,6 +206,7 @@ async def _serve(
                 while_upstream=context.upstream,
                 on_inputs_sent=context.inputs_sent,
                 reserve_inputs=context.reserve_intake,
+                before_results=context.take_slot_back,
                 spend=spend,
                 attempts=attempts,
                 on_partial=previews.add if previews is not None else None,

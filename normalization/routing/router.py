@@ -70,6 +70,8 @@ class _Run:
     needed_later: bool
     """Whether another deployment may take a leg later (see :func:`_may_fail_over`)."""
     inputs: PendingInputs
+    results_ready: Callable[[], Awaitable[None]] | None
+    """Awaited before a call's finished results are fetched (see :meth:`Router.run`)."""
 
 
 class Router:
@@ -99,6 +101,7 @@ class Router:
         on_partial: OnPartial | None = None,
         on_inputs_sent: Callable[[], None] | None = None,
         reserve_inputs: Callable[[int], Awaitable[int]] | None = None,
+        before_results: Callable[[], Awaitable[None]] | None = None,
     ) -> Served:
         """Every leg of ``route`` served by some deployment, or the error that ends the request.
 
@@ -109,12 +112,22 @@ class Router:
         that reports its jobs (:attr:`providers.base.ImageAdapter.reports_acceptance`), started on one
         that does not: from then on the inputs are not held for a send. ``reserve_inputs(size)`` is
         awaited before a failover sends a leg's inputs again after that (see
-        :mod:`normalization.routing.pending_inputs`).
+        :mod:`normalization.routing.pending_inputs`). ``before_results()`` is awaited before a finished
+        upstream job's results are fetched, by adapters whose results wait upstream
+        (:meth:`providers.base.UpstreamTracker.finished`): the caller's chance to make room first.
         """
         per_request = self._fanout.request_slots()
         adapters = [self._metered(option, spend) for option in route.options]
         inputs = PendingInputs(len(route.options[0].legs), on_inputs_sent or _nothing, reserve_inputs)
-        run = _Run(per_request, attempts, tracker, on_partial, needed_later=_may_fail_over(route), inputs=inputs)
+        run = _Run(
+            per_request,
+            attempts,
+            tracker,
+            on_partial,
+            needed_later=_may_fail_over(route),
+            inputs=inputs,
+            results_ready=before_results,
+        )
         if not run.needed_later:
             # Every call's inputs pinned before any leg starts: a leg whose call was accepted drops
             # them only once no other leg still has to send them (a leg may start late: a breaker's
@@ -236,6 +249,7 @@ class Router:
             pinned,
             needed_later=run.needed_later,
             on_accepted=lambda: run.inputs.leg_sent(leg),
+            on_finished=run.results_ready,
         )
         streamed = run.on_partial is not None and any(call.partial_images for call in calls)
         try:

@@ -125,6 +125,8 @@ class FalAdapter(ImageAdapter):
         except GatewayError:
             await self._cancel(queue, handle)
             raise
+        if tracker is not None:
+            await tracker.finished(call)  # the result waits at fal until the gateway has room for it
         body = await queue.result(handle, call.upstream, completed)
         images = await collect_images(self.results, body, result_field=call.result_field)
         return ProviderResult(images=images, upstream_request_id=handle.request_id)

@@ -31,7 +31,7 @@ import httpx
 from pydantic import JsonValue
 
 from core.errors import GatewayError, ProviderNotConfiguredError
-from providers.base import AdapterContext, ImageAdapter, ProviderResult, UpstreamCall
+from providers.base import AdapterContext, ImageAdapter, ProviderResult, UpstreamCall, UpstreamTracker
 from providers.replicate.errors import error_from_ended, error_from_failed
 from providers.replicate.files import InputFiles, UploadedFile
 from providers.replicate.predictions import MIN_CANCEL_AFTER_SECONDS, Prediction, Predictions
@@ -75,6 +75,14 @@ class ReplicateAdapter(ImageAdapter):
 
     async def run(self, call: UpstreamCall) -> ProviderResult:
         """Run ``call`` as one prediction; see the module docstring for the steps and failure modes."""
+        return await self._run(call, None)
+
+    async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
+        """:meth:`run`, telling ``tracker`` when the prediction is done, before its outputs are downloaded
+        (a prediction is not resumed after a restart: it is made again)."""
+        return await self._run(call, tracker)
+
+    async def _run(self, call: UpstreamCall, tracker: UpstreamTracker | None) -> ProviderResult:
         token = self._settings.key
         if token is None:
             raise ProviderNotConfiguredError("the replicate provider has no API token (set REPLICATE_API_TOKEN)")
@@ -108,6 +116,8 @@ class ReplicateAdapter(ImageAdapter):
             raise error_from_failed(final.error_text, token)
         if final.status != "succeeded":
             raise error_from_ended(final.status, had_deadline=final.deadline is not None)
+        if tracker is not None:
+            await tracker.finished(call)  # the outputs wait at Replicate until the gateway has room for them
         images = await collect_images(self.results, final, result_field=call.result_field)
         return ProviderResult(images=images, upstream_request_id=final.id)
 

@@ -213,6 +213,25 @@ async def test_a_slot_closed_while_its_download_waits_holds_nothing() -> None:
     assert gate.intake_bytes == 0
 
 
+async def test_a_slot_taken_back_early_is_taken_once() -> None:
+    # A request waiting on its upstream takes its slot back before fetching a finished result (two of
+    # its calls finishing at once), while another request holds the only slot.
+    gate = _gate(slots=1)
+    await gate.acquire(0)
+    slot = Slot(gate, Timings(started=0.0))
+    async with slot.released():
+        await gate.acquire(0)  # another request takes the slot handed on
+        first, second = asyncio.create_task(slot.take_back()), asyncio.create_task(slot.take_back())
+        await _settle()
+        assert not first.done() and not second.done()  # the result waits upstream meanwhile
+        gate.release()
+        await asyncio.wait_for(asyncio.gather(first, second), 1)
+        assert gate.inflight == 1
+    assert gate.inflight == 1  # the end of released() finds it held: not taken a second time
+    slot.close()
+    assert gate.inflight == 0
+
+
 async def test_no_budget_bounds_nothing_but_slots() -> None:
     gate = _gate(budget=0)
     for _ in range(4):

@@ -242,3 +242,24 @@ def test_a_failover_before_any_job_was_accepted_keeps_the_share_it_has() -> None
             raise UpstreamError("submit refused")
 
     assert _failover_events(Refusing(events, calls=1), events) == ["inputs sent"]  # b's start only
+
+
+def test_a_finished_job_s_results_are_fetched_once_the_caller_made_room() -> None:
+    events: list[str] = []
+
+    class Finishing(Queue):
+        async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
+            await tracker.started(call, UpstreamHandle(request_id="job"))
+            await tracker.finished(call)
+            events.append("results fetched")
+            return ProviderResult(images=(IMAGE,) * call.expected_images)
+
+    async def make_room() -> None:
+        events.append("room made")
+
+    async def go() -> None:
+        r = router({"a": Finishing(events, calls=1)}, MemoryBreakers())
+        await r.run(route(forced="a"), spend=Spend(), attempts=[], before_results=make_room)
+
+    asyncio.run(go())
+    assert events == ["room made", "results fetched"]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core.errors import ProviderNotConfiguredError
-from providers.base import UpstreamCall
+from providers.base import UpstreamCall, UpstreamHandle, UpstreamTracker
 from tests.fakes.fake_fal import FakeFal
 from tests.providers.conftest import AdapterMaker, edit_call, generate_call, input_image
 
@@ -116,3 +116,29 @@ async def test_parallel_calls_share_the_client(fake_fal: FakeFal, make_adapter: 
     results = await asyncio.gather(*(adapter.run(generate_call(f"p{i}", {"seed": i})) for i in range(4)))
     assert [r.images[0].seed for r in results] == [0, 1, 2, 3]
     assert len({s.request_id for s in fake_fal.submissions}) == 4
+
+
+class _RoomTracker(UpstreamTracker):
+    """Notes what fal had served of the result when the adapter asked for room to take it."""
+
+    def __init__(self, fake: FakeFal) -> None:
+        self.fake = fake
+        self.cdn_fetches_then: int | None = None
+
+    def previous(self, call: UpstreamCall) -> UpstreamHandle | None:
+        return None
+
+    async def started(self, call: UpstreamCall, handle: UpstreamHandle) -> None:
+        return None
+
+    async def finished(self, call: UpstreamCall) -> None:
+        self.cdn_fetches_then = self.fake.cdn_fetches
+
+
+async def test_a_finished_result_waits_at_fal_until_the_gateway_has_room(
+    fake_fal: FakeFal, make_adapter: AdapterMaker
+) -> None:
+    tracker = _RoomTracker(fake_fal)
+    result = await make_adapter().run_tracked(generate_call(), tracker)
+    assert len(result.images) == 1
+    assert tracker.cdn_fetches_then == 0 and fake_fal.cdn_fetches == 1  # asked first, then downloaded
