@@ -124,6 +124,8 @@ class SpillingTracker(UpstreamTracker):
         self._inner = inner
         self._on_accepted = on_accepted
         self._on_finished = on_finished
+        self.finished_calls = 0
+        """How many of the attempt's calls reported their upstream jobs finished."""
         self._spill = spill
         self._needed_later = needed_later
         """Whether a later attempt (a failover) may send these images again."""
@@ -156,6 +158,7 @@ class SpillingTracker(UpstreamTracker):
                 log.exception("could not move an input image out of memory")
 
     async def finished(self, call: UpstreamCall) -> None:
+        self.finished_calls += 1
         if self._inner is not None:
             await self._inner.finished(call)
         if self._on_finished is not None:

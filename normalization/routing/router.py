@@ -70,8 +70,29 @@ class _Run:
     needed_later: bool
     """Whether another deployment may take a leg later (see :func:`_may_fail_over`)."""
     inputs: PendingInputs
-    results_ready: Callable[[], Awaitable[None]] | None
-    """Awaited before a call's finished results are fetched (see :meth:`Router.run`)."""
+    waiting: _WaitingCalls
+
+
+class _WaitingCalls:
+    """How many of a run's calls still wait on their upstream jobs. ``results_ready`` is awaited before
+    the last of them fetches its results; the others fetch theirs at once, since making room for them
+    (taking the request's admission slot back) would hold it while the request's other jobs still run."""
+
+    def __init__(self, results_ready: Callable[[], Awaitable[None]] | None) -> None:
+        self.count = 0
+        self._results_ready = results_ready
+
+    def started(self, calls: int) -> None:
+        self.count += calls
+
+    def ended(self, calls: int) -> None:
+        """``calls`` ended without reporting their jobs finished (failed, cancelled, or one-call upstreams)."""
+        self.count -= calls
+
+    async def finished(self) -> None:
+        self.count -= 1
+        if self.count == 0 and self._results_ready is not None:
+            await self._results_ready()
 
 
 class Router:
@@ -114,7 +135,8 @@ class Router:
         awaited before a failover sends a leg's inputs again after that (see
         :mod:`normalization.routing.pending_inputs`). ``before_results()`` is awaited before a finished
         upstream job's results are fetched, by adapters whose results wait upstream
-        (:meth:`providers.base.UpstreamTracker.finished`): the caller's chance to make room first.
+        (:meth:`providers.base.UpstreamTracker.finished`): the caller's chance to make room first. It
+        is awaited for the run's last job only; the others' results are fetched at once.
         """
         per_request = self._fanout.request_slots()
         adapters = [self._metered(option, spend) for option in route.options]
@@ -126,7 +148,7 @@ class Router:
             on_partial,
             needed_later=_may_fail_over(route),
             inputs=inputs,
-            results_ready=before_results,
+            waiting=_WaitingCalls(before_results),
         )
         if not run.needed_later:
             # Every call's inputs pinned before any leg starts: a leg whose call was accepted drops
@@ -249,9 +271,10 @@ class Router:
             pinned,
             needed_later=run.needed_later,
             on_accepted=lambda: run.inputs.leg_sent(leg),
-            on_finished=run.results_ready,
+            on_finished=run.waiting.finished,
         )
         streamed = run.on_partial is not None and any(call.partial_images for call in calls)
+        run.waiting.started(len(calls))
         try:
             if run.needed_later:
                 await self._spill.pin(held for group in pinned.values() for held in group)
@@ -260,6 +283,7 @@ class Router:
             # Partials of this attempt reach the client as they come, even should it fail over later.
             results = await self._fanout.run(adapter, calls, tracker, run.per_request, run.on_partial)
         finally:
+            run.waiting.ended(len(calls) - tracker.finished_calls)
             await tracker.end()
         return collect(calls, results)
 

@@ -263,3 +263,61 @@ def test_a_finished_job_s_results_are_fetched_once_the_caller_made_room() -> Non
 
     asyncio.run(go())
     assert events == ["room made", "results fetched"]
+
+
+def test_only_the_last_job_to_finish_waits_for_room() -> None:
+    # n=2: two jobs. Making room (the request's admission slot taken back) for the first to finish
+    # would hold it while the second still runs: the first fetches at once, the second after room.
+    events: list[str] = []
+    second_done = asyncio.Event()
+
+    class Finishing(Queue):
+        async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
+            index, self.calls = self.calls, self.calls + 1
+            await tracker.started(call, UpstreamHandle(request_id=f"job-{index}"))
+            if index == 1:
+                await second_done.wait()
+            await tracker.finished(call)
+            events.append(f"results {index} fetched")
+            if index == 0:
+                second_done.set()
+            return ProviderResult(images=(IMAGE,) * call.expected_images)
+
+    async def make_room() -> None:
+        events.append("room made")
+
+    async def go() -> None:
+        r = router({"a": Finishing(events, calls=2)}, MemoryBreakers())
+        await r.run(route(n=2, forced="a"), spend=Spend(), attempts=[], before_results=make_room)
+
+    asyncio.run(go())
+    assert events == ["results 0 fetched", "room made", "results 1 fetched"]
+
+
+def test_a_job_that_failed_over_and_ended_leaves_the_last_one_to_make_room() -> None:
+    # Leg 0's job fails on a and is served by b (which answers in one call); leg 1's job, finishing
+    # after that, is the last one waiting: it makes room first.
+    events: list[str] = []
+    b = Scripted(lambda: None)
+
+    class OneFails(Queue):
+        async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
+            index, self.calls = self.calls, self.calls + 1
+            if index == 0:
+                raise UpstreamError("the job failed")
+            while b.calls == 0:  # leg 0 failed over
+                await asyncio.sleep(0)
+            await _settle()  # and b's call ended
+            await tracker.finished(call)
+            events.append(f"results {index} fetched")
+            return ProviderResult(images=(IMAGE,) * call.expected_images)
+
+    async def make_room() -> None:
+        events.append("room made")
+
+    async def go() -> None:
+        r = router({"a": OneFails(events, calls=2), "b": b}, MemoryBreakers())
+        await r.run(route(n=2), spend=Spend(), attempts=[], before_results=make_room)
+
+    asyncio.run(go())
+    assert events == ["room made", "results 1 fetched"]
