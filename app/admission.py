@@ -314,6 +314,13 @@ class Slot:
             if self._closed:  # closed while waiting to come back: nobody will release it
                 self.close()
 
+    def hand_on(self) -> None:
+        """Hand the slot on again inside :meth:`released` after :meth:`take_back` (the request waits on
+        an upstream again: a failover after its results were fetched); its end takes it back."""
+        if self._held and not self._closed:
+            self._held = False
+            self._gate.release()
+
     def close(self) -> None:
         self._closed = True
         self.inputs_sent()

@@ -89,6 +89,9 @@ class AdmissionSlot(Protocol):
     async def take_back(self) -> None:
         """The slot taken back now, ahead of new arrivals, if it was handed on."""
 
+    def hand_on(self) -> None:
+        """The slot handed on again after :meth:`take_back` (waiting on an upstream again)."""
+
     def close(self) -> None:
         """The slot given back for good (idempotent)."""
 
@@ -150,6 +153,12 @@ class RequestContext:
         fetched: it waits upstream until the gateway has room); nothing for a request without one."""
         if self.slot is not None:
             await self.slot.take_back()
+
+    def hand_slot_on(self) -> None:
+        """Hand the admission slot on again after :meth:`take_slot_back` (a failover: the request waits on
+        an upstream again); nothing for a request without one."""
+        if self.slot is not None:
+            self.slot.hand_on()
 
     def without_slot(self) -> AbstractAsyncContextManager[None]:
         """The admission slot handed on for the duration (waiting on someone else's server), then taken

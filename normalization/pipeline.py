@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -45,6 +45,7 @@ from normalization.plan import Plan, ResponseFormat
 from normalization.pricing import usd
 from normalization.request import EditInputs, ImageRequest
 from normalization.response import Attempt, ImagesResponse, ResponseMetadata
+from normalization.routing.admission_hooks import RequestAdmission
 from normalization.routing.breaker import BreakerStore, MemoryBreakers, ObservedBreakers
 from normalization.routing.route import Route, plan_route, resolve_model
 from normalization.routing.router import Router, Served
@@ -136,9 +137,7 @@ class Gateway:
         *,
         base_url: str,
         while_upstream: UpstreamWait | None = None,
-        on_inputs_sent: Callable[[], None] | None = None,
-        reserve_inputs: Callable[[int], Awaitable[int]] | None = None,
-        before_results: Callable[[], Awaitable[None]] | None = None,
+        admission: RequestAdmission | None = None,
         spend: Spend | None = None,
         attempts: list[Attempt] | None = None,
         tracker: UpstreamTracker | None = None,
@@ -147,10 +146,9 @@ class Gateway:
         """Run ``route`` within the request deadline. Raises GatewayError subclasses only.
 
         ``while_upstream()`` is entered around the upstream calls, e.g. to hand the request's
-        admission slot on while the provider works; ``on_inputs_sent()`` is called once the request's
-        inputs are with an upstream, ``reserve_inputs(size)`` awaited before a failover sends them
-        again after that, and ``before_results()`` before a finished job's results are fetched, e.g.
-        to take the admission slot back first (see :meth:`normalization.routing.router.Router.run`). ``spend``
+        admission slot on while the provider works; ``admission`` (the request's) is told when its
+        inputs are with an upstream and asked for room before a resend or a finished job's results
+        (see :meth:`normalization.routing.router.Router.run`). ``spend``
         receives each completed call's cost as it completes, also when the request fails afterwards
         (the caller charges it either way);
         ``attempts`` each upstream attempt as it ends (the ledger keeps the deployments tried).
@@ -173,9 +171,7 @@ class Gateway:
                         attempts=attempts,
                         tracker=tracker,
                         on_partial=on_partial,
-                        on_inputs_sent=on_inputs_sent,
-                        reserve_inputs=reserve_inputs,
-                        before_results=before_results,
+                        admission=admission,
                     )
             return await self._emulate(route, served, base_url, spend, attempts)
         except TimeoutError as exc:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.errors import GatewayError, ProviderNotConfiguredError
@@ -34,6 +34,7 @@ from normalization.emulation.fanout import FanOut, collect
 from normalization.input_spill import InputSpill, SpillingTracker, call_holders
 from normalization.metering import CallObserver, MeteredAdapter, Spend
 from normalization.response import Attempt
+from normalization.routing.admission_hooks import RequestAdmission
 from normalization.routing.breaker import BreakerStore
 from normalization.routing.failover import counts_against_provider, fails_over
 from normalization.routing.pending_inputs import PendingInputs
@@ -74,15 +75,20 @@ class _Run:
 
 
 class _WaitingCalls:
-    """How many of a run's calls still wait on their upstream jobs. ``results_ready`` is awaited before
-    the last of them fetches its results; the others fetch theirs at once, since making room for them
-    (taking the request's admission slot back) would hold it while the request's other jobs still run."""
+    """How many of a run's calls still wait on their upstream jobs. The request's admission slot is
+    taken back before the last of them fetches its results; the others fetch theirs at once, since
+    taking the slot for them would hold it while the request's other jobs still run. Should a call
+    start after that (a failover), the slot is handed on again."""
 
-    def __init__(self, results_ready: Callable[[], Awaitable[None]] | None) -> None:
+    def __init__(self, admission: RequestAdmission | None) -> None:
         self.count = 0
-        self._results_ready = results_ready
+        self._admission = admission
+        self._slot_back = False
 
     def started(self, calls: int) -> None:
+        if self._slot_back and self._admission is not None:
+            self._slot_back = False
+            self._admission.hand_slot_on()
         self.count += calls
 
     def ended(self, calls: int) -> None:
@@ -91,8 +97,9 @@ class _WaitingCalls:
 
     async def finished(self) -> None:
         self.count -= 1
-        if self.count == 0 and self._results_ready is not None:
-            await self._results_ready()
+        if self.count == 0 and self._admission is not None:
+            self._slot_back = True
+            await self._admission.take_slot_back()
 
 
 class Router:
@@ -120,27 +127,29 @@ class Router:
         attempts: list[Attempt],
         tracker: UpstreamTracker | None = None,
         on_partial: OnPartial | None = None,
-        on_inputs_sent: Callable[[], None] | None = None,
-        reserve_inputs: Callable[[int], Awaitable[int]] | None = None,
-        before_results: Callable[[], Awaitable[None]] | None = None,
+        admission: RequestAdmission | None = None,
     ) -> Served:
         """Every leg of ``route`` served by some deployment, or the error that ends the request.
 
         Each attempt is appended to ``attempts`` as it ends (the caller keeps them when this raises);
         each successful call's cost is added to ``spend`` as it completes. ``on_partial``: told the
-        partial images of every attempt's calls (see the module docstring). ``on_inputs_sent`` is
-        called (maybe more than once) when upstreams have every leg's calls, accepted for an adapter
-        that reports its jobs (:attr:`providers.base.ImageAdapter.reports_acceptance`), started on one
-        that does not: from then on the inputs are not held for a send. ``reserve_inputs(size)`` is
-        awaited before a failover sends a leg's inputs again after that (see
-        :mod:`normalization.routing.pending_inputs`). ``before_results()`` is awaited before a finished
-        upstream job's results are fetched, by adapters whose results wait upstream
-        (:meth:`providers.base.UpstreamTracker.finished`): the caller's chance to make room first. It
-        is awaited for the run's last job only; the others' results are fetched at once.
+        partial images of every attempt's calls (see the module docstring). ``admission`` (the
+        request's, when it has one) is told ``inputs_sent()`` (maybe more than once) when upstreams
+        have every leg's calls, accepted for an adapter that reports its jobs
+        (:attr:`providers.base.ImageAdapter.reports_acceptance`), started on one that does not; asked
+        to ``reserve_intake`` before a failover sends a leg's inputs again after that (see
+        :mod:`normalization.routing.pending_inputs`); asked to ``take_slot_back()`` before the run's
+        last upstream job fetches its results, on adapters whose results wait upstream
+        (:meth:`providers.base.UpstreamTracker.finished`), and to ``hand_slot_on()`` should a call
+        start after that.
         """
         per_request = self._fanout.request_slots()
         adapters = [self._metered(option, spend) for option in route.options]
-        inputs = PendingInputs(len(route.options[0].legs), on_inputs_sent or _nothing, reserve_inputs)
+        inputs = PendingInputs(
+            len(route.options[0].legs),
+            admission.inputs_sent if admission is not None else _nothing,
+            admission.reserve_intake if admission is not None else None,
+        )
         run = _Run(
             per_request,
             attempts,
@@ -148,7 +157,7 @@ class Router:
             on_partial,
             needed_later=_may_fail_over(route),
             inputs=inputs,
-            waiting=_WaitingCalls(before_results),
+            waiting=_WaitingCalls(admission),
         )
         if not run.needed_later:
             # Every call's inputs pinned before any leg starts: a leg whose call was accepted drops

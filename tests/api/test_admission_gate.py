@@ -232,6 +232,21 @@ async def test_a_slot_taken_back_early_is_taken_once() -> None:
     assert gate.inflight == 0
 
 
+async def test_a_slot_handed_on_again_after_a_failover_is_taken_back_at_the_end() -> None:
+    gate = _gate(slots=1)
+    await gate.acquire(0)
+    slot = Slot(gate, Timings(started=0.0))
+    async with slot.released():
+        await slot.take_back()  # the last job's result is fetched
+        assert gate.inflight == 1
+        slot.hand_on()  # it was bad: another deployment's job runs without the slot
+        assert gate.inflight == 0
+    assert gate.inflight == 1  # the run's end took it back
+    slot.close()
+    slot.hand_on()  # closed: nothing to hand on
+    assert gate.inflight == 0
+
+
 async def test_no_budget_bounds_nothing_but_slots() -> None:
     gate = _gate(budget=0)
     for _ in range(4):

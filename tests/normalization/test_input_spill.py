@@ -28,6 +28,7 @@ from normalization.routing.route import Route, plan_route
 from normalization.routing.router import Router
 from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall, UpstreamHandle, UpstreamTracker
 from tests.images import png_bytes
+from tests.normalization.admission_events import RecordingAdmission
 
 MODEL = Model.model_validate(
     {
@@ -243,15 +244,15 @@ def test_a_failover_reading_an_input_back_reserves_its_size_first(tmp_path: Path
     image = _image()
     events: list[str] = []
 
-    async def reserve(size: int) -> int:
-        events.append(f"reserve {size} (in memory: {image.held.in_memory})")
-        return size
+    class Noting(RecordingAdmission):
+        async def reserve_intake(self, more: int) -> int:
+            self.events.append(f"reserve {more} (in memory: {image.held.in_memory})")
+            return more
 
     async def run() -> None:
         router = _router(tmp_path, first, second)
-        sent = lambda: events.append("sent")  # noqa: E731
-        await router.run(_route(image), spend=Spend(), attempts=[], on_inputs_sent=sent, reserve_inputs=reserve)
+        await router.run(_route(image), spend=Spend(), attempts=[], admission=Noting(events))
 
     asyncio.run(run())
-    assert events == ["sent", f"reserve {len(SOURCE)} (in memory: False)", "sent"]
+    assert events == ["inputs sent", f"reserve {len(SOURCE)} (in memory: False)", "inputs sent"]
     assert second.sent == [SOURCE]

@@ -21,6 +21,7 @@ from normalization.routing.route import Route, plan_route
 from normalization.routing.router import Router
 from providers.base import GeneratedImage, ImageAdapter, ProviderResult, UpstreamCall, UpstreamHandle, UpstreamTracker
 from tests.images import png_bytes
+from tests.normalization.admission_events import RecordingAdmission
 
 MODEL = Model.model_validate(
     {
@@ -144,7 +145,7 @@ def _events_of(adapter: ImageAdapter, events: list[str]) -> list[str]:
     r = router({"a": adapter}, MemoryBreakers(BreakerPolicy(failures=5, cooldown_seconds=60)))
 
     async def go() -> None:
-        await r.run(route(forced="a"), spend=Spend(), attempts=[], on_inputs_sent=lambda: events.append("inputs sent"))
+        await r.run(route(forced="a"), spend=Spend(), attempts=[], admission=RecordingAdmission(events))
 
     asyncio.run(go())
     return events
@@ -200,8 +201,8 @@ def test_inputs_count_as_sent_once_every_leg_s_job_was_accepted() -> None:
 
     async def go() -> None:
         r = router({"a": queue}, MemoryBreakers())
-        sent = lambda: events.append("inputs sent")  # noqa: E731
-        task = asyncio.create_task(r.run(route(n=2, forced="a"), spend=Spend(), attempts=[], on_inputs_sent=sent))
+        admission = RecordingAdmission(events)
+        task = asyncio.create_task(r.run(route(n=2, forced="a"), spend=Spend(), attempts=[], admission=admission))
         queue.accept[0].set()
         await _settle()
         assert events == ["accepted 0"]  # the other job's inputs are still being sent
@@ -213,14 +214,9 @@ def test_inputs_count_as_sent_once_every_leg_s_job_was_accepted() -> None:
 
 
 def _failover_events(a: ImageAdapter, events: list[str]) -> list[str]:
-    async def reserve(size: int) -> int:
-        events.append(f"reserve {size}")
-        return size
-
     async def go() -> None:
         r = router({"a": a, "b": Scripted(lambda: None)}, MemoryBreakers())
-        sent = lambda: events.append("inputs sent")  # noqa: E731
-        await r.run(route(), spend=Spend(), attempts=[], on_inputs_sent=sent, reserve_inputs=reserve)
+        await r.run(route(), spend=Spend(), attempts=[], admission=RecordingAdmission(events))
 
     asyncio.run(go())
     return events
@@ -254,15 +250,12 @@ def test_a_finished_job_s_results_are_fetched_once_the_caller_made_room() -> Non
             events.append("results fetched")
             return ProviderResult(images=(IMAGE,) * call.expected_images)
 
-    async def make_room() -> None:
-        events.append("room made")
-
     async def go() -> None:
         r = router({"a": Finishing(events, calls=1)}, MemoryBreakers())
-        await r.run(route(forced="a"), spend=Spend(), attempts=[], before_results=make_room)
+        await r.run(route(forced="a"), spend=Spend(), attempts=[], admission=RecordingAdmission(events))
 
     asyncio.run(go())
-    assert events == ["room made", "results fetched"]
+    assert events == ["inputs sent", "room made", "results fetched"]
 
 
 def test_only_the_last_job_to_finish_waits_for_room() -> None:
@@ -283,15 +276,16 @@ def test_only_the_last_job_to_finish_waits_for_room() -> None:
                 second_done.set()
             return ProviderResult(images=(IMAGE,) * call.expected_images)
 
-    async def make_room() -> None:
-        events.append("room made")
-
     async def go() -> None:
         r = router({"a": Finishing(events, calls=2)}, MemoryBreakers())
-        await r.run(route(n=2, forced="a"), spend=Spend(), attempts=[], before_results=make_room)
+        await r.run(route(n=2, forced="a"), spend=Spend(), attempts=[], admission=RecordingAdmission(events))
 
     asyncio.run(go())
-    assert events == ["results 0 fetched", "room made", "results 1 fetched"]
+    assert [event for event in events if event != "inputs sent"] == [
+        "results 0 fetched",
+        "room made",
+        "results 1 fetched",
+    ]
 
 
 def test_a_job_that_failed_over_and_ended_leaves_the_last_one_to_make_room() -> None:
@@ -312,12 +306,39 @@ def test_a_job_that_failed_over_and_ended_leaves_the_last_one_to_make_room() -> 
             events.append(f"results {index} fetched")
             return ProviderResult(images=(IMAGE,) * call.expected_images)
 
-    async def make_room() -> None:
-        events.append("room made")
-
     async def go() -> None:
         r = router({"a": OneFails(events, calls=2), "b": b}, MemoryBreakers())
-        await r.run(route(n=2), spend=Spend(), attempts=[], before_results=make_room)
+        await r.run(route(n=2), spend=Spend(), attempts=[], admission=RecordingAdmission(events))
 
     asyncio.run(go())
     assert events == ["room made", "results 1 fetched"]
+
+
+def test_a_failover_after_the_results_were_fetched_hands_the_slot_on_again() -> None:
+    # a's job finished (the slot taken back for its results) but its image was bad: b's job runs
+    # without the slot, which the end of the run takes back.
+    events: list[str] = []
+
+    class BadResult(Queue):
+        async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
+            await tracker.started(call, UpstreamHandle(request_id="job"))
+            await tracker.finished(call)
+            events.append("bad image fetched")
+            raise UpstreamError("a truncated image", code="upstream_bad_response")
+
+    async def go() -> None:
+        r = router(
+            {"a": BadResult(events, calls=1), "b": Scripted(lambda: events.append("b called"))}, MemoryBreakers()
+        )
+        await r.run(route(), spend=Spend(), attempts=[], admission=RecordingAdmission(events))
+
+    asyncio.run(go())
+    assert events == [
+        "inputs sent",
+        "room made",
+        "bad image fetched",
+        "reserve 0",
+        "slot handed on",
+        "inputs sent",
+        "b called",
+    ]
