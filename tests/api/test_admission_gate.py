@@ -213,12 +213,17 @@ async def test_a_slot_closed_while_its_download_waits_holds_nothing() -> None:
     assert gate.intake_bytes == 0
 
 
+async def _one_slot_taken() -> tuple[AdmissionGate, Slot]:
+    """A gate of one slot, taken by the request whose :class:`Slot` is returned."""
+    gate = _gate(slots=1)
+    await gate.acquire(0)
+    return gate, Slot(gate, Timings(started=0.0))
+
+
 async def test_a_slot_taken_back_early_is_taken_once() -> None:
     # A request waiting on its upstream takes its slot back before fetching a finished result (two of
     # its calls finishing at once), while another request holds the only slot.
-    gate = _gate(slots=1)
-    await gate.acquire(0)
-    slot = Slot(gate, Timings(started=0.0))
+    gate, slot = await _one_slot_taken()
     async with slot.released():
         await gate.acquire(0)  # another request takes the slot handed on
         first, second = asyncio.create_task(slot.take_back()), asyncio.create_task(slot.take_back())
@@ -233,9 +238,7 @@ async def test_a_slot_taken_back_early_is_taken_once() -> None:
 
 
 async def test_a_slot_handed_on_again_after_a_failover_is_taken_back_at_the_end() -> None:
-    gate = _gate(slots=1)
-    await gate.acquire(0)
-    slot = Slot(gate, Timings(started=0.0))
+    gate, slot = await _one_slot_taken()
     async with slot.released():
         await slot.take_back()  # the last job's result is fetched
         assert gate.inflight == 1

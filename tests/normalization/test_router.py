@@ -166,14 +166,27 @@ def test_inputs_count_as_sent_as_a_one_call_upstream_starts() -> None:
 
 
 class Queue(ImageAdapter):
-    """A queue-like upstream whose calls are accepted when ``accept[i]`` is set, then fail or answer."""
+    """A queue-like upstream whose calls are accepted when ``accept[i]`` is set (at once with
+    ``accepted``), then, with ``fetch``, finish and have their results fetched, then fail or answer."""
 
     reports_acceptance = True
 
-    def __init__(self, events: list[str], calls: int, fail_after: GatewayError | None = None) -> None:
+    def __init__(
+        self,
+        events: list[str],
+        calls: int,
+        fail_after: GatewayError | None = None,
+        *,
+        accepted: bool = False,
+        fetch: bool = False,
+    ) -> None:
         self.events = events
         self.accept = [asyncio.Event() for _ in range(calls)]
+        if accepted:
+            for event in self.accept:
+                event.set()
         self.fail_after = fail_after
+        self.fetch = fetch
         self.calls = 0
 
     async def run(self, call: UpstreamCall) -> ProviderResult:
@@ -184,6 +197,9 @@ class Queue(ImageAdapter):
         await self.accept[index].wait()
         self.events.append(f"accepted {index}")
         await tracker.started(call, UpstreamHandle(request_id=f"job-{index}"))
+        if self.fetch:
+            await tracker.finished(call)
+            self.events.append(f"results {index} fetched")
         if self.fail_after is not None:
             raise self.fail_after
         return ProviderResult(images=(IMAGE,) * call.expected_images)
@@ -213,13 +229,19 @@ def test_inputs_count_as_sent_once_every_leg_s_job_was_accepted() -> None:
     assert events == ["accepted 0", "accepted 1", "inputs sent"]
 
 
-def _failover_events(a: ImageAdapter, events: list[str]) -> list[str]:
+def _admission_events(adapters: dict[str, ImageAdapter], the_route: Route, events: list[str]) -> list[str]:
+    """Run ``the_route`` with a request's admission that records into ``events``; returns them."""
+
     async def go() -> None:
-        r = router({"a": a, "b": Scripted(lambda: None)}, MemoryBreakers())
-        await r.run(route(), spend=Spend(), attempts=[], admission=RecordingAdmission(events))
+        r = router(adapters, MemoryBreakers())
+        await r.run(the_route, spend=Spend(), attempts=[], admission=RecordingAdmission(events))
 
     asyncio.run(go())
     return events
+
+
+def _failover_events(a: ImageAdapter, events: list[str]) -> list[str]:
+    return _admission_events({"a": a, "b": Scripted(lambda: None)}, route(), events)
 
 
 def test_a_failover_after_the_inputs_were_sent_takes_a_share_again() -> None:
@@ -242,20 +264,13 @@ def test_a_failover_before_any_job_was_accepted_keeps_the_share_it_has() -> None
 
 def test_a_finished_job_s_results_are_fetched_once_the_caller_made_room() -> None:
     events: list[str] = []
-
-    class Finishing(Queue):
-        async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
-            await tracker.started(call, UpstreamHandle(request_id="job"))
-            await tracker.finished(call)
-            events.append("results fetched")
-            return ProviderResult(images=(IMAGE,) * call.expected_images)
-
-    async def go() -> None:
-        r = router({"a": Finishing(events, calls=1)}, MemoryBreakers())
-        await r.run(route(forced="a"), spend=Spend(), attempts=[], admission=RecordingAdmission(events))
-
-    asyncio.run(go())
-    assert events == ["inputs sent", "room made", "results fetched"]
+    queue = Queue(events, calls=1, accepted=True, fetch=True)
+    assert _admission_events({"a": queue}, route(forced="a"), events) == [
+        "accepted 0",
+        "inputs sent",
+        "room made",
+        "results 0 fetched",
+    ]
 
 
 def test_only_the_last_job_to_finish_waits_for_room() -> None:
@@ -276,11 +291,7 @@ def test_only_the_last_job_to_finish_waits_for_room() -> None:
                 second_done.set()
             return ProviderResult(images=(IMAGE,) * call.expected_images)
 
-    async def go() -> None:
-        r = router({"a": Finishing(events, calls=2)}, MemoryBreakers())
-        await r.run(route(n=2, forced="a"), spend=Spend(), attempts=[], admission=RecordingAdmission(events))
-
-    asyncio.run(go())
+    _admission_events({"a": Finishing(events, calls=2)}, route(n=2, forced="a"), events)
     assert [event for event in events if event != "inputs sent"] == [
         "results 0 fetched",
         "room made",
@@ -306,37 +317,24 @@ def test_a_job_that_failed_over_and_ended_leaves_the_last_one_to_make_room() -> 
             events.append(f"results {index} fetched")
             return ProviderResult(images=(IMAGE,) * call.expected_images)
 
-    async def go() -> None:
-        r = router({"a": OneFails(events, calls=2), "b": b}, MemoryBreakers())
-        await r.run(route(n=2), spend=Spend(), attempts=[], admission=RecordingAdmission(events))
-
-    asyncio.run(go())
-    assert events == ["room made", "results 1 fetched"]
+    assert _admission_events({"a": OneFails(events, calls=2), "b": b}, route(n=2), events) == [
+        "room made",
+        "results 1 fetched",
+    ]
 
 
 def test_a_failover_after_the_results_were_fetched_hands_the_slot_on_again() -> None:
     # a's job finished (the slot taken back for its results) but its image was bad: b's job runs
     # without the slot, which the end of the run takes back.
     events: list[str] = []
-
-    class BadResult(Queue):
-        async def run_tracked(self, call: UpstreamCall, tracker: UpstreamTracker) -> ProviderResult:
-            await tracker.started(call, UpstreamHandle(request_id="job"))
-            await tracker.finished(call)
-            events.append("bad image fetched")
-            raise UpstreamError("a truncated image", code="upstream_bad_response")
-
-    async def go() -> None:
-        r = router(
-            {"a": BadResult(events, calls=1), "b": Scripted(lambda: events.append("b called"))}, MemoryBreakers()
-        )
-        await r.run(route(), spend=Spend(), attempts=[], admission=RecordingAdmission(events))
-
-    asyncio.run(go())
-    assert events == [
+    bad = UpstreamError("a truncated image", code="upstream_bad_response")
+    a = Queue(events, calls=1, fail_after=bad, accepted=True, fetch=True)
+    b = Scripted(lambda: events.append("b called"))
+    assert _admission_events({"a": a, "b": b}, route(), events) == [
+        "accepted 0",
         "inputs sent",
         "room made",
-        "bad image fetched",
+        "results 0 fetched",
         "reserve 0",
         "slot handed on",
         "inputs sent",

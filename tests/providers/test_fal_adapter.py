@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 from core.errors import ProviderNotConfiguredError
-from providers.base import UpstreamCall, UpstreamHandle, UpstreamTracker
+from providers.base import UpstreamCall
 from tests.fakes.fake_fal import FakeFal
 from tests.providers.conftest import AdapterMaker, edit_call, generate_call, input_image
+from tests.providers.room_tracker import RoomTracker
 
 
 def _size(data: bytes) -> tuple[int, int]:
@@ -118,27 +119,10 @@ async def test_parallel_calls_share_the_client(fake_fal: FakeFal, make_adapter: 
     assert len({s.request_id for s in fake_fal.submissions}) == 4
 
 
-class _RoomTracker(UpstreamTracker):
-    """Notes what fal had served of the result when the adapter asked for room to take it."""
-
-    def __init__(self, fake: FakeFal) -> None:
-        self.fake = fake
-        self.cdn_fetches_then: int | None = None
-
-    def previous(self, call: UpstreamCall) -> UpstreamHandle | None:
-        return None
-
-    async def started(self, call: UpstreamCall, handle: UpstreamHandle) -> None:
-        return None
-
-    async def finished(self, call: UpstreamCall) -> None:
-        self.cdn_fetches_then = self.fake.cdn_fetches
-
-
 async def test_a_finished_result_waits_at_fal_until_the_gateway_has_room(
     fake_fal: FakeFal, make_adapter: AdapterMaker
 ) -> None:
-    tracker = _RoomTracker(fake_fal)
+    tracker = RoomTracker(lambda: fake_fal.cdn_fetches)
     result = await make_adapter().run_tracked(generate_call(), tracker)
     assert len(result.images) == 1
-    assert tracker.cdn_fetches_then == 0 and fake_fal.cdn_fetches == 1  # asked first, then downloaded
+    assert tracker.noted == 0 and fake_fal.cdn_fetches == 1  # asked first, then downloaded

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from core.errors import GatewayError, ProviderNotConfiguredError
-from providers.base import UpstreamCall, UpstreamHandle, UpstreamTracker
+from providers.base import UpstreamCall
 from tests.fakes.fake_replicate import FakeReplicate
 from tests.providers.replicate.conftest import (
     HIDREAM,
@@ -28,6 +28,7 @@ from tests.providers.replicate.conftest import (
     kontext_edit,
     schnell_generate,
 )
+from tests.providers.room_tracker import RoomTracker
 
 
 def _size(data: bytes) -> tuple[int, int]:
@@ -219,29 +220,12 @@ async def test_several_calls_share_the_client(fake: FakeReplicate, make_adapter:
     assert {a.model for a in fake.attempts} == {SCHNELL}
 
 
-class _RoomTracker(UpstreamTracker):
-    """Notes how many responses the adapter had received when it asked for room for the outputs."""
-
-    def __init__(self, seen: list[httpx.Response]) -> None:
-        self.seen = seen
-        self.asked_at: int | None = None
-
-    def previous(self, call: UpstreamCall) -> UpstreamHandle | None:
-        return None
-
-    async def started(self, call: UpstreamCall, handle: UpstreamHandle) -> None:
-        return None
-
-    async def finished(self, call: UpstreamCall) -> None:
-        self.asked_at = len(self.seen)
-
-
 async def test_outputs_wait_at_replicate_until_the_gateway_has_room(
     fake: FakeReplicate, make_adapter: AdapterMaker, seen: list[httpx.Response]
 ) -> None:
-    tracker = _RoomTracker(seen)
+    tracker = RoomTracker(lambda: len(seen))  # how many responses the adapter had received then
     result = await make_adapter().run_tracked(kontext_edit(), tracker)
-    assert tracker.asked_at is not None
-    before, after = seen[: tracker.asked_at], seen[tracker.asked_at :]
+    assert tracker.noted is not None
+    before, after = seen[: tracker.noted], seen[tracker.noted :]
     assert before[-1].json()["status"] == "succeeded"  # asked once the prediction was done...
     assert [r.content for r in after] == [result.images[0].data]  # ...and before its output was fetched
