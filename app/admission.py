@@ -261,6 +261,8 @@ class Slot:
         self._closed = False
         self._intake_bytes = intake_bytes
         self._coming_back = asyncio.Lock()
+        self._hand_on_when_back = False
+        """:meth:`hand_on` was asked while :meth:`take_back` waited: hand it on again once back."""
 
     def inputs_sent(self) -> None:
         """The request's inputs are with its upstream, or no longer wait for it: the bytes go back."""
@@ -313,10 +315,14 @@ class Slot:
             self._held = True
             if self._closed:  # closed while waiting to come back: nobody will release it
                 self.close()
+            elif self._hand_on_when_back:
+                self.hand_on()
 
     def hand_on(self) -> None:
         """Hand the slot on again inside :meth:`released` after :meth:`take_back` (the request waits on
-        an upstream again: a failover after its results were fetched); its end takes it back."""
+        an upstream again: a failover after its results were fetched); its end takes it back. Asked
+        while a :meth:`take_back` still waits, it is handed on as soon as that one has it."""
+        self._hand_on_when_back = self._coming_back.locked() and not self._held
         if self._held and not self._closed:
             self._held = False
             self._gate.release()

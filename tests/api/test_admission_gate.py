@@ -250,6 +250,23 @@ async def test_a_slot_handed_on_again_after_a_failover_is_taken_back_at_the_end(
     assert gate.inflight == 0
 
 
+async def test_a_slot_handed_on_while_it_is_being_taken_back_is_handed_on_once_back() -> None:
+    # One leg's last job waits for the slot to fetch its result while another leg fails over: the
+    # failover's job must not run holding the slot.
+    gate, slot = await _one_slot_taken()
+    async with slot.released():
+        await gate.acquire(0)  # another request holds the only slot
+        coming_back = asyncio.create_task(slot.take_back())
+        await _settle()
+        slot.hand_on()  # the failover starts
+        gate.release()  # the other request ends
+        await asyncio.wait_for(coming_back, 1)
+        assert gate.inflight == 0  # back, and handed on again at once
+    assert gate.inflight == 1  # the run's end took it back
+    slot.close()
+    assert gate.inflight == 0
+
+
 async def test_no_budget_bounds_nothing_but_slots() -> None:
     gate = _gate(budget=0)
     for _ in range(4):
