@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.admission import AdmissionGate, AdmissionGuard
+from app.api.images import EDITS_PATH, GENERATIONS_PATH
 from app.auth import AuthGuard, KeyResolver, OpenAccess
 from app.body_timeout import BodyDeadlineGuard
 from app.context import RequestContextGuard
@@ -52,7 +53,7 @@ from app.shutdown import InFlight, ShutdownGuard
 from app.usage.ledger import Ledger
 from app.usage.recording import UsageGuard
 
-IMAGE_PATHS = frozenset({"/v1/images/edits", "/v1/images/generations"})
+IMAGE_PATHS = frozenset({EDITS_PATH, GENERATIONS_PATH})
 """The endpoints that cost upstream work: the per-key limits and admission apply to these only."""
 
 

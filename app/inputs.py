@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 import pybase64
 from pydantic import JsonValue, ValidationError
 
+from app.context import RequestContext
 from app.forms import ParsedForm
 from core.errors import InvalidRequestError, PayloadTooLargeError
 from core.images import InputImage, probe_input
@@ -28,28 +28,21 @@ RequestFetch = Callable[[str], Awaitable[bytes]]
 """One request's download of an ``image_url`` input."""
 
 
-class IntakeAccount(Protocol):
-    """The request's share of the intake budget (:class:`app.context.RequestContext`)."""
-
-    async def reserve_intake(self, more: int) -> int: ...
-
-    def return_intake(self, unused: int) -> None: ...
-
-
-def counted_fetch(fetch: UrlFetcher, intake: IntakeAccount) -> RequestFetch:
-    """``fetch`` with each download's bytes reserved from ``intake`` before its body is read (as much as
-    it may hold: its declared length, else the size cap) and what it did not use given back after; the
-    rest goes back with the request's other inputs. So downloaded inputs wait for room as uploads do."""
+def counted_fetch(fetch: UrlFetcher, context: RequestContext) -> RequestFetch:
+    """``fetch`` with each download's bytes reserved from the request's share of the intake budget
+    before its body is read (as much as it may hold: its declared length, else the size cap) and what it
+    did not use given back after; the rest goes back with the request's other inputs. So downloaded
+    inputs wait for room as uploads do."""
 
     async def fetch_counted(url: str) -> bytes:
         reserved = 0
 
         async def reserve(most: int) -> None:
             nonlocal reserved
-            reserved = await intake.reserve_intake(most)
+            reserved = await context.reserve_intake(most)
 
         data = await fetch(url, reserve)
-        intake.return_intake(reserved - len(data))
+        context.return_intake(reserved - len(data))
         return data
 
     return fetch_counted

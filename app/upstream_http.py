@@ -229,10 +229,6 @@ class _NoCookies(http.cookiejar.CookieJar):
         return None
 
 
-def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
-    return AiohttpTransport(max_connections)
-
-
 def _httpcore_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     read_whole_chunks()
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections // 4)
@@ -242,7 +238,7 @@ def _httpcore_transport(max_connections: int) -> httpx.AsyncBaseTransport:
 
 
 _TRANSPORTS: dict[UpstreamTransport, Callable[[int], httpx.AsyncBaseTransport]] = {
-    "aiohttp": _aiohttp_transport,
+    "aiohttp": AiohttpTransport,
     "httpcore": _httpcore_transport,
 }
 

@@ -80,10 +80,9 @@ async def create_edit(request: Request) -> Response:
     state, context = state_of(request), context_of(request.scope)
     settings = state.settings
     content_type = request.headers.get("content-type", "")
-    max_request = _max_form_bytes(settings)
     _refuse_declared_length(request, _largest_edit_body(settings))
     if content_type.startswith("multipart/form-data"):
-        limits = FormLimits(settings.max_upload_bytes, max_request, settings.max_images)
+        limits = FormLimits(settings.max_upload_bytes, _max_form_bytes(settings), settings.max_images)
         form = await read_multipart(content_type, request.stream(), limits)
 
         async def multipart_edit() -> Response:
@@ -104,7 +103,7 @@ async def create_edit(request: Request) -> Response:
 
         return await _respond(request, state, context, lambda: json_material(fields), form_edit)
     if content_type.startswith("application/json"):
-        body = _json_object(await read_limited(request.stream(), max_request * MAX_JSON_BYTES_FACTOR))
+        body = _json_object(await read_limited(request.stream(), _largest_edit_body(settings)))
 
         async def json_edit() -> Response:
             # Downloading image_url inputs waits on someone else's server: not on an admission slot. The

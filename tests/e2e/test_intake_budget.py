@@ -12,8 +12,10 @@ from __future__ import annotations
 import itertools
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,6 +34,8 @@ SUBMIT_SECONDS = 1.0
 JOB_SECONDS = 3.0
 EDITS = 3
 
+
+T = TypeVar("T")
 
 IMAGE = noise_png(330, seed=3)  # about 330 kB: over the 256 KiB from which a body counts
 
@@ -126,13 +130,21 @@ def bounded_sdk(bounded: LiveGateway) -> Iterator[openai.OpenAI]:
         yield client
 
 
-def _hold_the_budget(
-    live: LiveGateway, client: openai.OpenAI, pool: ThreadPoolExecutor, prompt: str
-) -> Future[ImagesResponse]:
-    """An edit whose upload holds the whole budget until fal answers its submit (slow, by ``prompt``)."""
-    first = pool.submit(client.images.edit, model="hidream-e1-1", image=("in.png", IMAGE, "image/png"), prompt=prompt)
-    wait_until(lambda: _intake(live) > 0, "the first upload holds the budget")
-    return first
+def _upload(client: openai.OpenAI, prompt: str) -> ImagesResponse:
+    return client.images.edit(model="hidream-e1-1", image=("in.png", IMAGE, "image/png"), prompt=prompt)
+
+
+@contextmanager
+def _budget_held(
+    live: LiveGateway, fake: FakeFal, first: Callable[[], T]
+) -> Iterator[tuple[ThreadPoolExecutor, Future[T]]]:
+    """``first()`` sent from a pool (fal's jobs ``JOB_SECONDS`` long), once its bytes hold the whole budget:
+    until fal answers its submit (slow, by its prompt). Yields the pool, for what comes next, and it."""
+    fake.latency = JOB_SECONDS
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        held = pool.submit(first)
+        wait_until(lambda: _intake(live) > 0, "the first request's bytes hold the budget")
+        yield pool, held
 
 
 def test_a_body_no_route_reads_is_refused_without_waiting_for_the_budget(
@@ -140,9 +152,8 @@ def test_a_body_no_route_reads_is_refused_without_waiting_for_the_budget(
 ) -> None:
     # A declared length beyond every cap used to wait for an empty budget (holding back the uploads
     # behind it) only to be refused once it had it.
-    fake.latency = JOB_SECONDS
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        first = _hold_the_budget(bounded, bounded_sdk, pool, f"hold [fake:slow_submit:{3 * SUBMIT_SECONDS}]")
+    prompt = f"hold [fake:slow_submit:{3 * SUBMIT_SECONDS}]"
+    with _budget_held(bounded, fake, lambda: _upload(bounded_sdk, prompt)) as (_, first):
         head = (
             "POST /v1/images/edits HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Authorization: Bearer {TEST_KEY}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
@@ -184,9 +195,8 @@ def test_a_chunked_upload_reserves_as_much_as_a_file_may_hold(
 ) -> None:
     # Its length unknown, a chunked body counts as a file at the size cap: here more than the budget,
     # so it waits until the upload before it is with fal (it used to reserve nothing and pass it).
-    fake.latency = JOB_SECONDS
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        first = _hold_the_budget(bounded, bounded_sdk, pool, f"first [fake:slow_submit:{SUBMIT_SECONDS}]")
+    prompt = f"first [fake:slow_submit:{SUBMIT_SECONDS}]"
+    with _budget_held(bounded, fake, lambda: _upload(bounded_sdk, prompt)) as (pool, first):
         chunked = pool.submit(_chunked_edit, bounded, "chunked")
         assert len(first.result().data or []) == 1 and chunked.result() == 1
     assert [str(submission.payload["prompt"]).split()[0] for submission in fake.submissions] == ["first", "chunked"]
@@ -208,15 +218,11 @@ def test_a_downloaded_input_counts_in_the_budget_as_an_upload(
 ) -> None:
     # A JSON edit's image_url input, once downloaded, holds the budget until fal has accepted its job,
     # so an upload sent meanwhile waits unread (a download used to reserve nothing: both went at once).
-    fake.latency = JOB_SECONDS
     fake.uploads["input"] = IMAGE  # served by the fake's file store, an allowed loopback host here
     url = f"{fake.storage_url}/files/input/in.png"
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        first = pool.submit(_json_edit, bounded, url, f"first [fake:slow_submit:{SUBMIT_SECONDS}]")
-        wait_until(lambda: _intake(bounded) > 0, "the downloaded input holds the budget")
-        upload = pool.submit(
-            bounded_sdk.images.edit, model="hidream-e1-1", image=("in.png", IMAGE, "image/png"), prompt="second"
-        )
+    prompt = f"first [fake:slow_submit:{SUBMIT_SECONDS}]"
+    with _budget_held(bounded, fake, lambda: _json_edit(bounded, url, prompt)) as (pool, first):
+        upload = pool.submit(_upload, bounded_sdk, "second")
         assert first.result() == 1 and len(upload.result().data or []) == 1
     # Accepted in this order: the upload (answered at once) reached fal only once the first job was
     # accepted (SUBMIT_SECONDS after it arrived); unbounded, it is accepted while the first still waits.
