@@ -105,12 +105,19 @@ class _ResponseStream(httpx.AsyncByteStream):
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        # iter_any, not iter_chunks: iter_chunks would save a copy of most of a large answer, but at the
-        # end of some chunked bodies (a webhook receiver's 500) aiohttp's readchunk keeps answering
-        # (b"", True) without waiting, and the loop spun there, blocking the event loop.
+        # Each piece as the event loop received it (readchunk), not iter_any's join of every piece
+        # buffered since the last read: one copy less of most of a large answer, which httpx joins
+        # once. The end is aiohttp's at_eof(), not readchunk's (b"", False): a body-less answer's
+        # reader (a 204) says (b"", True) from its second call on without waiting, on which
+        # iter_chunks spun and held the event loop.
+        content = self._response.content
         with _mapped(self._request):
-            async for chunk in self._response.content.iter_any():
-                yield chunk
+            while True:
+                chunk, _ = await content.readchunk()
+                if chunk:
+                    yield chunk
+                elif content.at_eof():
+                    return
 
     async def aclose(self) -> None:
         # Back to the pool when the body was read whole, closed otherwise.

@@ -155,6 +155,50 @@ async def test_answers_and_streams_pass_through(client: httpx.AsyncClient) -> No
             assert (response.status_code, response.headers["x-upstream"], response.content) == (200, "yes", PNG * 1000)
 
 
+def _chunked(*pieces: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+
+FRAMINGS = {
+    "length": (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (len(PNG) * 4000), PNG * 4000),
+    "chunked": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", _chunked(PNG, PNG * 3000, b"end")),
+    "chunked 500": (
+        b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n",
+        _chunked(b"Internal ", b"Server Error"),
+    ),
+    "empty": (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b""),
+    "no content": (b"HTTP/1.1 204 No Content\r\n\r\n", b""),
+}
+"""Answers in each framing, as head and encoded body; each read whole twice on one connection."""
+
+
+@pytest.mark.timeout(20)  # a read that never waits holds the event loop: only the alarm would end it
+@pytest.mark.parametrize("framing", list(FRAMINGS))
+async def test_every_framing_is_read_whole_and_ends(client: httpx.AsyncClient, framing: str) -> None:
+    head, body = FRAMINGS[framing]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_head(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(head)
+            for start in range(0, len(body), 7000):  # the body in pieces, as a server flushes it
+                writer.write(body[start : start + 7000])
+                await writer.drain()
+
+    expected = {
+        "length": PNG * 4000,
+        "chunked": PNG + PNG * 3000 + b"end",
+        "chunked 500": b"Internal Server Error",
+    }.get(framing, b"")
+    async with serve(answer) as port:
+        for path in ("/a", "/b"):
+            response = await client.post(f"http://127.0.0.1:{port}{path}", content=b"{}")
+            assert response.content == expected
+
+
 async def test_an_upstream_s_cookies_are_not_sent_back(client: httpx.AsyncClient) -> None:
     # One client serves every caller of the gateway (and JSON edits name the hosts it fetches from):
     # a cookie set on one request must not ride along with the next.
