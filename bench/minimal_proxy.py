@@ -48,7 +48,11 @@ class MinimalProxy:
                 break
         headers = {k.decode(): v.decode() for k, v in scope["headers"] if k in FORWARDED}
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # Idle connections closed after 4 s, before the fake's uvicorn closes them at 5 s (as
+            # pixelgate does): reusing one it is closing fails the request (a 500 here). Between
+            # rounds a connection idles while the other targets run, LiteLLM's rounds for over 5 s.
+            connector = aiohttp.TCPConnector(keepalive_timeout=4.0)
+            self._session = aiohttp.ClientSession(connector=connector)
         url = self._upstream + scope["path"].removeprefix("/v1")
         async with self._session.post(url, data=b"".join(chunks), headers=headers) as answer:
             body = b"".join([chunk async for chunk in answer.content.iter_any()])
