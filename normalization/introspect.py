@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from core.images import FORMAT_NAMES
 from normalization.catalog import Behavior, ModelEntry, ParamSpec
 from normalization.emulation.response_format import choose_response_format
-from normalization.engine import CONTRACT_TABLE_FIELDS, OPENAI_ONLY_FIELDS, PlanSettings
+from normalization.engine import PlanSettings
+from normalization.planner import CONTRACT_TABLE_FIELDS, OPENAI_ONLY_FIELDS
 
 
 class ParamRow(BaseModel):
