@@ -96,6 +96,36 @@ class AdmissionSlot(Protocol):
         """The slot given back for good (idempotent)."""
 
 
+class _NoSlot:
+    """The slot of a request that holds none (not an image request, no valid key, an async job's
+    runner): every step is nothing to do, so callers need not ask whether there is one."""
+
+    def inputs_sent(self) -> None:
+        return None
+
+    async def reserve_intake(self, more: int) -> int:
+        return 0
+
+    def return_intake(self, unused: int) -> None:
+        return None
+
+    def released(self) -> AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
+
+    async def take_back(self) -> None:
+        return None
+
+    def hand_on(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+NO_SLOT: AdmissionSlot = _NoSlot()
+"""The slot of every request that holds none."""
+
+
 class LimitsTicket:
     """One request's standing with its key's limits: the headers to report, and its concurrency slot."""
 
@@ -128,42 +158,38 @@ class RequestContext:
     database away); the routes that need a principal raise it."""
     limits: LimitsTicket | None = None
     """Set by the per-key limits guard (:mod:`app.ratelimit`)."""
-    slot: AdmissionSlot | None = None
-    """Set by the admission guard (:mod:`app.admission`)."""
+    slot: AdmissionSlot = NO_SLOT
+    """Set by the admission guard (:mod:`app.admission`); :data:`NO_SLOT` for a request that holds none."""
     outcome: Outcome = field(default_factory=Outcome)
 
     def inputs_sent(self) -> None:
         """The request's inputs are with its upstream, or will not be sent while it waits (a duplicate of an
         Idempotency-Key request): its share of the intake budget goes back."""
-        if self.slot is not None:
-            self.slot.inputs_sent()
+        self.slot.inputs_sent()
 
     async def reserve_intake(self, more: int) -> int:
         """Reserve ``more`` bytes of the intake budget (an input about to be downloaded), given back with
         the request's other bytes; returns what was reserved (0 for a request without a slot)."""
-        return await self.slot.reserve_intake(more) if self.slot is not None else 0
+        return await self.slot.reserve_intake(more)
 
     def return_intake(self, unused: int) -> None:
         """Give back ``unused`` bytes of what :meth:`reserve_intake` reserved."""
-        if self.slot is not None:
-            self.slot.return_intake(unused)
+        self.slot.return_intake(unused)
 
     async def take_slot_back(self) -> None:
         """Take the admission slot back now if it was handed on (a finished result is about to be
         fetched: it waits upstream until the gateway has room); nothing for a request without one."""
-        if self.slot is not None:
-            await self.slot.take_back()
+        await self.slot.take_back()
 
     def hand_slot_on(self) -> None:
         """Hand the admission slot on again after :meth:`take_slot_back` (a failover: the request waits on
         an upstream again); nothing for a request without one."""
-        if self.slot is not None:
-            self.slot.hand_on()
+        self.slot.hand_on()
 
     def without_slot(self) -> AbstractAsyncContextManager[None]:
         """The admission slot handed on for the duration (waiting on someone else's server), then taken
         back ahead of new arrivals; nothing for a request that holds none."""
-        return self.slot.released() if self.slot is not None else contextlib.nullcontext()
+        return self.slot.released()
 
     @asynccontextmanager
     async def upstream(self) -> AsyncIterator[None]:

@@ -198,8 +198,7 @@ class EventStream(Response):
                 if gone.done():
                     return
                 await send({"type": "http.response.body", "body": partial_frame(item, self._shape), "more_body": True})
-            if self._context.slot is not None:
-                self._context.slot.close()  # the images are made: sending them to a slow reader needs no slot
+            self._context.slot.close()  # the images are made: sending them to a slow reader needs no slot
             for chunk in self._frames(job):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})

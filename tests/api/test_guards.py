@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.admission import AdmissionGate, AdmissionLimits
 from app.auth import EnvKeyResolver, FirstMatch, OpenAccess, key_id_for, require_principal
-from app.context import RequestContext, RequestContextGuard, context_of
+from app.context import NO_SLOT, RequestContext, RequestContextGuard, context_of
 from app.db import Database
 from app.guards import IMAGE_PATHS, BodyDeadlines, Guard, GuardStack, request_guards
 from app.main import create_app
@@ -145,7 +145,7 @@ async def test_a_valid_key_becomes_a_principal_with_a_slot_and_a_limits_ticket()
     seen, sent = await _through(guards, _scope("/v1/images/generations", "Bearer sk-two"))
     context = seen[0]
     assert context.principal == Principal(key_id=key_id_for("sk-two"))
-    assert context.slot is not None and context.limits is not None
+    assert context.slot is not NO_SLOT and context.limits is not None
     assert context.outcome.status == 200 and context.timings.total is not None
     assert _header(sent, b"x-request-id") == context.request_id.encode()
     assert _header(sent, b"x-ratelimit-remaining-requests") == b"59"
@@ -157,14 +157,14 @@ async def test_without_a_valid_key_nothing_is_spent(authorization: str | None, p
     seen, sent = await _through(guards, _scope("/v1/images/generations", authorization))
     context = seen[0]
     assert context.principal is None and context.credentials_presented is presented
-    assert context.slot is None and context.limits is None
+    assert context.slot is NO_SLOT and context.limits is None
     assert _header(sent, b"x-ratelimit-remaining-requests") is None
 
 
 async def test_other_paths_get_a_principal_but_no_slot_or_limits() -> None:
     seen, _ = await _through(_guards(keys=["sk-one"], rpm=60), _scope("/v1/models", "Bearer sk-one"))
     assert seen[0].principal is not None
-    assert seen[0].slot is None and seen[0].limits is None
+    assert seen[0].slot is NO_SLOT and seen[0].limits is None
     assert "/v1/models" not in IMAGE_PATHS
 
 
