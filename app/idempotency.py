@@ -85,6 +85,7 @@ class _Running:
 
 Work = Callable[[], Awaitable[Response]]
 Material = Callable[[], bytes]
+Release = Callable[[], None]
 """What the request asks for, computed only when it carries an Idempotency-Key (hashing every upload
 on every request would cost milliseconds per MiB for nothing)."""
 
@@ -136,10 +137,14 @@ class Idempotency:
         self._lease = lease_seconds
         self._running: dict[str, _Running] = {}
 
-    async def serve(self, request: Request, context: RequestContext, material: Material, work: Work) -> Response:
+    async def serve(
+        self, request: Request, context: RequestContext, material: Material, work: Work, release: Release
+    ) -> Response:
         """``work()``'s answer, or the stored/shared answer of an earlier request with the same key.
 
-        Only for requests with a principal (the image routes require one)."""
+        ``release`` drops what the request parsed for ``work`` (its images): called when a duplicate
+        starts waiting for another request's answer, as its ``work`` will not run. Only for requests
+        with a principal (the image routes require one)."""
         key = request.headers.get(HEADER)
         if key is None:
             return await work()
@@ -172,6 +177,9 @@ class Idempotency:
         # Nor its share of the intake budget: it sends nothing, and a client's retries of slow jobs
         # (the SDKs resend with the same key when a proxy cut the first try) must not stall uploads.
         if not first:
+            # Nor its parsed body: a duplicate of an edit would otherwise hold its images for the
+            # whole of the first request's job, uncounted once its intake share is back.
+            release()
             context.inputs_sent()
         async with contextlib.nullcontext() if first else context.without_slot():
             await asyncio.wait({running.task})

@@ -29,7 +29,7 @@ from app.context import RequestContext, context_of
 from app.deps import AppState, state_of
 from app.forms import FormLimits, read_limited, read_multipart
 from app.handlers import ChunksResponse, json_response
-from app.idempotency import Material, Work, form_material, json_material
+from app.idempotency import Material, Release, Work, form_material, json_material
 from app.inputs import build_request, counted_fetch, form_inputs, json_inputs
 from app.jobs.intake import PREFER_HEADER, async_intake, prefers_async
 from app.settings import Settings
@@ -92,7 +92,7 @@ async def create_edit(request: Request) -> Response:
             form.drop_files()
             return await _serve(request, state, context, image_request, "edit", inputs)
 
-        return await _respond(request, state, context, lambda: form_material(form), multipart_edit)
+        return await _respond(request, state, context, lambda: form_material(form), multipart_edit, form.drop_files)
     if content_type.startswith("application/x-www-form-urlencoded"):
         # What a form without files becomes (curl -d, httpx data=): scalars only, so no image.
         raw = await read_limited(request.stream(), 4 * 1024 * 1024)
@@ -101,7 +101,7 @@ async def create_edit(request: Request) -> Response:
         async def form_edit() -> Response:
             return await _serve(request, state, context, build_request(fields), "edit", EditInputs(images=()))
 
-        return await _respond(request, state, context, lambda: json_material(fields), form_edit)
+        return await _respond(request, state, context, lambda: json_material(fields), form_edit, fields.clear)
     if content_type.startswith("application/json"):
         body = _json_object(await read_limited(request.stream(), _largest_edit_body(settings)))
 
@@ -118,7 +118,7 @@ async def create_edit(request: Request) -> Response:
                 )
             return await _serve(request, state, context, build_request(body), "edit", inputs)
 
-        return await _respond(request, state, context, lambda: json_material(body), json_edit)
+        return await _respond(request, state, context, lambda: json_material(body), json_edit, body.clear)
     raise InvalidRequestError(
         "edits take multipart/form-data (as the OpenAI SDKs send) or application/json",
         code="unsupported_content_type",
@@ -135,14 +135,15 @@ async def create_generation(request: Request) -> Response:
     async def generation() -> Response:
         return await _serve(request, state, context, build_request(body), "generate", None)
 
-    return await _respond(request, state, context, lambda: json_material(body), generation)
+    return await _respond(request, state, context, lambda: json_material(body), generation, body.clear)
 
 
 async def _respond(
-    request: Request, state: AppState, context: RequestContext, material: Material, work: Work
+    request: Request, state: AppState, context: RequestContext, material: Material, work: Work, release: Release
 ) -> Response:
-    """``work()`` once per Idempotency-Key (see :mod:`app.idempotency`), cancelled if the client leaves."""
-    return await _until_disconnect(request, state.idempotency.serve(request, context, material, work))
+    """``work()`` once per Idempotency-Key (see :mod:`app.idempotency`), cancelled if the client leaves;
+    ``release`` drops the parsed body when a duplicate waits instead."""
+    return await _until_disconnect(request, state.idempotency.serve(request, context, material, work, release))
 
 
 async def _serve(

@@ -15,6 +15,7 @@ import base64
 import io
 import os
 import tracemalloc
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +25,7 @@ import openai
 import pytest
 from PIL import Image
 
+from app.forms import ParsedForm
 from tests.conftest import TEST_KEY
 from tests.fakes.fake_fal import FakeFal
 from tests.fakes.fake_replicate import FakeReplicate
@@ -37,6 +39,8 @@ FAL_EDIT = "fal-ai/hidream-e1-1"
 QWEN = "qwen/qwen-image-edit"
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY_CODE = [f"{REPO}/{package}/*" for package in ("app", "core", "normalization", "providers")]
+SERVER_CODE = [*GATEWAY_CODE, "*/uvicorn/*"]
+"""Where a request's body is allocated: uvicorn's receive, and the protocol feeding its parser."""
 
 
 def config(fal: FakeFal, replicate: FakeReplicate) -> str:
@@ -123,6 +127,11 @@ def _fal_input(fal: FakeFal) -> bytes | None:
 def _largest_gateway_allocation() -> int:
     snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, p) for p in GATEWAY_CODE])
     return max((trace.size for trace in snapshot.traces), default=0)
+
+
+def _allocated_in(patterns: list[str]) -> int:
+    snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, p) for p in patterns])
+    return sum(trace.size for trace in snapshot.traces)
 
 
 def _accepted(fal: FakeFal) -> str | None:
@@ -251,3 +260,53 @@ def test_a_streamed_edits_input_leaves_memory_too(sdk: openai.OpenAI, fal: FakeF
         events = answer.result(timeout=60)
     assert [event.type for event in events] == ["image_edit.completed"]
     assert _files(spill_dir) == []
+
+
+def test_a_waiting_duplicate_keeps_no_copy_of_its_upload(
+    sdk: openai.OpenAI, fal: FakeFal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry with the first try's Idempotency-Key (a proxy cut the first connection) waits for the
+    first's job and sends nothing: its own upload leaves memory as it starts waiting, not when the
+    first's job ends (its intake share goes back then, so nothing else would bound it)."""
+    dropped: list[int] = []
+    drop_files = ParsedForm.drop_files
+
+    def counted(form: ParsedForm) -> None:
+        dropped.append(sum(sum(len(piece) for piece in chunks) for _, chunks in form.images))
+        drop_files(form)
+
+    monkeypatch.setattr(ParsedForm, "drop_files", counted)
+    key = {"Idempotency-Key": f"memory-{uuid.uuid4()}"}
+
+    def edit() -> openai.types.ImagesResponse:
+        return sdk.images.edit(
+            model="waiting-edit",
+            image=("in.png", SOURCE, "image/png"),
+            prompt="[fake:never] make it blue",
+            response_format="b64_json",
+            extra_headers=key,
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(edit)
+        wait_until(lambda: _accepted(fal) is not None, what="the first job at fal", timeout=30)
+        request_id = _accepted(fal)
+        assert request_id is not None and dropped == [len(SOURCE)]  # the first's inputs hold its image
+        tracemalloc.start()
+        try:
+            duplicate = pool.submit(edit)
+            wait_until(lambda: len(dropped) == 2, what="the duplicate's parsed image dropped", timeout=30)
+            assert dropped[1] == len(SOURCE) and not duplicate.done()
+            wait_until(
+                lambda: _allocated_in(SERVER_CODE) < len(SOURCE) // 2,
+                what="the duplicate's upload out of memory",
+                timeout=10,
+            )
+            assert not duplicate.done() and not first.done()  # both still wait on the one job
+            fal.finish(request_id)
+            answers = first.result(timeout=60), duplicate.result(timeout=60)
+        finally:
+            tracemalloc.stop()
+    assert answers[0].data and answers[1].data
+    assert answers[0].data[0].b64_json == answers[1].data[0].b64_json
+    assert len([s for s in fal.submissions if s.request_id is not None]) == 1
