@@ -73,6 +73,20 @@ def ok(body: bytes, extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: image/png\r\n%s\r\n%s" % (len(body), extra, body)
 
 
+def each_request(respond: Callable[[list[bytes], asyncio.StreamWriter], Awaitable[None]]) -> Handler:
+    """A handler answering every request of a kept-alive connection with ``respond(head, writer)``."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await read_head(reader)
+            except asyncio.IncompleteReadError:
+                return
+            await respond(head, writer)
+
+    return handler
+
+
 async def close_without_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await read_head(reader)
     writer.close()
@@ -140,16 +154,11 @@ async def test_connection_refused_is_a_connect_error(client: httpx.AsyncClient) 
 
 
 async def test_answers_and_streams_pass_through(client: httpx.AsyncClient) -> None:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_head(reader)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(ok(PNG * 1000, b"X-Upstream: yes\r\n"))
-            await writer.drain()
+    async def answer(head: list[bytes], writer: asyncio.StreamWriter) -> None:
+        writer.write(ok(PNG * 1000, b"X-Upstream: yes\r\n"))
+        await writer.drain()
 
-    async with serve(answer) as port:
+    async with serve(each_request(answer)) as port:
         for _ in range(3):  # one kept-alive connection, three requests
             response = await client.get(f"http://127.0.0.1:{port}/a")
             assert (response.status_code, response.headers["x-upstream"], response.content) == (200, "yes", PNG * 1000)
@@ -175,25 +184,20 @@ FRAMINGS = {
 @pytest.mark.timeout(20)  # a read that never waits holds the event loop: only the alarm would end it
 @pytest.mark.parametrize("framing", list(FRAMINGS))
 async def test_every_framing_is_read_whole_and_ends(client: httpx.AsyncClient, framing: str) -> None:
-    head, body = FRAMINGS[framing]
+    status_and_headers, body = FRAMINGS[framing]
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_head(reader)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(head)
-            for start in range(0, len(body), 7000):  # the body in pieces, as a server flushes it
-                writer.write(body[start : start + 7000])
-                await writer.drain()
+    async def answer(head: list[bytes], writer: asyncio.StreamWriter) -> None:
+        writer.write(status_and_headers)
+        for start in range(0, len(body), 7000):  # the body in pieces, as a server flushes it
+            writer.write(body[start : start + 7000])
+            await writer.drain()
 
     expected = {
         "length": PNG * 4000,
         "chunked": PNG + PNG * 3000 + b"end",
         "chunked 500": b"Internal Server Error",
     }.get(framing, b"")
-    async with serve(answer) as port:
+    async with serve(each_request(answer)) as port:
         for path in ("/a", "/b"):
             response = await client.post(f"http://127.0.0.1:{port}{path}", content=b"{}")
             assert response.content == expected
@@ -204,17 +208,12 @@ async def test_an_upstream_s_cookies_are_not_sent_back(client: httpx.AsyncClient
     # a cookie set on one request must not ride along with the next.
     cookie_headers: list[bool] = []
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                head = await read_head(reader)
-            except asyncio.IncompleteReadError:
-                return
-            cookie_headers.append(any(line.lower().startswith(b"cookie:") for line in head))
-            writer.write(ok(PNG, b"Set-Cookie: session=abc; Path=/\r\n"))
-            await writer.drain()
+    async def answer(head: list[bytes], writer: asyncio.StreamWriter) -> None:
+        cookie_headers.append(any(line.lower().startswith(b"cookie:") for line in head))
+        writer.write(ok(PNG, b"Set-Cookie: session=abc; Path=/\r\n"))
+        await writer.drain()
 
-    async with serve(answer) as port:
+    async with serve(each_request(answer)) as port:
         for path in ("/a", "/b"):
             response = await client.get(f"http://127.0.0.1:{port}{path}")
             assert response.headers["set-cookie"].startswith("session=")
