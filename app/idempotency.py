@@ -85,9 +85,10 @@ class _Running:
 
 Work = Callable[[], Awaitable[Response]]
 Material = Callable[[], bytes]
-Release = Callable[[], None]
 """What the request asks for, computed only when it carries an Idempotency-Key (hashing every upload
 on every request would cost milliseconds per MiB for nothing)."""
+Release = Callable[[], None]
+"""Drops what a request parsed for its work (the images of an edit), when it will not run it."""
 
 
 def form_material(form: ParsedForm) -> bytes:

@@ -107,9 +107,9 @@ class _ResponseStream(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         # Each piece as the event loop received it (readchunk), not iter_any's join of every piece
         # buffered since the last read: one copy less of most of a large answer, which httpx joins
-        # once. The end is aiohttp's at_eof(), not readchunk's (b"", False): a body-less answer's
-        # reader (a 204) says (b"", True) from its second call on without waiting, on which
-        # iter_chunks spun and held the event loop.
+        # once. The end is aiohttp's at_eof(), not readchunk's (b"", False): a 204 (an answer that
+        # cannot have a body) gets aiohttp's one shared empty reader, which says (b"", False) once
+        # per process and then (b"", True) without waiting, on which iter_chunks spun.
         content = self._response.content
         with _mapped(self._request):
             while True:
