@@ -45,7 +45,7 @@ from normalization.plan import Plan, ResponseFormat
 from normalization.pricing import usd
 from normalization.request import EditInputs, ImageRequest
 from normalization.response import Attempt, ImagesResponse, ResponseMetadata
-from normalization.routing.admission_hooks import RequestAdmission
+from normalization.routing.admission_hooks import UNBOUNDED, RequestAdmission
 from normalization.routing.breaker import BreakerStore, MemoryBreakers, ObservedBreakers
 from normalization.routing.route import Route, plan_route, resolve_model
 from normalization.routing.router import Router, Served
@@ -137,7 +137,7 @@ class Gateway:
         *,
         base_url: str,
         while_upstream: UpstreamWait | None = None,
-        admission: RequestAdmission | None = None,
+        admission: RequestAdmission = UNBOUNDED,
         spend: Spend | None = None,
         attempts: list[Attempt] | None = None,
         tracker: UpstreamTracker | None = None,

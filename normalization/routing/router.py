@@ -34,7 +34,7 @@ from normalization.emulation.fanout import FanOut, collect
 from normalization.input_spill import InputSpill, SpillingTracker, call_holders
 from normalization.metering import CallObserver, MeteredAdapter, Spend
 from normalization.response import Attempt
-from normalization.routing.admission_hooks import RequestAdmission
+from normalization.routing.admission_hooks import UNBOUNDED, RequestAdmission
 from normalization.routing.breaker import BreakerStore
 from normalization.routing.failover import counts_against_provider, fails_over
 from normalization.routing.pending_inputs import PendingInputs
@@ -80,13 +80,13 @@ class _WaitingCalls:
     taking the slot for them would hold it while the request's other jobs still run. Should a call
     start after that (a failover), the slot is handed on again."""
 
-    def __init__(self, admission: RequestAdmission | None) -> None:
+    def __init__(self, admission: RequestAdmission) -> None:
         self.count = 0
         self._admission = admission
         self._slot_back = False
 
     def started(self, calls: int) -> None:
-        if self._slot_back and self._admission is not None:
+        if self._slot_back:
             self._slot_back = False
             self._admission.hand_slot_on()
         self.count += calls
@@ -97,7 +97,7 @@ class _WaitingCalls:
 
     async def finished(self) -> None:
         self.count -= 1
-        if self.count == 0 and self._admission is not None:
+        if self.count == 0:
             self._slot_back = True
             await self._admission.take_slot_back()
 
@@ -127,7 +127,7 @@ class Router:
         attempts: list[Attempt],
         tracker: UpstreamTracker | None = None,
         on_partial: OnPartial | None = None,
-        admission: RequestAdmission | None = None,
+        admission: RequestAdmission = UNBOUNDED,
     ) -> Served:
         """Every leg of ``route`` served by some deployment, or the error that ends the request.
 
@@ -145,11 +145,7 @@ class Router:
         """
         per_request = self._fanout.request_slots()
         adapters = [self._metered(option, spend) for option in route.options]
-        inputs = PendingInputs(
-            len(route.options[0].legs),
-            admission.inputs_sent if admission is not None else _nothing,
-            admission.reserve_intake if admission is not None else None,
-        )
+        inputs = PendingInputs(len(route.options[0].legs), admission.inputs_sent, admission.reserve_intake)
         run = _Run(
             per_request,
             attempts,
@@ -295,10 +291,6 @@ class Router:
             run.waiting.ended(len(calls) - tracker.finished_calls)
             await tracker.end()
         return collect(calls, results)
-
-
-def _nothing() -> None:
-    return None
 
 
 def _inputs_size(calls: tuple[UpstreamCall, ...]) -> int:
