@@ -23,7 +23,7 @@ order is the design; each position has its reason:
 5. ``limits`` (:class:`~app.ratelimit.LimitsGuard`): after auth (buckets belong to principals) and
    before admission, so a key over its rate or its concurrency cap is refused at once instead of
    waiting in the shared queue, and one key cannot fill that queue.
-6. ``admission`` (:class:`~app.admission.AdmissionGuard`): takes a slot before the body is read,
+6. ``admission`` (:class:`~app.admission_guard.AdmissionGuard`): takes a slot before the body is read,
    so queued uploads stay in the socket buffers.
 7. ``body_deadlines`` (:class:`~app.body_timeout.BodyDeadlineGuard`): innermost, around the reads
    of the body, which start only once the request holds its slot: a queued request is not timed
@@ -42,7 +42,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.admission import AdmissionGate, AdmissionGuard
+from app.admission import AdmissionGate
+from app.admission_guard import AdmissionGuard
 from app.api.images import EDITS_PATH, GENERATIONS_PATH
 from app.auth import AuthGuard, KeyResolver, OpenAccess
 from app.body_timeout import BodyDeadlineGuard

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from app.admission import INTAKE_MIN_BYTES, AdmissionGate, AdmissionLimits, Overloaded, Slot, reserved_intake
+from app.admission import INTAKE_MIN_BYTES, AdmissionGate, AdmissionLimits, Overloaded, Slot
+from app.admission_guard import reserved_intake
 from app.context import Timings
 
 MiB = 1024 * 1024
