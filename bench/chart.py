@@ -32,6 +32,8 @@ def main(source: str, target: str) -> None:
         throughput.bar([x + offset for x in xs], rps, width, color=color, label=shown)
     floor = [max(0.1, c["targets"]["minimal"]["p50_ms"] - c["targets"]["direct"]["p50_ms"]) for c in cells]
     latency.scatter(list(xs), floor, color="black", marker="o", s=18, label="minimal proxy added p50 (for scale)")
+    streamed = [max(0.1, c["targets"]["streaming"]["p50_ms"] - c["targets"]["direct"]["p50_ms"]) for c in cells]
+    latency.scatter(list(xs), streamed, color="grey", marker="^", s=18, label="the same, streaming the answer")
     direct = [c["targets"]["direct"]["rps"] for c in cells]
     throughput.scatter(list(xs), direct, color="black", marker="x", label="direct to upstream")
     latency.set_yscale("log")

@@ -81,7 +81,8 @@ def write_markdown(results: dict[str, Any], cells: list[CellResult], path: Path)
         f"One {results['cpus']}-core host, everything on loopback: the fake OpenAI upstream "
         "(`tests/fakes/fake_openai.py`, answers a 1024x1024 PNG as b64_json, ~2.4 MB JSON), pixelgate "
         "(1 process), LiteLLM proxy (1 worker), a minimal buffering proxy for scale (`bench/minimal_proxy.py`: "
-        "raw ASGI on uvicorn, aiohttp to the upstream, no checks) and one httpx load generator (uvloop, "
+        "raw ASGI on uvicorn, aiohttp to the upstream, no checks), the same handing each answer on as it "
+        "arrives (`--stream`: streaming) and one httpx load generator (uvloop, "
         f"`Accept-Encoding: gzip, deflate`). Requests per target per cell: {results['counts']}, in {results['rounds']} "
         "interleaved rounds. Added = gateway minus direct, same cell. Input bodies: "
         + ", ".join(f"{k} {v / 1048576:.2f} MiB" for k, v in results["input_bytes"].items())
@@ -89,8 +90,8 @@ def write_markdown(results: dict[str, Any], cells: list[CellResult], path: Path)
         "",
         "| workload | conc | direct p50 / p99 ms | direct rps | pixelgate added p50 / p99 ms | pixelgate rps "
         "| LiteLLM added p50 / p99 ms | LiteLLM rps | minimal proxy added p50 / p99 ms | minimal rps "
-        "| errors (pg / lite / min) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| streaming added p50 ms | errors (pg / lite / min / str) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         d, p, lite, low = c.targets["direct"], c.targets["pixelgate"], c.targets["litellm"], c.targets["minimal"]
@@ -99,7 +100,8 @@ def write_markdown(results: dict[str, Any], cells: list[CellResult], path: Path)
             f"| {c.added('pixelgate', 'p50_ms'):.1f} / {c.added('pixelgate', 'p99_ms'):.1f} | {p.rps:.1f} "
             f"| {c.added('litellm', 'p50_ms'):.1f} / {c.added('litellm', 'p99_ms'):.1f} | {lite.rps:.1f} "
             f"| {c.added('minimal', 'p50_ms'):.1f} / {c.added('minimal', 'p99_ms'):.1f} | {low.rps:.1f} "
-            f"| {p.errors} / {lite.errors} / {low.errors} |"
+            f"| {c.added('streaming', 'p50_ms'):.1f} "
+            f"| {p.errors} / {lite.errors} / {low.errors} / {c.targets['streaming'].errors} |"
         )
     rss = results["peak_rss_bytes"]
     rows += [
@@ -162,7 +164,9 @@ def target_rows(results: dict[str, Any], cells: list[CellResult]) -> list[str]:
         "",
         f"For scale, in the same run: a minimal buffering proxy (`bench/minimal_proxy.py`: no checks, no "
         f"routing, no ledger) added {edit1.added('minimal', 'p50_ms'):.1f} ms at the p50 of a 1 MiB edit at c=1, "
-        f"pixelgate {edit1.added('pixelgate', 'p50_ms'):.1f} ms, LiteLLM {edit1.added('litellm', 'p50_ms'):.1f} ms.",
+        f"the same handing the answer on as it arrives {edit1.added('streaming', 'p50_ms'):.1f} ms, "
+        f"pixelgate {edit1.added('pixelgate', 'p50_ms'):.1f} ms, LiteLLM {edit1.added('litellm', 'p50_ms'):.1f} ms "
+        f"(1/30 of it: {edit1.added('litellm', 'p50_ms') / 30:.1f} ms).",
     ]
     return rows
 

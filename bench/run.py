@@ -3,9 +3,10 @@
 Starts the fake OpenAI upstream (``tests.fakes.fake_openai``), pixelgate (``pixelgate serve``,
 built-in ``gpt-image-1`` on the ``openai`` provider pointed at the fake), LiteLLM proxy
 1.106.2 (``bench/start_litellm.sh``, its own venv) and, for scale, a minimal buffering proxy
-(``bench.minimal_proxy``), then for each workload (generations, 1 MiB and 4 MiB edits) and
-concurrency (1, 16, 64) sends a fixed number of requests to each target (direct, pixelgate,
-minimal, litellm), interleaved in rounds with the order rotating, from one load generator. Writes
+(``bench.minimal_proxy``) and the same handing answers on as they arrive (``--stream``), then for
+each workload (generations, 1 MiB and 4 MiB edits) and concurrency (1, 16, 64) sends a fixed number
+of requests to each target (direct, pixelgate, minimal, streaming, litellm), interleaved in rounds
+with the order rotating, from one load generator. Writes
 ``bench/results/results.json``, ``results.md`` and ``chart.png`` (matplotlib, run in the LiteLLM
 venv so it is no dependency of pixelgate), and the summary in ``README.md``.
 Bounded: a fixed request count per cell.
@@ -44,7 +45,7 @@ def _start_servers(
     log_dir: Path, data_dir: Path, with_litellm: bool, ledger_baseline: bool = False
 ) -> tuple[dict[str, Server], list[Target]]:
     fake_port, gate_port, lite_port, bare_port = free_port(), free_port(), free_port(), free_port()
-    minimal_port = free_port()
+    minimal_port, streaming_port = free_port(), free_port()
     upstream = f"http://127.0.0.1:{fake_port}/v1"
     gate_key, lite_key = "sk-bench-" + secrets.token_hex(12), "sk-bench-" + secrets.token_hex(12)
     env_py = {"PYTHONPATH": str(ROOT), "PIXELGATE_CONFIG": ""}
@@ -74,10 +75,19 @@ def _start_servers(
         log_dir,
         ROOT,
     )
+    # And the floor under one that hands the answer on as it arrives (no failure answered once it starts).
+    servers["streaming"] = start(
+        "streaming",
+        [sys.executable, "-m", "bench.minimal_proxy", str(streaming_port), upstream, "--stream"],
+        env_py,
+        log_dir,
+        ROOT,
+    )
     targets = [
         Target("direct", upstream, "sk-fake-upstream"),
         Target("pixelgate", f"http://127.0.0.1:{gate_port}/v1", gate_key),
         Target("minimal", f"http://127.0.0.1:{minimal_port}/v1", "sk-fake-upstream"),
+        Target("streaming", f"http://127.0.0.1:{streaming_port}/v1", "sk-fake-upstream"),
     ]
     if ledger_baseline:
         # The same server with its ledger off (bench/serve_without_ledger.py), on its own data dir.
@@ -107,6 +117,7 @@ def _start_servers(
     wait_ready(servers["fake"], f"{upstream}/files/result.png")
     wait_ready(servers["pixelgate"], f"http://127.0.0.1:{gate_port}/healthz")
     wait_ready(servers["minimal"], f"http://127.0.0.1:{minimal_port}/healthz")
+    wait_ready(servers["streaming"], f"http://127.0.0.1:{streaming_port}/healthz")
     if ledger_baseline:
         wait_ready(servers["pixelgate-noledger"], f"http://127.0.0.1:{bare_port}/healthz")
     if with_litellm:
@@ -204,7 +215,8 @@ def main() -> int:
         cpu_before = {name: server.cpu_seconds() for name, server in servers.items()}
         try:
             cells = uvloop.run(_measure(targets, workloads, concurrencies, counts, ROUNDS))
-            rss = {name: server.peak_rss_bytes() for name, server in servers.items() if name not in ("fake", "minimal")}
+            scale = ("fake", "minimal", "streaming")
+            rss = {name: server.peak_rss_bytes() for name, server in servers.items() if name not in scale}
             cpu = {name: server.cpu_seconds() - cpu_before[name] for name, server in servers.items()}
         finally:
             if profiler is not None:
