@@ -67,28 +67,16 @@ def _start_servers(
             ROOT,
         ),
     }
-    # The floor under any buffering Python proxy (bench/minimal_proxy.py): beside the gateways, for scale.
-    servers["minimal"] = start(
-        "minimal",
-        [sys.executable, "-m", "bench.minimal_proxy", str(minimal_port), upstream],
-        env_py,
-        log_dir,
-        ROOT,
-    )
-    # And the floor under one that hands the answer on as it arrives (no failure answered once it starts).
-    servers["streaming"] = start(
-        "streaming",
-        [sys.executable, "-m", "bench.minimal_proxy", str(streaming_port), upstream, "--stream"],
-        env_py,
-        log_dir,
-        ROOT,
-    )
     targets = [
         Target("direct", upstream, "sk-fake-upstream"),
         Target("pixelgate", f"http://127.0.0.1:{gate_port}/v1", gate_key),
-        Target("minimal", f"http://127.0.0.1:{minimal_port}/v1", "sk-fake-upstream"),
-        Target("streaming", f"http://127.0.0.1:{streaming_port}/v1", "sk-fake-upstream"),
     ]
+    # For scale, beside the gateways (bench/minimal_proxy.py): the floor under any buffering Python
+    # proxy, and under one that hands the answer on as it arrives (no failure answered once it starts).
+    for name, port, mode in (("minimal", minimal_port, ()), ("streaming", streaming_port, ("--stream",))):
+        argv = [sys.executable, "-m", "bench.minimal_proxy", str(port), upstream, *mode]
+        servers[name] = start(name, argv, env_py, log_dir, ROOT)
+        targets.append(Target(name, f"http://127.0.0.1:{port}/v1", "sk-fake-upstream"))
     if ledger_baseline:
         # The same server with its ledger off (bench/serve_without_ledger.py), on its own data dir.
         servers["pixelgate-noledger"] = start(
@@ -116,8 +104,8 @@ def _start_servers(
         targets.append(Target("litellm", f"http://127.0.0.1:{lite_port}/v1", lite_key))
     wait_ready(servers["fake"], f"{upstream}/files/result.png")
     wait_ready(servers["pixelgate"], f"http://127.0.0.1:{gate_port}/healthz")
-    wait_ready(servers["minimal"], f"http://127.0.0.1:{minimal_port}/healthz")
-    wait_ready(servers["streaming"], f"http://127.0.0.1:{streaming_port}/healthz")
+    for name, port in (("minimal", minimal_port), ("streaming", streaming_port)):
+        wait_ready(servers[name], f"http://127.0.0.1:{port}/healthz")
     if ledger_baseline:
         wait_ready(servers["pixelgate-noledger"], f"http://127.0.0.1:{bare_port}/healthz")
     if with_litellm:
@@ -215,8 +203,8 @@ def main() -> int:
         cpu_before = {name: server.cpu_seconds() for name, server in servers.items()}
         try:
             cells = uvloop.run(_measure(targets, workloads, concurrencies, counts, ROUNDS))
-            scale = ("fake", "minimal", "streaming")
-            rss = {name: server.peak_rss_bytes() for name, server in servers.items() if name not in scale}
+            not_gateways = ("fake", "minimal", "streaming")
+            rss = {name: server.peak_rss_bytes() for name, server in servers.items() if name not in not_gateways}
             cpu = {name: server.cpu_seconds() - cpu_before[name] for name, server in servers.items()}
         finally:
             if profiler is not None:

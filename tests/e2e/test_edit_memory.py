@@ -124,14 +124,18 @@ def _fal_input(fal: FakeFal) -> bytes | None:
     return fal.storage.bytes_at(url)
 
 
+def _allocation_sizes(patterns: list[str]) -> list[int]:
+    """The sizes of the live blocks tracemalloc traced to files matching ``patterns``."""
+    snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, p) for p in patterns])
+    return [trace.size for trace in snapshot.traces]
+
+
 def _largest_gateway_allocation() -> int:
-    snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, p) for p in GATEWAY_CODE])
-    return max((trace.size for trace in snapshot.traces), default=0)
+    return max(_allocation_sizes(GATEWAY_CODE), default=0)
 
 
 def _allocated_in(patterns: list[str]) -> int:
-    snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, p) for p in patterns])
-    return sum(trace.size for trace in snapshot.traces)
+    return sum(_allocation_sizes(patterns))
 
 
 def _accepted(fal: FakeFal) -> str | None:
